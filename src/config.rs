@@ -1,0 +1,5 @@
+//! Configuration: TOML → `raw` (serde mirror) → validated [`Config`].
+
+mod issue;
+
+pub use issue::ConfigIssue;

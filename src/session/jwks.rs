@@ -1,0 +1,1 @@
+//! JWKS cache. STUB: the session work replaces this file.
