@@ -90,7 +90,10 @@ impl Policy {
         ctx: &CompileContext<'_>,
     ) -> Result<Self, Vec<ConfigIssue>> {
         let _ = (routes, policy, ctx);
-        Ok(Self { routes: Vec::new(), default: DefaultPolicy::Deny })
+        Ok(Self {
+            routes: Vec::new(),
+            default: DefaultPolicy::Deny,
+        })
     }
 
     /// Lints: shadowed routes, no catch-all.
@@ -135,6 +138,8 @@ impl Route {
         headers: &HeaderMap,
     ) -> Result<Grant, Denial> {
         let _ = (claims, captures, headers);
-        Err(Denial { reason: "not implemented".into() })
+        Err(Denial {
+            reason: "not implemented".into(),
+        })
     }
 }
