@@ -36,10 +36,6 @@ use crate::descope::{DescopeClient, DescopeError};
 use crate::metrics::Metrics;
 use crate::session::{SessionError, SessionValidator};
 
-/// Default of `[session] refresh_reuse`: how long a refresh result (or
-/// failure) is shared by requests presenting the same refresh token.
-pub const DEFAULT_REFRESH_REUSE: Duration = Duration::from_secs(10);
-
 /// Pause after a 429 that carried no usable `Retry-After`.
 pub const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(10);
 
@@ -227,6 +223,22 @@ impl Refresher {
             // The leader's result is counted by the task, not as shared.
             Start::Lead(rx) => wait(rx).await,
         }
+    }
+}
+
+impl Refresher {
+    /// Drops any stored result for `refresh_jwt`, and any stored success that
+    /// handed out `refresh_jwt` as its (rotated) refresh token, so a signed-out
+    /// token is not answered from the reuse table. Calls in flight are left alone.
+    pub fn forget(&self, refresh_jwt: &str) {
+        let key = token_key(refresh_jwt);
+        let mut state = self.inner.lock();
+        state.slots.retain(|k, slot| match slot {
+            Slot::InFlight(_) => true,
+            Slot::Done { outcome, .. } => {
+                *k != key && !matches!(outcome, Ok(r) if r.refresh_jwt == refresh_jwt)
+            }
+        });
     }
 }
 

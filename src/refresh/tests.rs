@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
+use crate::config::DEFAULT_REFRESH_REUSE;
 use crate::descope::DescopeSettings;
 use crate::descope::client::fake::{Answer, FakeDescope, Recorded};
 
@@ -333,6 +334,27 @@ async fn expired_entries_are_swept() {
     let state = h.refresher.inner.lock();
     assert_eq!(state.slots.len(), 1);
     assert_eq!(state.next_sweep, SWEEP_FLOOR);
+}
+
+#[tokio::test]
+async fn forget_drops_stored_results() {
+    let h = harness(DEFAULT_REFRESH_REUSE, |r, n| {
+        let sub = presented_sub(r);
+        Answer::json(
+            200,
+            json!({"sessionJwt": format!("S:{sub}:{n}"), "refreshJwt": format!("R:{sub}:rotated{n}")}),
+        )
+    })
+    .await;
+    let first = h.refresher.refresh("R:U1:old").await.expect("ok");
+    // Signing out with the rotated token also drops the entry that hands it out.
+    h.refresher.forget(&first.refresh_jwt);
+    let again = h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert!(!Arc::ptr_eq(&first, &again));
+    assert_eq!(h.fake.calls(REFRESH_PATH), 2);
+    h.refresher.forget("R:U1:old");
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 3);
 }
 
 #[test]
