@@ -268,27 +268,22 @@ fn is_name_or_chunk(name: &str, base: &str) -> bool {
     }
 }
 
-/// Every `(name, value)` pair of every `Cookie` header, in order. Headers that
-/// are not visible ASCII and pairs that do not parse are skipped.
+/// Every `(name, value)` pair of every `Cookie` header, in order, parsed by
+/// the `cookie` crate (no percent-decoding). Headers that are not visible
+/// ASCII and pairs that do not parse are skipped; RFC 6265 quotes around a
+/// value are removed.
 fn request_cookies(headers: &HeaderMap) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     for h in headers.get_all(COOKIE) {
         let Ok(s) = h.to_str() else { continue };
-        for pair in s.split(';') {
-            let pair = pair.trim();
-            let Some((name, value)) = pair.split_once('=') else {
+        for c in Cookie::split_parse(s).flatten() {
+            let (Some(name), Some(value)) = (c.name_raw(), c.value_raw()) else {
                 continue;
             };
-            let name = name.trim();
-            let value = value.trim();
-            // RFC 6265 allows a quoted value.
             let value = value
                 .strip_prefix('"')
                 .and_then(|v| v.strip_suffix('"'))
                 .unwrap_or(value);
-            if name.is_empty() {
-                continue;
-            }
             out.push((name, value));
         }
     }
