@@ -6,6 +6,7 @@
 //!   ├─ reuse entry for key (done < refresh_reuse ago) ──► same result   [shared]
 //!   ├─ call in flight for key ──► wait for it ──► same result           [shared]
 //!   ├─ verify_refresh(dsr) locally fails ──► InvalidToken (no call)     [invalid]
+//!   │    (no signing keys at all ──► Unavailable, cookies kept)         [unavailable]
 //!   ├─ Descope said 429 and Retry-After has not passed ──► Unavailable  [rate_limited]
 //!   └─ spawn one task: POST /v1/auth/refresh ──► verify new session JWT
 //!        ──► store result (success or failure) for refresh_reuse ──► wake waiters
@@ -204,6 +205,12 @@ impl Refresher {
 
         let old_claims = match inner.verifier.verify_refresh(refresh_jwt).await {
             Ok(c) => c,
+            // No signing keys yet (Descope unreachable since start-up): the
+            // token may well be fine, so this is an outage, not a sign-out.
+            Err(SessionError::KeysUnavailable) => {
+                inner.count("unavailable");
+                return Err(RefreshError::Unavailable { retry_after: None });
+            }
             Err(e) => {
                 tracing::debug!(reason = %e, "refresh token failed local verification");
                 inner.count("invalid");

@@ -44,6 +44,9 @@ impl TokenVerifier for FakeVerifier {
             if token.ends_with(":expired") {
                 return Err(SessionError::Expired);
             }
+            if token.ends_with(":nokeys") {
+                return Err(SessionError::KeysUnavailable);
+            }
             fake_claims(token, "R", "DSR")
         })
     }
@@ -163,6 +166,14 @@ async fn forged_or_expired_refresh_tokens_never_reach_descope() {
     }
     assert_eq!(h.fake.calls(REFRESH_PATH), 0);
     assert_eq!(h.count("invalid"), 4);
+}
+
+#[tokio::test]
+async fn missing_signing_keys_are_an_outage_not_a_sign_out() {
+    let h = harness(DEFAULT_REFRESH_REUSE, |r, _| session_for(r)).await;
+    let r = h.refresher.refresh("R:U1:nokeys").await;
+    assert!(matches!(r, Err(RefreshError::Unavailable { .. })), "{r:?}");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 0);
 }
 
 #[tokio::test]
