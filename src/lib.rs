@@ -27,3 +27,4 @@ pub mod emulator;
 pub mod metrics;
 pub mod policy;
 pub mod session;
+pub mod single_flight;
