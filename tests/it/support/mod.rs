@@ -113,7 +113,6 @@ pub async fn spawn_upstream() -> Upstream {
             });
         }
     });
-    up.addr = up.addr;
     up
 }
 
@@ -146,10 +145,8 @@ async fn upstream_handle(state: Upstream, mut req: Request<Incoming>) -> Respons
                 .await;
                 let (mut tx, mut rx) = ws.split();
                 while let Some(Ok(msg)) = rx.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if tx.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && tx.send(msg).await.is_err() {
+                        break;
                     }
                 }
             }
