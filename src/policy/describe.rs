@@ -213,7 +213,7 @@ pub(super) fn describe(policy: &Policy) -> String {
         "case-insensitive paths: {}",
         if policy.case_insensitive { "yes" } else { "no" }
     );
-    let _ = writeln!(out, "routes (first match wins): {}", policy.routes.len());
+    let _ = writeln!(out, "routes: {}", policy.routes.len());
     for r in &policy.routes {
         let _ = writeln!(out);
         let _ = writeln!(out, "[{}] {}", r.index, r.name);
