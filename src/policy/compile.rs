@@ -452,7 +452,13 @@ fn compile_host(c: &mut Ctx<'_>, host: &str) -> Option<HostPattern> {
         );
         return None;
     }
-    let ipv6 = !wild && name.starts_with('[') && name.ends_with(']');
+    let ipv6 = !wild
+        && name.len() > 2
+        && name.starts_with('[')
+        && name.ends_with(']')
+        && name[1..name.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
     let valid_labels = name.split('.').all(|l| {
         !l.is_empty()
             && !l.starts_with('-')
@@ -470,6 +476,8 @@ fn compile_host(c: &mut Ctx<'_>, host: &str) -> Option<HostPattern> {
     }
     Some(if wild {
         HostPattern::Suffix(format!(".{name}"))
+    } else if ipv6 {
+        HostPattern::Exact(name[1..name.len() - 1].to_owned())
     } else {
         HostPattern::Exact(name.to_owned())
     })

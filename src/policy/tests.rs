@@ -251,6 +251,28 @@ fn host_matching() {
             "{host:?}"
         );
     }
+    let v6 = compile("[[routes]]\npath = \"/**\"\nhost = \"[::1]\"\n");
+    for host in ["[::1]", "[::1]:8080", "::1"] {
+        assert!(pick(&v6, Some(host), "/").is_some(), "{host}");
+    }
+    assert!(pick(&v6, Some("[::2]"), "/").is_none());
+}
+
+#[test]
+fn strip_follows_route_case_rule() {
+    let src =
+        "[[routes]]\npath = \"/api/**\"\nstrip_prefix = \"/api\"\n[[routes]]\npath = \"/**\"\n";
+    let ci = compile_with(src, true).unwrap_or_else(|e| panic!("{}", render(&e)));
+    let strip = |p: &Policy, raw: &str| {
+        let m = p.find(None, &path(raw)).expect("matches");
+        m.route.strip(&path(raw)).map(|s| s.to_forward())
+    };
+    assert_eq!(strip(&ci, "/API/x;p"), Some("/x;p".to_owned()));
+    assert_eq!(strip(&ci, "/api"), Some("/".to_owned()));
+    assert_eq!(strip(&ci, "/other"), None);
+    let cs = compile(src);
+    assert_eq!(strip(&cs, "/api/x/"), Some("/x/".to_owned()));
+    assert!(cs.routes()[1].is_catch_all() && !cs.routes()[0].is_catch_all());
 }
 
 #[test]
@@ -950,6 +972,18 @@ fn config_errors_name_key_and_fix() {
             "routes[0].host",
             "not a host name",
             "*.example.com",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nhost = \"[zz]\"",
+            "routes[0].host",
+            "not a host name",
+            "*.example.com",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nhost = \"*\"",
+            "routes[0].host",
+            "not a host name",
+            "first label",
         ),
         (
             "[[routes]]\npath = \"/a\"\naccess = \"private\"",
