@@ -1378,3 +1378,109 @@ fn describe_shows_expansions() {
         assert!(text.contains(want), "describe lacks {want:?}:\n{text}");
     }
 }
+
+// --- matcher properties ----------------------------------------------------------
+
+/// Reference glob matcher: plain recursion, obviously correct, exponential.
+fn naive_match(pat: &[matcher::Seg], segs: &[&str]) -> bool {
+    use matcher::Seg;
+    match (pat.first(), segs.first()) {
+        (None, None) => true,
+        (Some(Seg::AnyDepth), _) => {
+            naive_match(&pat[1..], segs) || (!segs.is_empty() && naive_match(pat, &segs[1..]))
+        }
+        (Some(Seg::One | Seg::Capture(_)), Some(_)) => naive_match(&pat[1..], &segs[1..]),
+        (Some(Seg::Literal(l)), Some(s)) => l == s && naive_match(&pat[1..], &segs[1..]),
+        _ => false,
+    }
+}
+
+fn random_glob(rng: &mut rand::rngs::StdRng, captures: bool) -> Vec<matcher::Seg> {
+    use matcher::Seg;
+    use rand::Rng;
+    let len = rng.random_range(0..6);
+    let mut seen_star = false;
+    (0..len)
+        .map(|i| match rng.random_range(0..6) {
+            0 | 1 => {
+                seen_star = true;
+                Seg::AnyDepth
+            }
+            2 => Seg::One,
+            3 if captures && !seen_star => Seg::Capture(format!("c{i}")),
+            _ => Seg::Literal(["a", "b"][rng.random_range(0..2)].to_owned()),
+        })
+        .collect()
+}
+
+fn random_path(rng: &mut rand::rngs::StdRng) -> Vec<&'static str> {
+    use rand::Rng;
+    let len = rng.random_range(0..7);
+    (0..len)
+        .map(|_| ["a", "b", "c"][rng.random_range(0..3)])
+        .collect()
+}
+
+#[test]
+fn glob_matcher_agrees_with_reference() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for _ in 0..20_000 {
+        let pat = random_glob(&mut rng, true);
+        let segs = random_path(&mut rng);
+        let path = format!("/{}", segs.join("/"));
+        let m = matcher::PathMatcher::Glob(pat.clone());
+        let mut caps = Vec::new();
+        let got = m.matches(&path, false, &mut caps);
+        assert_eq!(got, naive_match(&pat, &segs), "{pat:?} vs {path}");
+        if got {
+            // Captures sit before any `**`, so their positions are fixed.
+            let want: Vec<(String, String)> = pat
+                .iter()
+                .zip(&segs)
+                .filter_map(|(p, s)| match p {
+                    matcher::Seg::Capture(n) => Some((n.clone(), (*s).to_owned())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(caps, want, "{pat:?} vs {path}");
+        }
+    }
+}
+
+#[test]
+fn shadow_analysis_is_sound() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut claimed = 0;
+    for _ in 0..3_000 {
+        let a = random_glob(&mut rng, false);
+        let b = random_glob(&mut rng, false);
+        if !matcher::glob_covers(&a, &b) {
+            continue;
+        }
+        claimed += 1;
+        for _ in 0..200 {
+            let segs = random_path(&mut rng);
+            if naive_match(&b, &segs) {
+                assert!(
+                    naive_match(&a, &segs),
+                    "{a:?} claimed to cover {b:?}, but not /{}",
+                    segs.join("/")
+                );
+            }
+        }
+    }
+    assert!(
+        claimed > 100,
+        "the generator should produce covering pairs ({claimed})"
+    );
+}
+
+#[test]
+fn hostile_paths_stay_fast() {
+    // Many `**` against a long path must not blow up (backtracking is bounded).
+    let policy = compile("[[routes]]\npath = \"/**/a/**/a/**/a/**/a/**/b\"\n");
+    let long = format!("/{}", vec!["a"; 4000].join("/"));
+    assert!(pick(&policy, None, &long).is_none());
+}
