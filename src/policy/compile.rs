@@ -595,8 +595,11 @@ fn compile_tenant(c: &mut Ctx<'_>, t: &str, captures: &[String]) -> Option<Tenan
         );
         return None;
     }
-    if t.len() >= 7 && t[..7].eq_ignore_ascii_case("header:") {
-        let name = t[7..].trim();
+    // `get` keeps this panic-free on non-ASCII input.
+    if let (Some(scheme), Some(rest)) = (t.get(..7), t.get(7..))
+        && scheme.eq_ignore_ascii_case("header:")
+    {
+        let name = rest.trim();
         if !t.starts_with("header:") {
             c.push(
                 "tenant",

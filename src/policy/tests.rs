@@ -833,6 +833,22 @@ fn sdk_truth_tables() {
 }
 
 #[test]
+fn non_ascii_tenant_literal() {
+    let got = authorize(
+        "path = \"/x\"\ntenant = \"ééééé\"",
+        "/x",
+        &[],
+        json!({"tenants": {"ééééé": {}}}),
+    );
+    assert_eq!(
+        got,
+        Ok(Grant {
+            tenant: Some("ééééé".to_owned())
+        })
+    );
+}
+
+#[test]
 fn denial_reasons_never_carry_claim_values() {
     let got = authorize(
         "path = \"/x\"\nclaims = { dept = \"secret-dept\" }",
