@@ -91,7 +91,7 @@ impl Upstream {
 /// `/__setcookie` sets a cookie.
 pub async fn spawn_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut up = Upstream {
+    let up = Upstream {
         addr: Some(listener.local_addr().unwrap()),
         ..Default::default()
     };
