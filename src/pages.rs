@@ -20,67 +20,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// Default script URL of `@descope/web-component` (pinned version).
-pub const DEFAULT_WEB_COMPONENT_URL: &str =
-    "https://unpkg.com/@descope/web-component@3.46.0/dist/index.js";
-/// Default script URL of `@descope/web-js-sdk` (pinned version).
-pub const DEFAULT_WEB_JS_SDK_URL: &str =
-    "https://unpkg.com/@descope/web-js-sdk@1.53.0/dist/index.umd.js";
-/// Default application name shown on the pages.
-pub const DEFAULT_APP_NAME: &str = "Sign in";
+use crate::config::LoginMethod;
 
 /// Poll interval of the enchanted-link waiting page, in milliseconds
 /// (Descope's SDK clamps its own polling to at least 1 s).
 pub const ENCHANTED_POLL_MS: u32 = 2000;
-
-/// One login method of `[login] methods`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginMethod {
-    /// Descope Flow via the `descope-wc` web component.
-    Flow,
-    MagicLink,
-    EnchantedLink,
-    Otp,
-    /// `oauth:<provider>`.
-    OAuth(String),
-    Sso,
-}
-
-/// Why a `[login] methods` entry was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MethodError {
-    #[error(
-        "unknown login method (expected flow, magiclink, enchantedlink, otp, sso or oauth:<provider>)"
-    )]
-    Unknown,
-    #[error("an OAuth provider name is letters, digits, '-' or '_'")]
-    Provider,
-}
-
-impl LoginMethod {
-    /// Parses one `[login] methods` entry.
-    pub fn parse(raw: &str) -> Result<Self, MethodError> {
-        match raw {
-            "flow" => Ok(Self::Flow),
-            "magiclink" => Ok(Self::MagicLink),
-            "enchantedlink" => Ok(Self::EnchantedLink),
-            "otp" => Ok(Self::Otp),
-            "sso" => Ok(Self::Sso),
-            _ => {
-                let p = raw.strip_prefix("oauth:").ok_or(MethodError::Unknown)?;
-                let valid = !p.is_empty()
-                    && p.len() <= 64
-                    && p.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if valid {
-                    Ok(Self::OAuth(p.to_owned()))
-                } else {
-                    Err(MethodError::Provider)
-                }
-            }
-        }
-    }
-}
 
 /// A script the flow page loads, with its optional SRI hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

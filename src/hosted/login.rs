@@ -27,23 +27,23 @@ mod respond;
 mod tests;
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::config::Config;
+use crate::config::LoginMethod;
 use crate::cookies::CookieSettings;
 use crate::descope::{DescopeClient, DescopeError, DescopeReply};
 use crate::login_state::{
     DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, Purpose, StateCodec,
     StateCookieSettings, clear_state_cookie, now_unix,
 };
-use crate::pages::{self, LoginMethod, LoginView, PageSettings};
+use crate::pages::{self, LoginView, PageSettings};
 use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
 use crate::redirect::RedirectPolicy;
-use crate::refresh::Refresher;
 use crate::session::SessionValidator;
 
 use respond::{Origin, json_response, origin_check, page, redirect, with_cookies};
@@ -91,8 +91,19 @@ pub enum LoginError {
     Inconsistent(&'static str),
 }
 
-/// The login endpoints with their shared state.
-pub struct LoginService {
+/// Why the login endpoints could not be set up from a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginSetupError {
+    #[error("login.allowed_redirect_origins: {0}")]
+    Redirect(#[from] crate::redirect::RedirectOriginError),
+    #[error("session.secret: {0}")]
+    Secret(#[from] crate::login_state::StateError),
+}
+
+/// The configuration-derived part of the login endpoints, built once per
+/// configuration generation. The rate limiter lives here too, so a config
+/// reload starts it afresh.
+pub struct LoginCore {
     settings: LoginSettings,
     /// `scheme://host[:port]` of `public_url`.
     public_origin: String,
@@ -100,9 +111,19 @@ pub struct LoginService {
     state_cookie: StateCookieSettings,
     limiter: RateLimiter,
     cookies: CookieSettings,
-    descope: DescopeClient,
-    validator: Arc<SessionValidator>,
-    refresher: Arc<Refresher>,
+}
+
+/// The shared clients a login request needs.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub descope: &'a DescopeClient,
+    pub validator: &'a SessionValidator,
+}
+
+/// One request's view: the core plus the shared clients.
+struct LoginService<'a> {
+    core: &'a LoginCore,
+    deps: Deps<'a>,
 }
 
 /// A parsed request for one handler.
@@ -132,17 +153,11 @@ impl Req<'_> {
     }
 }
 
-// === impl LoginService ===
+// === impl LoginCore ===
 
-impl LoginService {
-    pub fn new(
-        settings: LoginSettings,
-        codec: StateCodec,
-        cookies: CookieSettings,
-        descope: DescopeClient,
-        validator: Arc<SessionValidator>,
-        refresher: Arc<Refresher>,
-    ) -> Self {
+impl LoginCore {
+    /// Builds the login endpoints from explicit settings.
+    pub fn new(settings: LoginSettings, codec: StateCodec, cookies: CookieSettings) -> Self {
         let public_origin = settings.public_url.origin().ascii_serialization();
         let state_cookie = StateCookieSettings {
             secure: cookies.secure,
@@ -156,10 +171,68 @@ impl LoginService {
             state_cookie,
             limiter,
             cookies,
-            descope,
-            validator,
-            refresher,
         }
+    }
+
+    /// From the validated configuration; `None` when no login method is on
+    /// or no `[session] secret` is set (every login endpoint then answers 404).
+    pub fn from_config(cfg: &Config) -> Result<Option<Self>, LoginSetupError> {
+        let l = &cfg.login;
+        let Some(secret) = cfg.session.secret.as_ref() else {
+            return Ok(None);
+        };
+        if l.methods.is_empty() {
+            return Ok(None);
+        }
+        let previous: Vec<&[u8]> = cfg
+            .session
+            .previous_secrets
+            .iter()
+            .map(|s| s.expose().as_bytes())
+            .collect();
+        let codec = StateCodec::new(secret.expose().as_bytes(), &previous)?;
+        let redirect = RedirectPolicy::new(&l.allowed_redirect_origins)?;
+        let auth_prefix = cfg.server.auth_prefix.trim_end_matches('/').to_owned();
+        let pages = PageSettings {
+            app_name: l.app_name.clone(),
+            logo_url: l.logo_url.clone(),
+            auth_prefix: auth_prefix.clone(),
+            methods: l.methods.clone(),
+            project_id: cfg.descope.project_id.clone(),
+            flow_id: l.flow_id.clone(),
+            descope_base_url: Some(
+                cfg.descope
+                    .base_url
+                    .as_str()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            ),
+            web_component: pages::ScriptRef {
+                url: l.web_component_url.clone(),
+                integrity: l.web_component_integrity.clone(),
+            },
+            web_js_sdk: pages::ScriptRef {
+                url: l.web_js_sdk_url.clone(),
+                integrity: l.web_js_sdk_integrity.clone(),
+            },
+            redirect_origins: l.allowed_redirect_origins.clone(),
+        };
+        let (limit, period) = l.start_rate_limit;
+        let settings = LoginSettings {
+            public_url: cfg.server.public_url.clone(),
+            auth_prefix,
+            allow_signup: l.allow_signup,
+            allowed_email_domains: l.allowed_email_domains.clone(),
+            start_rate_limit: RateSpec { limit, period },
+            sso_legacy_saml: l.sso_legacy_saml,
+            redirect,
+            pages,
+        };
+        Ok(Some(Self::new(
+            settings,
+            codec,
+            cfg.session.cookies.clone(),
+        )))
     }
 
     /// Whether `sub_path` (the path after the auth prefix) is a login endpoint.
@@ -182,15 +255,32 @@ impl LoginService {
         )
     }
 
-    /// Serves one login endpoint. `body` is at most [`MAX_BODY_BYTES`]
-    /// (the caller refuses larger bodies with 413).
+    /// The safe redirect target for a raw `return_to` (DESIGN §5).
+    pub fn sanitize_return_to(&self, raw: Option<&str>) -> String {
+        self.settings.redirect.sanitize(raw)
+    }
+
+    /// The login page for a request without a usable session (the caller
+    /// has already sent signed-in browsers on to `return_to`).
+    pub fn login_page(&self, deps: Deps<'_>, parts: &Parts) -> Response<Bytes> {
+        let svc = LoginService { core: self, deps };
+        let return_to = self.sanitize_return_to(
+            first(parts.uri.query().unwrap_or("").as_bytes(), "return_to").as_deref(),
+        );
+        harden(svc.render_login(&return_to, None, StatusCode::OK))
+    }
+
+    /// Serves one login endpoint other than `GET /login`. `body` is at most
+    /// [`MAX_BODY_BYTES`] (the caller refuses larger bodies with 413).
     pub async fn handle(
         &self,
+        deps: Deps<'_>,
         sub_path: &str,
         parts: &Parts,
         body: Bytes,
         client_ip: IpAddr,
     ) -> Response<Bytes> {
+        let svc = LoginService { core: self, deps };
         let req = Req {
             parts,
             body,
@@ -200,59 +290,70 @@ impl LoginService {
         let get = m == Method::GET || m == Method::HEAD;
         let post = m == Method::POST;
         let resp = match sub_path {
-            "/login" if get => self.login_page(&req).await,
-            "/session" if post => self.post_session(&req).await,
-            "/magiclink" if post => self.magiclink_start(&req).await,
-            "/magiclink/verify" if get => self.link_interstitial(&req, LoginKind::MagicLink),
-            "/magiclink/verify" if post => self.magiclink_verify(&req).await,
-            "/enchantedlink" if post => self.enchanted_start(&req).await,
-            "/enchantedlink/verify" if get => {
-                self.link_interstitial(&req, LoginKind::EnchantedLink)
-            }
-            "/enchantedlink/verify" if post => self.enchanted_verify(&req).await,
-            "/enchantedlink/session" if get || post => self.enchanted_session(&req, post).await,
-            "/otp" if post => self.otp_start(&req).await,
-            "/otp/verify" if post => self.otp_verify(&req).await,
-            "/oauth/start" if get => self.redirect_start(&req, LoginKind::OAuth).await,
-            "/oauth/callback" if get => self.redirect_callback(&req, LoginKind::OAuth).await,
-            "/sso/start" if get => self.redirect_start(&req, LoginKind::Sso).await,
-            "/sso/callback" if get => self.redirect_callback(&req, LoginKind::Sso).await,
+            "/login" if get => self.login_page(deps, parts),
+            "/session" if post => svc.post_session(&req).await,
+            "/magiclink" if post => svc.magiclink_start(&req).await,
+            "/magiclink/verify" if get => svc.link_interstitial(&req, LoginKind::MagicLink),
+            "/magiclink/verify" if post => svc.magiclink_verify(&req).await,
+            "/enchantedlink" if post => svc.enchanted_start(&req).await,
+            "/enchantedlink/verify" if get => svc.link_interstitial(&req, LoginKind::EnchantedLink),
+            "/enchantedlink/verify" if post => svc.enchanted_verify(&req).await,
+            "/enchantedlink/session" if get || post => svc.enchanted_session(&req, post).await,
+            "/otp" if post => svc.otp_start(&req).await,
+            "/otp/verify" if post => svc.otp_verify(&req).await,
+            "/oauth/start" if get => svc.redirect_start(&req, LoginKind::OAuth).await,
+            "/oauth/callback" if get => svc.redirect_callback(&req, LoginKind::OAuth).await,
+            "/sso/start" if get => svc.redirect_start(&req, LoginKind::Sso).await,
+            "/sso/callback" if get => svc.redirect_callback(&req, LoginKind::Sso).await,
             _ if Self::handles(sub_path) => respond::method_not_allowed(sub_path),
-            _ => self.not_found(),
+            _ => svc.not_found(),
         };
-        let mut resp = resp;
-        let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        resp
+        harden(resp)
     }
+}
 
+/// `Cache-Control: no-store` and `Referrer-Policy: no-referrer` on every answer.
+fn harden(mut resp: Response<Bytes>) -> Response<Bytes> {
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    resp
+}
+
+// === impl LoginService ===
+
+impl LoginService<'_> {
     fn enabled(&self, kind: LoginKind) -> bool {
-        self.settings.pages.methods.iter().any(|m| match (m, kind) {
-            (LoginMethod::Flow, LoginKind::Flow)
-            | (LoginMethod::MagicLink, LoginKind::MagicLink)
-            | (LoginMethod::EnchantedLink, LoginKind::EnchantedLink)
-            | (LoginMethod::Otp, LoginKind::Otp)
-            | (LoginMethod::OAuth(_), LoginKind::OAuth)
-            | (LoginMethod::Sso, LoginKind::Sso) => true,
-            (
-                LoginMethod::Flow
-                | LoginMethod::MagicLink
-                | LoginMethod::EnchantedLink
-                | LoginMethod::Otp
-                | LoginMethod::OAuth(_)
-                | LoginMethod::Sso,
-                _,
-            ) => false,
-        })
+        self.core
+            .settings
+            .pages
+            .methods
+            .iter()
+            .any(|m| match (m, kind) {
+                (LoginMethod::Flow, LoginKind::Flow)
+                | (LoginMethod::MagicLink, LoginKind::MagicLink)
+                | (LoginMethod::EnchantedLink, LoginKind::EnchantedLink)
+                | (LoginMethod::Otp, LoginKind::Otp)
+                | (LoginMethod::OAuth(_), LoginKind::OAuth)
+                | (LoginMethod::Sso, LoginKind::Sso) => true,
+                (
+                    LoginMethod::Flow
+                    | LoginMethod::MagicLink
+                    | LoginMethod::EnchantedLink
+                    | LoginMethod::Otp
+                    | LoginMethod::OAuth(_)
+                    | LoginMethod::Sso,
+                    _,
+                ) => false,
+            })
     }
 
     fn not_found(&self) -> Response<Bytes> {
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::NOT_FOUND,
             "Not found",
             "This sign-in method is not available.",
@@ -261,38 +362,14 @@ impl LoginService {
     }
 
     fn prefix(&self) -> &str {
-        &self.settings.auth_prefix
+        &self.core.settings.auth_prefix
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{}{}", self.public_origin, self.prefix(), path)
+        format!("{}{}{}", self.core.public_origin, self.prefix(), path)
     }
 
     // --- GET /login -------------------------------------------------------
-
-    async fn login_page(&self, req: &Req<'_>) -> Response<Bytes> {
-        let return_to = self
-            .settings
-            .redirect
-            .sanitize(req.query("return_to").as_deref());
-        let tokens = self.cookies.read(req.headers());
-        if let Some(s) = tokens.session.as_deref()
-            && self.validator.verify_session(s).await.is_ok()
-        {
-            return redirect(StatusCode::FOUND, &return_to);
-        }
-        if self.validator.keys_ready()
-            && let Some(r) = tokens.refresh.as_deref()
-            && let Ok(new) = self.refresher.refresh(r).await
-        {
-            let refresh = new.refresh_rotated.then_some(new.refresh_jwt.as_str());
-            let cookies = self
-                .cookies
-                .set_session(req.headers(), &new.session_jwt, refresh);
-            return with_cookies(redirect(StatusCode::FOUND, &return_to), cookies);
-        }
-        self.render_login(&return_to, None, StatusCode::OK)
-    }
 
     fn render_login(
         &self,
@@ -311,7 +388,11 @@ impl LoginService {
                 now_unix(),
             ) {
                 Ok(state) => {
-                    cookies.push(self.codec.state_cookie(&self.state_cookie, &state));
+                    cookies.push(
+                        self.core
+                            .codec
+                            .state_cookie(&self.core.state_cookie, &state),
+                    );
                     flow_nonce = Some(state.nonce);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot create a login nonce"),
@@ -322,7 +403,7 @@ impl LoginService {
             flow_nonce: flow_nonce.as_deref(),
             notice,
         };
-        let mut p = pages::login(&self.settings.pages, &view);
+        let mut p = pages::login(&self.core.settings.pages, &view);
         p.status = status;
         with_cookies(page(p), cookies)
     }
@@ -335,7 +416,7 @@ impl LoginService {
         }
         let deny =
             |status: StatusCode, error: &str| json_response(status, &json!({ "error": error }));
-        if origin_check(req.headers(), &self.public_origin) != Origin::Same {
+        if origin_check(req.headers(), &self.core.public_origin) != Origin::Same {
             return deny(StatusCode::FORBIDDEN, "cross_origin");
         }
         if !content_type_is(req.headers(), "application/json") {
@@ -354,24 +435,25 @@ impl LoginService {
         else {
             return deny(StatusCode::BAD_REQUEST, "missing_fields");
         };
-        let state =
-            match self
-                .codec
-                .read_state_cookie(req.headers(), nonce, LoginKind::Flow, now_unix())
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::info!(reason = %e, "flow session refused: login state");
-                    return deny(StatusCode::FORBIDDEN, "login_state");
-                }
-            };
+        let state = match self.core.codec.read_state_cookie(
+            req.headers(),
+            nonce,
+            LoginKind::Flow,
+            now_unix(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(reason = %e, "flow session refused: login state");
+                return deny(StatusCode::FORBIDDEN, "login_state");
+            }
+        };
         if let Err(e) = self.verify_pair(session, Some(refresh)).await {
             tracing::info!(reason = %e, "flow session refused: tokens");
             return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
         }
         let resp = json_response(StatusCode::OK, &json!({ "return_to": state.return_to }));
         let mut cookies = self.session_cookies(req.headers(), session, Some(refresh));
-        cookies.push(clear_state_cookie(&self.state_cookie, &state.nonce));
+        cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
         with_cookies(resp, cookies)
     }
 
@@ -398,7 +480,7 @@ impl LoginService {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let sealed = self.codec.seal(Purpose::Link, &state);
+        let sealed = self.core.codec.seal(Purpose::Link, &state);
         let uri = format!(
             "{}?state={}",
             self.url("/magiclink/verify"),
@@ -407,13 +489,14 @@ impl LoginService {
         let path = format!("/v1/auth/magiclink/{}/email", self.signin_variant());
         let body = json!({ "loginId": email, "URI": uri });
         match self
+            .deps
             .descope
             .call(Method::POST, &path, None, Some(&body))
             .await
         {
             Ok(reply) => {
                 let masked = reply.body.get("maskedEmail").and_then(Value::as_str);
-                page(pages::check_email(&self.settings.pages, masked))
+                page(pages::check_email(&self.core.settings.pages, masked))
             }
             Err(e) => self.start_failed(e, &return_to),
         }
@@ -443,7 +526,11 @@ impl LoginService {
                 vec![("t", t.as_str())],
             ),
         };
-        page(pages::interstitial(&self.settings.pages, &action, &fields))
+        page(pages::interstitial(
+            &self.core.settings.pages,
+            &action,
+            &fields,
+        ))
     }
 
     async fn magiclink_verify(&self, req: &Req<'_>) -> Response<Bytes> {
@@ -460,11 +547,12 @@ impl LoginService {
         // device, a slow mailbox) still logs in, landing on `/`.
         let return_to = req
             .form("state")
-            .and_then(|s| self.codec.open(Purpose::Link, &s, now_unix()).ok())
+            .and_then(|s| self.core.codec.open(Purpose::Link, &s, now_unix()).ok())
             .filter(|s| s.kind == LoginKind::MagicLink)
             .map_or_else(|| crate::redirect::FALLBACK.to_owned(), |s| s.return_to);
         let body = json!({ "token": t });
         match self
+            .deps
             .descope
             .call(Method::POST, "/v1/auth/magiclink/verify", None, Some(&body))
             .await
@@ -490,6 +578,7 @@ impl LoginService {
         let path = format!("/v1/auth/enchantedlink/{}/email", self.signin_variant());
         let body = json!({ "loginId": email, "URI": self.url("/enchantedlink/verify") });
         let reply = match self
+            .deps
             .descope
             .call(Method::POST, &path, None, Some(&body))
             .await
@@ -512,9 +601,12 @@ impl LoginService {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self.codec.state_cookie(&self.state_cookie, &state);
+        let cookie = self
+            .core
+            .codec
+            .state_cookie(&self.core.state_cookie, &state);
         let p = pages::enchanted_wait(
-            &self.settings.pages,
+            &self.core.settings.pages,
             &link_id,
             &state.nonce,
             s("maskedEmail").as_deref(),
@@ -534,6 +626,7 @@ impl LoginService {
         };
         let body = json!({ "token": t });
         match self
+            .deps
             .descope
             .call(
                 Method::POST,
@@ -544,7 +637,7 @@ impl LoginService {
             .await
         {
             Ok(_) => page(pages::message(
-                &self.settings.pages,
+                &self.core.settings.pages,
                 StatusCode::OK,
                 "You're signed in",
                 "Return to the tab where you started: it will continue by itself. You can close this tab.",
@@ -561,14 +654,14 @@ impl LoginService {
             return self.not_found();
         }
         let nonce = if post {
-            if origin_check(req.headers(), &self.public_origin) != Origin::Same {
+            if origin_check(req.headers(), &self.core.public_origin) != Origin::Same {
                 return json_response(StatusCode::FORBIDDEN, &json!({"error": "cross_origin"}));
             }
             req.form("nonce")
         } else {
             req.query("nonce")
         };
-        let state = match self.codec.read_state_cookie(
+        let state = match self.core.codec.read_state_cookie(
             req.headers(),
             nonce.as_deref().unwrap_or(""),
             LoginKind::EnchantedLink,
@@ -583,6 +676,7 @@ impl LoginService {
         let pending_ref = state.extra.clone().unwrap_or_default();
         let body = json!({ "pendingRef": pending_ref });
         match self
+            .deps
             .descope
             .call(
                 Method::POST,
@@ -596,7 +690,7 @@ impl LoginService {
                 Ok((session, refresh)) => {
                     let mut cookies =
                         self.session_cookies(req.headers(), &session, refresh.as_deref());
-                    cookies.push(clear_state_cookie(&self.state_cookie, &state.nonce));
+                    cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
                     let resp = if post {
                         json_response(StatusCode::OK, &json!({ "return_to": state.return_to }))
                     } else {
@@ -625,7 +719,7 @@ impl LoginService {
                 let resp = json_response(StatusCode::UNAUTHORIZED, &json!({"error": "expired"}));
                 with_cookies(
                     resp,
-                    vec![clear_state_cookie(&self.state_cookie, &state.nonce)],
+                    vec![clear_state_cookie(&self.core.state_cookie, &state.nonce)],
                 )
             }
         }
@@ -647,6 +741,7 @@ impl LoginService {
         let path = format!("/v1/auth/otp/{}/email", self.signin_variant());
         let body = json!({ "loginId": email });
         let masked = match self
+            .deps
             .descope
             .call(Method::POST, &path, None, Some(&body))
             .await
@@ -670,8 +765,16 @@ impl LoginService {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self.codec.state_cookie(&self.state_cookie, &state);
-        let p = pages::otp_code(&self.settings.pages, &state.nonce, masked.as_deref(), None);
+        let cookie = self
+            .core
+            .codec
+            .state_cookie(&self.core.state_cookie, &state);
+        let p = pages::otp_code(
+            &self.core.settings.pages,
+            &state.nonce,
+            masked.as_deref(),
+            None,
+        );
         with_cookies(page(p), vec![cookie])
     }
 
@@ -683,17 +786,18 @@ impl LoginService {
             return resp;
         }
         let nonce = req.form("nonce").unwrap_or_default();
-        let state =
-            match self
-                .codec
-                .read_state_cookie(req.headers(), &nonce, LoginKind::Otp, now_unix())
-            {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::info!(reason = %e, "otp verify refused: login state");
-                    return self.state_invalid();
-                }
-            };
+        let state = match self.core.codec.read_state_cookie(
+            req.headers(),
+            &nonce,
+            LoginKind::Otp,
+            now_unix(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(reason = %e, "otp verify refused: login state");
+                return self.state_invalid();
+            }
+        };
         let code: String = req
             .form("code")
             .unwrap_or_default()
@@ -703,6 +807,7 @@ impl LoginService {
         let login_id = state.extra.clone().unwrap_or_default();
         let body = json!({ "loginId": login_id, "code": code });
         match self
+            .deps
             .descope
             .call(Method::POST, "/v1/auth/otp/verify/email", None, Some(&body))
             .await
@@ -713,7 +818,7 @@ impl LoginService {
             }
             Err(DescopeError::Rejected { code, .. }) if code != "E061103" => {
                 let p = pages::otp_code(
-                    &self.settings.pages,
+                    &self.core.settings.pages,
                     &state.nonce,
                     None,
                     Some("That code is not valid. Please try again."),
@@ -726,7 +831,7 @@ impl LoginService {
                 let resp = self.callback_failed(e);
                 with_cookies(
                     resp,
-                    vec![clear_state_cookie(&self.state_cookie, &state.nonce)],
+                    vec![clear_state_cookie(&self.core.state_cookie, &state.nonce)],
                 )
             }
         }
@@ -739,6 +844,7 @@ impl LoginService {
             return self.not_found();
         }
         let return_to = self
+            .core
             .settings
             .redirect
             .sanitize(req.query("return_to").as_deref());
@@ -746,6 +852,7 @@ impl LoginService {
             LoginKind::OAuth => {
                 let provider = req.query("provider").unwrap_or_default();
                 let offered = self
+                    .core
                     .settings
                     .pages
                     .methods
@@ -805,6 +912,7 @@ impl LoginService {
             pages::query_encode(&callback_url)
         );
         let reply = match self
+            .deps
             .descope
             .call(Method::POST, &path, None, Some(&json!({})))
             .await
@@ -821,14 +929,17 @@ impl LoginService {
             tracing::warn!("authorize answer without a usable url");
             return self.unavailable();
         };
-        let cookie = self.codec.state_cookie(&self.state_cookie, &state);
+        let cookie = self
+            .core
+            .codec
+            .state_cookie(&self.core.state_cookie, &state);
         with_cookies(redirect(StatusCode::FOUND, target), vec![cookie])
     }
 
     /// `(authorize path, our callback sub-path)` for OAuth / SSO.
     fn redirect_paths(&self, kind: LoginKind) -> (&'static str, &'static str) {
         match kind {
-            LoginKind::OAuth if self.settings.allow_signup => {
+            LoginKind::OAuth if self.core.settings.allow_signup => {
                 ("/v1/auth/oauth/authorize", "/oauth/callback")
             }
             LoginKind::OAuth => ("/v1/auth/oauth/authorize/signin", "/oauth/callback"),
@@ -837,7 +948,7 @@ impl LoginService {
             | LoginKind::MagicLink
             | LoginKind::EnchantedLink
             | LoginKind::Otp => {
-                if self.settings.sso_legacy_saml {
+                if self.core.settings.sso_legacy_saml {
                     ("/v1/auth/saml/authorize", "/sso/callback")
                 } else {
                     ("/v1/auth/sso/authorize", "/sso/callback")
@@ -852,6 +963,7 @@ impl LoginService {
         }
         let nonce = req.query("state").unwrap_or_default();
         let state = match self
+            .core
             .codec
             .read_state_cookie(req.headers(), &nonce, kind, now_unix())
         {
@@ -863,10 +975,10 @@ impl LoginService {
                 return self.state_invalid();
             }
         };
-        let clear = clear_state_cookie(&self.state_cookie, &state.nonce);
+        let clear = clear_state_cookie(&self.core.state_cookie, &state.nonce);
         let Some(code) = req.query("code").filter(|c| !c.is_empty()) else {
             let resp = page(pages::message(
-                &self.settings.pages,
+                &self.core.settings.pages,
                 StatusCode::BAD_REQUEST,
                 "Sign-in was cancelled",
                 "The sign-in did not complete. Please try again.",
@@ -881,7 +993,7 @@ impl LoginService {
             | LoginKind::MagicLink
             | LoginKind::EnchantedLink
             | LoginKind::Otp => {
-                if self.settings.sso_legacy_saml {
+                if self.core.settings.sso_legacy_saml {
                     "/v1/auth/saml/exchange"
                 } else {
                     "/v1/auth/sso/exchange"
@@ -890,6 +1002,7 @@ impl LoginService {
         };
         let body = json!({ "code": code });
         match self
+            .deps
             .descope
             .call(Method::POST, exchange, None, Some(&body))
             .await
@@ -913,10 +1026,11 @@ impl LoginService {
         _email_required: bool,
     ) -> Result<(Option<String>, String), Box<Response<Bytes>>> {
         let return_to = self
+            .core
             .settings
             .redirect
             .sanitize(req.form("return_to").as_deref());
-        if origin_check(req.headers(), &self.public_origin) == Origin::Cross {
+        if origin_check(req.headers(), &self.core.public_origin) == Origin::Cross {
             return Err(Box::new(self.forbidden_origin()));
         }
         if !req.is_form() {
@@ -946,11 +1060,11 @@ impl LoginService {
 
     fn rate_ok(&self, keys: &[String]) -> bool {
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.limiter.try_acquire(&refs)
+        self.core.limiter.try_acquire(&refs)
     }
 
     fn email_allowed(&self, email: &str) -> bool {
-        let allowed = &self.settings.allowed_email_domains;
+        let allowed = &self.core.settings.allowed_email_domains;
         if allowed.is_empty() {
             return true;
         }
@@ -962,7 +1076,7 @@ impl LoginService {
     }
 
     fn signin_variant(&self) -> &'static str {
-        if self.settings.allow_signup {
+        if self.core.settings.allow_signup {
             "signup-in"
         } else {
             "signin"
@@ -983,7 +1097,7 @@ impl LoginService {
             Ok((session, refresh)) => {
                 let mut cookies = self.session_cookies(req.headers(), &session, refresh.as_deref());
                 if let Some(s) = state {
-                    cookies.push(clear_state_cookie(&self.state_cookie, &s.nonce));
+                    cookies.push(clear_state_cookie(&self.core.state_cookie, &s.nonce));
                 }
                 with_cookies(redirect(StatusCode::SEE_OTHER, return_to), cookies)
             }
@@ -991,8 +1105,10 @@ impl LoginService {
                 tracing::warn!(reason = %e, "tokens from descope refused");
                 let mut resp = self.callback_failed_page();
                 if let Some(s) = state {
-                    resp =
-                        with_cookies(resp, vec![clear_state_cookie(&self.state_cookie, &s.nonce)]);
+                    resp = with_cookies(
+                        resp,
+                        vec![clear_state_cookie(&self.core.state_cookie, &s.nonce)],
+                    );
                 }
                 resp
             }
@@ -1013,12 +1129,12 @@ impl LoginService {
     /// Both tokens verify, are a session (`drn` DS) and a refresh token
     /// (`drn` DSR), and name the same user.
     async fn verify_pair(&self, session: &str, refresh: Option<&str>) -> Result<(), LoginError> {
-        let s = self.validator.verify_session(session).await?;
+        let s = self.deps.validator.verify_session(session).await?;
         if s.drn() != Some("DS") {
             return Err(LoginError::Inconsistent("session token drn is not DS"));
         }
         if let Some(r) = refresh {
-            let r = self.validator.verify_refresh(r).await?;
+            let r = self.deps.validator.verify_refresh(r).await?;
             if r.drn() != Some("DSR") {
                 return Err(LoginError::Inconsistent("refresh token drn is not DSR"));
             }
@@ -1038,9 +1154,10 @@ impl LoginService {
         session: &str,
         refresh: Option<&str>,
     ) -> Vec<HeaderValue> {
-        let set = self.cookies.set_session(headers, session, refresh);
+        let set = self.core.cookies.set_session(headers, session, refresh);
         let set_names: Vec<String> = set.iter().filter_map(cookie_name).collect();
         let mut out: Vec<HeaderValue> = self
+            .core
             .cookies
             .clear_all(headers)
             .into_iter()
@@ -1051,7 +1168,7 @@ impl LoginService {
     }
 
     fn require_same_origin_form(&self, req: &Req<'_>) -> Option<Response<Bytes>> {
-        if origin_check(req.headers(), &self.public_origin) != Origin::Same {
+        if origin_check(req.headers(), &self.core.public_origin) != Origin::Same {
             return Some(self.forbidden_origin());
         }
         if !req.is_form() {
@@ -1072,8 +1189,8 @@ impl LoginService {
             Some("Too many sign-in attempts. Please wait a minute and try again."),
             StatusCode::TOO_MANY_REQUESTS,
         );
-        let secs = self.settings.start_rate_limit.period.as_secs().max(1)
-            / u64::from(self.settings.start_rate_limit.limit).max(1);
+        let secs = self.core.settings.start_rate_limit.period.as_secs().max(1)
+            / u64::from(self.core.settings.start_rate_limit.limit).max(1);
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         resp
@@ -1081,7 +1198,7 @@ impl LoginService {
 
     fn forbidden_origin(&self) -> Response<Bytes> {
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::FORBIDDEN,
             "Request refused",
             "This request did not come from the sign-in page.",
@@ -1091,7 +1208,7 @@ impl LoginService {
 
     fn link_invalid(&self) -> Response<Bytes> {
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::BAD_REQUEST,
             "Link not valid",
             "This sign-in link is not valid. Please request a new one.",
@@ -1101,7 +1218,7 @@ impl LoginService {
 
     fn state_invalid(&self) -> Response<Bytes> {
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::BAD_REQUEST,
             "Sign-in expired",
             "This sign-in was not started in this browser or has expired. Please start again.",
@@ -1111,7 +1228,7 @@ impl LoginService {
 
     fn callback_failed_page(&self) -> Response<Bytes> {
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::UNAUTHORIZED,
             "Sign-in failed",
             "We could not sign you in. The link or code may have expired or been used already.",
@@ -1145,7 +1262,7 @@ impl LoginService {
             DescopeError::Rejected { status, code } => {
                 tracing::info!(%status, %code, "descope refused a login start");
                 let _ = return_to;
-                page(pages::check_email(&self.settings.pages, None))
+                page(pages::check_email(&self.core.settings.pages, None))
             }
             DescopeError::InvalidResponse => {
                 tracing::warn!("descope login start: unusable answer");
@@ -1161,7 +1278,7 @@ impl LoginService {
     }
 
     fn unavailable(&self) -> Response<Bytes> {
-        let mut resp = page(pages::unavailable(&self.settings.pages));
+        let mut resp = page(pages::unavailable(&self.core.settings.pages));
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         resp
@@ -1170,7 +1287,7 @@ impl LoginService {
     fn internal(&self, e: &dyn std::error::Error) -> Response<Bytes> {
         tracing::error!(error = %e, "login endpoint failed");
         page(pages::message(
-            &self.settings.pages,
+            &self.core.settings.pages,
             StatusCode::INTERNAL_SERVER_ERROR,
             "Something went wrong",
             "Please try again.",
