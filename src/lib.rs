@@ -23,6 +23,7 @@ pub mod canon;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod descope;
 pub mod emulator;
 pub mod metrics;
 pub mod policy;
