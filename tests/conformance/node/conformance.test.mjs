@@ -76,7 +76,8 @@ before(async () => {
   ok(await mgmt.role.create(seed.roleEditor, 'writer', [seed.permRead, seed.permWrite]), 'role.create');
   ok(await mgmt.role.create(seed.roleBilling, 'billing', [seed.permBilling]), 'role.create');
   for (const id of [seed.tenantA, seed.tenantB, seed.tenantSso]) {
-    const created = ok(await mgmt.tenant.createWithId(id, `Tenant ${id}`), 'tenant.createWithId');
+    // The emulator's IdP page serves tenants created with enforceSSO.
+    const created = ok(await mgmt.tenant.createWithId(id, `Tenant ${id}`, undefined, undefined, id === seed.tenantSso), 'tenant.createWithId');
     assert.equal(created.id, id);
   }
 });

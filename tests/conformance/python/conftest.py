@@ -84,8 +84,8 @@ class Control:
         assert r.status_code == 200, f"control {path}: {r.status_code} {r.text}"
         return r.json() if r.content else {}
 
-    def get(self, path: str, **params) -> dict:
-        r = self._http.get(path, params=params)
+    def get(self, path: str, params: dict | None = None) -> dict:
+        r = self._http.get(path, params=params or {})
         assert r.status_code == 200, f"control {path}: {r.status_code} {r.text}"
         return r.json()
 
@@ -141,7 +141,8 @@ def seed(client: DescopeClient) -> Seed:
     m.role.create(s.role_editor, "writer", [s.perm_read, s.perm_write])
     m.role.create(s.role_billing, "billing", [s.perm_billing])
     for tid in (s.tenant_a, s.tenant_b, s.tenant_sso):
-        created = m.tenant.create(f"Tenant {tid}", id=tid)
+        # The emulator's IdP page serves tenants created with enforceSSO.
+        created = m.tenant.create(f"Tenant {tid}", id=tid, enforce_sso=tid == s.tenant_sso)
         assert created.get("id") == tid, created
     return s
 
