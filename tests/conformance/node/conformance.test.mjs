@@ -84,7 +84,7 @@ before(async () => {
 
 // Creates a test user via management.user.createTestUser.
 async function makeUser({ roles = [seed.roleViewer], tenants = [], name } = {}) {
-  const loginId = `${unique('user')}@example.test`;
+  const loginId = `${unique('user')}@example.com`;
   const displayName = name || `Test ${loginId.split('@')[0]}`;
   const user = ok(
     await mgmt.user.createTestUser(loginId, {
@@ -240,7 +240,7 @@ test('a rotated key is fetched on an unknown kid', async () => {
 // --- management ------------------------------------------------------------
 test('management rejects a wrong key', async () => {
   const bad = DescopeClient({ projectId: env.projectId, baseUrl: env.url, managementKey: 'not-the-key' });
-  const res = await bad.management.user.createTestUser(`${unique('nobody')}@example.test`, {});
+  const res = await bad.management.user.createTestUser(`${unique('nobody')}@example.com`, {});
   assert.equal(res.ok, false);
   assert.ok([401, 403].includes(res.code), `status ${res.code}`);
 });

@@ -160,7 +160,7 @@ def make_user(client: DescopeClient, seed: Seed):
     """Creates a test user through `mgmt.user.create_test_user`."""
 
     def make(roles=None, tenants=None, name=None) -> User:
-        login = f"{unique('user')}@example.test"
+        login = f"{unique('user')}@example.com"
         name = name or f"Test {login.split('@')[0]}"
         res = client.mgmt.user.create_test_user(
             login,

@@ -76,7 +76,7 @@ def test_rotated_key_is_fetched_on_unknown_kid(env, client, control, make_user, 
 def test_management_rejects_a_wrong_key(env):
     bad = DescopeClient(env.project_id, management_key="not-the-key", base_url=env.url)
     with pytest.raises(AuthException) as e:
-        bad.mgmt.user.create_test_user(f"{unique('nobody')}@example.test")
+        bad.mgmt.user.create_test_user(f"{unique('nobody')}@example.com")
     assert e.value.status_code in (401, 403)
 
 
@@ -391,3 +391,185 @@ def test_latency_fault_is_applied(client, control, make_user, login):
         assert time.monotonic() - t0 >= 0.3
     finally:
         control.clear_faults()
+
+
+# --- more sign-in methods -------------------------------------------------
+
+
+def outbox_for(control, address: str) -> list[dict]:
+    entries = control.get("outbox.json")
+    entries = entries.get("entries", entries) if isinstance(entries, dict) else entries
+    return [e for e in entries if e.get("to") == address]
+
+
+def test_magic_link_sign_up_or_in_via_outbox(client, control):
+    login_id = f"{unique('new')}@example.com"
+    masked = client.magiclink.sign_up_or_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    assert masked and "@" in masked, masked
+    links = [e["link"] for e in outbox_for(control, login_id) if e.get("link")]
+    assert links, "no magic link in the outbox"
+    out = client.magiclink.verify(link_token(links[-1]))
+    assert out["user"]["loginIds"] == [login_id]
+    assert out["firstSeen"] is True
+    # Now the user exists: sign-in works, sign-up does not.
+    client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    with pytest.raises(AuthException):
+        client.magiclink.sign_up(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify", {"name": "x"})
+
+
+def test_magic_link_sign_in_unknown_user_fails(client):
+    with pytest.raises(AuthException) as e:
+        client.magiclink.sign_in(DeliveryMethod.EMAIL, f"{unique('ghost')}@example.com", "http://127.0.0.1:9/v")
+    assert 400 <= e.value.status_code < 500
+
+
+def test_enchanted_link_sign_in_via_outbox(client, control, make_user):
+    user = make_user()
+    res = client.enchantedlink.sign_in(user.login_id, "http://127.0.0.1:9/verify")
+    assert res["pendingRef"] and res["linkId"] and "@" in res["maskedEmail"], res
+    links = [e["link"] for e in outbox_for(control, user.email) if e.get("link")]
+    assert links, "no enchanted link in the outbox"
+    client.enchantedlink.verify(link_token(links[-1]))
+    out = client.enchantedlink.get_session(res["pendingRef"])
+    assert out["userId"] == user.user_id
+
+
+def test_otp_sign_up_creates_the_user(client, control):
+    login_id = f"{unique('otp')}@example.com"
+    client.otp.sign_up(DeliveryMethod.EMAIL, login_id, {"name": "Otp Person"})
+    codes = [e["code"] for e in outbox_for(control, login_id) if e.get("code")]
+    assert codes, "no OTP code in the outbox"
+    out = client.otp.verify_code(DeliveryMethod.EMAIL, login_id, codes[-1])
+    assert out["user"]["name"] == "Otp Person"
+    assert client.mgmt.user.load(login_id)["user"]["userId"] == out["userId"]
+
+
+def test_password_sign_up_sign_in_replace(client):
+    login_id = f"{unique('pwd')}@example.com"
+    up = client.password.sign_up(login_id, "Secr3t-Passw0rd!", {"name": "Pat"})
+    assert client.validate_session(session_jwt(up))["userId"] == up["userId"]
+    with pytest.raises(AuthException) as e:
+        client.password.sign_in(login_id, "wrong-password")
+    assert 400 <= e.value.status_code < 500
+    assert client.password.sign_in(login_id, "Secr3t-Passw0rd!")["userId"] == up["userId"]
+    client.password.replace(login_id, "Secr3t-Passw0rd!", "N3w-Passw0rd!!")
+    assert client.password.sign_in(login_id, "N3w-Passw0rd!!")["userId"] == up["userId"]
+    policy = client.password.get_policy()
+    assert "minLength" in policy, policy
+
+
+def totp_code(base32_key: str, at: float | None = None) -> str:
+    import hashlib
+    import hmac
+    import struct
+
+    key = base64.b32decode(base32_key.upper() + "=" * (-len(base32_key) % 8))
+    counter = int((at if at is not None else time.time()) // 30)
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def test_totp_sign_up_then_sign_in_code(client):
+    login_id = f"{unique('totp')}@example.com"
+    res = client.totp.sign_up(login_id, {"name": "Toto"})
+    assert res["provisioningURL"].startswith("otpauth://totp/"), res
+    out = client.totp.sign_in_code(login_id, totp_code(res["key"]))
+    assert out["user"]["loginIds"] == [login_id]
+    with pytest.raises(AuthException):
+        client.totp.sign_in_code(login_id, "000000" if totp_code(res["key"]) != "000000" else "111111")
+
+
+def test_access_key_exchange(client, seed):
+    created = client.mgmt.access_key.create(unique("key"), role_names=[seed.role_viewer])
+    cleartext = created["cleartext"]
+    key_id = created["key"]["id"]
+    out = client.exchange_access_key(cleartext)
+    assert out["keyId"] == key_id
+    assert client.validate_roles(out, [seed.role_viewer])
+    with pytest.raises(AuthException):
+        client.exchange_access_key("K-not-a-real-key")
+
+
+def test_embedded_link_verifies_as_magic_link(client, make_user):
+    user = make_user()
+    token = client.mgmt.user.generate_embedded_link(user.login_id, {"team": "blue"})
+    out = client.magiclink.verify(token)
+    assert out["userId"] == user.user_id
+    assert out["sessionToken"].get("team") == "blue"
+
+
+# --- more session endpoints -----------------------------------------------
+
+
+def test_my_tenants_and_history(client, seed, make_user, login):
+    user = make_user(roles=[], tenants=[(seed.tenant_a, []), (seed.tenant_b, [])])
+    res = login(user)
+    mine = client.my_tenants(refresh_jwt(res), ids=[seed.tenant_a])
+    assert [t["id"] for t in mine["tenants"]] == [seed.tenant_a]
+    selected = client.select_tenant(seed.tenant_b, refresh_jwt(res))
+    current = client.my_tenants(refresh_jwt(selected), dct=True)
+    assert [t["id"] for t in current["tenants"]] == [seed.tenant_b]
+    history = client.history(refresh_jwt(res))
+    assert isinstance(history, list)
+
+
+def test_management_logout_user_revokes_refresh(client, make_user, login):
+    user = make_user()
+    res = login(user)
+    client.mgmt.user.logout_user(user.login_id)
+    with pytest.raises(AuthException) as e:
+        client.refresh_session(refresh_jwt(res))
+    assert e.value.status_code == 401
+
+
+def test_refresh_reflects_role_changes(client, seed, make_user, login):
+    user = make_user(roles=[seed.role_viewer])
+    res = login(user)
+    assert not client.validate_roles(res, [seed.role_editor])
+    client.mgmt.user.add_roles(user.login_id, [seed.role_editor])
+    refreshed = client.refresh_session(refresh_jwt(res))
+    assert client.validate_roles(refreshed, [seed.role_editor])
+    assert client.validate_permissions(refreshed, [seed.perm_write])
+
+
+def test_deleted_user_cannot_refresh(client, make_user, login):
+    user = make_user()
+    res = login(user)
+    client.mgmt.user.delete(user.login_id)
+    with pytest.raises(AuthException) as e:
+        client.refresh_session(refresh_jwt(res))
+    assert 400 <= e.value.status_code < 500
+
+
+def test_sdk_retries_a_503_once(client, control, make_user, login):
+    res = login(make_user())
+    before = control.get("calls", {"path": "/v1/auth/refresh"})["count"]
+    control.post("faults", {"path": "/v1/auth/refresh", "type": "status", "status": 503, "times": 1})
+    try:
+        assert client.refresh_session(refresh_jwt(res))["userId"] == res["userId"]
+    finally:
+        control.clear_faults()
+    assert control.get("calls", {"path": "/v1/auth/refresh"})["count"] == before + 2
+
+
+def test_dropped_connection_surfaces_as_an_error(client, control, make_user, login):
+    res = login(make_user())
+    control.post("faults", {"path": "/v1/auth/refresh", "type": "drop", "times": 1})
+    try:
+        with pytest.raises(Exception) as e:
+            client.refresh_session(refresh_jwt(res))
+        assert not isinstance(e.value, AssertionError)
+    finally:
+        control.clear_faults()
+    assert client.refresh_session(refresh_jwt(res))["userId"] == res["userId"]
+
+
+def test_control_api_requires_the_token(env):
+    r = httpx.post(f"{env.url}/emulator/mint", json={"sub": "U1"})
+    assert r.status_code == 401
+    r = httpx.post(
+        f"{env.url}/emulator/mint", json={"sub": "U1"}, headers={"Authorization": "Bearer wrong"}
+    )
+    assert r.status_code == 401
