@@ -515,3 +515,155 @@ test('status fault and call counts', async () => {
   const { count: after } = await ctl.get('calls?path=/v1/auth/refresh');
   assert.equal(after, before + 2);
 });
+
+// --- more sign-in methods ------------------------------------------------------
+async function outboxFor(address) {
+  const all = await ctl.get('outbox.json');
+  const entries = Array.isArray(all) ? all : all.entries;
+  return entries.filter((e) => e.to === address);
+}
+
+test('magicLink.signUpOrIn via the outbox, then signIn; signUp of an existing user fails', async () => {
+  const loginId = `${unique('new')}@example.com`;
+  const start = await client.magicLink.signUpOrIn.email(loginId, VERIFY_URL);
+  assert.ok(start.ok, JSON.stringify(start.error));
+  assert.match(start.data.maskedEmail, /@/);
+  const links = (await outboxFor(loginId)).filter((e) => e.link).map((e) => e.link);
+  assert.ok(links.length, 'no magic link in the outbox');
+  const out = ok(await client.magicLink.verify(linkToken(links.at(-1))), 'magicLink.verify');
+  assert.deepEqual(out.user.loginIds, [loginId]);
+  assert.equal(out.firstSeen, true);
+  ok(await client.magicLink.signIn.email(loginId, VERIFY_URL), 'magicLink.signIn');
+  const dup = await client.magicLink.signUp.email(loginId, VERIFY_URL, { name: 'x' });
+  assert.equal(dup.ok, false);
+});
+
+test('enchantedLink.signIn via the outbox', async () => {
+  const user = await makeUser();
+  const start = ok(await client.enchantedLink.signIn(user.loginId, VERIFY_URL), 'enchantedLink.signIn');
+  assert.ok(start.pendingRef && start.linkId, JSON.stringify(start));
+  const links = (await outboxFor(user.email)).filter((e) => e.link).map((e) => e.link);
+  assert.ok(links.length, 'no enchanted link in the outbox');
+  ok(await client.enchantedLink.verify(linkToken(links.at(-1))), 'enchantedLink.verify');
+  const session = await client.enchantedLink.waitForSession(start.pendingRef, { pollingIntervalMs: 1000, timeoutMs: 10000 });
+  assert.ok(session.ok, JSON.stringify(session.error));
+  assert.equal((await client.validateSession(session.data.sessionJwt)).token.sub, user.userId);
+});
+
+test('otp.signUp creates the user', async () => {
+  const loginId = `${unique('otp')}@example.com`;
+  ok(await client.otp.signUp.email(loginId, { name: 'Otp Person' }), 'otp.signUp.email');
+  const codes = (await outboxFor(loginId)).filter((e) => e.code).map((e) => e.code);
+  assert.ok(codes.length, 'no OTP code in the outbox');
+  const out = ok(await client.otp.verify.email(loginId, codes.at(-1)), 'otp.verify.email');
+  assert.equal(out.user.name, 'Otp Person');
+});
+
+test('password signUp, signIn, replace, policy', async () => {
+  const loginId = `${unique('pwd')}@example.com`;
+  const up = ok(await client.password.signUp(loginId, 'Secr3t-Passw0rd!', { name: 'Pat' }), 'password.signUp');
+  const sub = (await client.validateSession(up.sessionJwt)).token.sub;
+  const wrong = await client.password.signIn(loginId, 'wrong-password');
+  assert.equal(wrong.ok, false);
+  assert.ok(wrong.code >= 400 && wrong.code < 500);
+  const inn = ok(await client.password.signIn(loginId, 'Secr3t-Passw0rd!'), 'password.signIn');
+  assert.equal((await client.validateSession(inn.sessionJwt)).token.sub, sub);
+  ok(await client.password.replace(loginId, 'Secr3t-Passw0rd!', 'N3w-Passw0rd!!'), 'password.replace');
+  ok(await client.password.signIn(loginId, 'N3w-Passw0rd!!'), 'password.signIn (new)');
+  const policy = ok(await client.password.policy(), 'password.policy');
+  assert.ok('minLength' in policy, JSON.stringify(policy));
+});
+
+function totpCode(base32Key, at = Date.now() / 1000) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const ch of base32Key.toUpperCase().replace(/=+$/, '')) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
+  const bytes = [];
+  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30)));
+  return import('node:crypto').then(({ createHmac }) => {
+    const d = createHmac('sha1', Buffer.from(bytes)).update(counter).digest();
+    const o = d[d.length - 1] & 0xf;
+    return String((d.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, '0');
+  });
+}
+
+test('totp.signUp, then totp.verify', async () => {
+  const loginId = `${unique('totp')}@example.com`;
+  const res = ok(await client.totp.signUp(loginId, { name: 'Toto' }), 'totp.signUp');
+  assert.match(res.provisioningURL, /^otpauth:\/\/totp\//);
+  const out = ok(await client.totp.verify(loginId, await totpCode(res.key)), 'totp.verify');
+  assert.deepEqual(out.user.loginIds, [loginId]);
+});
+
+test('exchangeAccessKey', async () => {
+  const created = ok(await mgmt.accessKey.create(unique('key'), 0, [seed.roleViewer]), 'accessKey.create');
+  const info = await client.exchangeAccessKey(created.cleartext);
+  assert.equal(info.token.sub, created.key.id);
+  assert.equal(client.validateRoles(info, [seed.roleViewer]), true);
+  await rejects(client.exchangeAccessKey('K-not-a-real-key'));
+});
+
+test('embedded link verifies as a magic link', async () => {
+  const user = await makeUser();
+  const { token } = ok(await mgmt.user.generateEmbeddedLink(user.loginId, { team: 'blue' }), 'generateEmbeddedLink');
+  const out = ok(await client.magicLink.verify(token), 'magicLink.verify');
+  const info = await client.validateSession(out.sessionJwt);
+  assert.equal(info.token.sub, user.userId);
+  assert.equal(info.token.team, 'blue');
+});
+
+// --- more session endpoints -------------------------------------------------
+test('myTenants and history', async () => {
+  const user = await makeUser({ roles: [], tenants: [[seed.tenantA, []], [seed.tenantB, []]] });
+  const res = await login(user);
+  const mine = ok(await client.myTenants([seed.tenantA], res.refreshJwt), 'myTenants');
+  assert.deepEqual(mine.tenants.map((t) => t.id), [seed.tenantA]);
+  const selected = ok(await client.selectTenant(seed.tenantB, res.refreshJwt), 'selectTenant');
+  const current = ok(await client.myTenants(true, selected.refreshJwt), 'myTenants(dct)');
+  assert.deepEqual(current.tenants.map((t) => t.id), [seed.tenantB]);
+  const history = ok(await client.history(res.refreshJwt), 'history');
+  assert.ok(Array.isArray(history));
+});
+
+test('management logoutUser revokes refresh', async () => {
+  const user = await makeUser();
+  const res = await login(user);
+  ok(await mgmt.user.logoutUser(user.loginId), 'logoutUser');
+  const raw = await client.refresh(res.refreshJwt);
+  assert.equal(raw.code, 401);
+});
+
+test('refresh reflects role changes', async () => {
+  const user = await makeUser({ roles: [seed.roleViewer] });
+  const res = await login(user);
+  ok(await mgmt.user.addRoles(user.loginId, [seed.roleEditor]), 'addRoles');
+  const refreshed = await client.refreshSession(res.refreshJwt);
+  assert.equal(client.validateRoles(refreshed, [seed.roleEditor]), true);
+  assert.equal(client.validatePermissions(refreshed, [seed.permWrite]), true);
+});
+
+test('the SDK retries a 503 once', async () => {
+  const res = await login(await makeUser());
+  const { count: before } = await ctl.get('calls?path=/v1/auth/refresh');
+  await ctl.post('faults', { path: '/v1/auth/refresh', type: 'status', status: 503, times: 1 });
+  try {
+    ok(await client.refresh(res.refreshJwt), 'refresh through a 503');
+  } finally {
+    await ctl.clearFaults();
+  }
+  const { count: after } = await ctl.get('calls?path=/v1/auth/refresh');
+  assert.equal(after, before + 2);
+});
+
+test('a dropped connection surfaces as an error', async () => {
+  const res = await login(await makeUser());
+  await ctl.post('faults', { path: '/v1/auth/refresh', type: 'drop', times: 1 });
+  try {
+    await rejects(client.refreshSession(res.refreshJwt));
+  } finally {
+    await ctl.clearFaults();
+  }
+  ok(await client.refresh(res.refreshJwt), 'refresh after the drop');
+});
