@@ -142,11 +142,12 @@ function parseForms(html) {
       const name = attr(a, 'name');
       const value = attr(a, 'value') ?? '';
       if (tag === 'select') { form.select = name; continue; }
-      if (tag === 'option') { if (form.select) form.choices.push([form.select, value]); continue; }
-      if (!name) continue;
+      const attrValues = [...a.matchAll(/[\w-]+\s*=\s*("([^"]*)"|'([^']*)')/g)].map((x) => decode(x[2] ?? x[3] ?? ''));
+      if (tag === 'option') { if (form.select) form.choices.push([form.select, value, attrValues]); continue; }
       const type = (attr(a, 'type') || (tag === 'button' ? 'submit' : 'text')).toLowerCase();
+      if (['radio', 'submit', 'checkbox'].includes(type)) { form.choices.push([name, value, attrValues]); continue; }
+      if (!name) continue;
       if (type === 'hidden') form.hidden[name] = value;
-      else if (['radio', 'submit', 'checkbox'].includes(type)) form.choices.push([name, value]);
       else form.text.push([name, value]);
     }
     forms.push(form);
@@ -159,7 +160,7 @@ function decode(s) {
 }
 
 // Fetches the provider page and submits its form for `user`; returns the unfollowed response.
-async function submitProviderPage(pageUrl, user) {
+async function submitProviderPage(pageUrl, user, typed = false) {
   let url = pageUrl;
   let page = await fetch(url, { redirect: 'manual' });
   for (let hops = 0; page.status >= 300 && page.status < 400 && hops < 5; hops++) {
@@ -172,18 +173,7 @@ async function submitProviderPage(pageUrl, user) {
   const forms = parseForms(html);
   assert.ok(forms.length, `no form on the provider page:\n${html.slice(0, 1000)}`);
   const wanted = new Set([user.loginId, user.userId, user.email]);
-  for (const form of forms) {
-    const fields = { ...form.hidden };
-    let picked = false;
-    for (const [name, value] of form.choices) {
-      if (wanted.has(value)) { fields[name] = value; picked = true; break; }
-    }
-    if (!picked) {
-      for (const [name] of form.text) {
-        if (/login|email|user/i.test(name)) { fields[name] = user.loginId; picked = true; break; }
-      }
-    }
-    if (!picked) continue;
+  const send = (form, fields) => {
     const action = new URL(form.action || url, url);
     const params = new URLSearchParams(fields);
     if (form.method === 'post') {
@@ -191,6 +181,24 @@ async function submitProviderPage(pageUrl, user) {
     }
     for (const [k, v] of params) action.searchParams.set(k, v);
     return fetch(action, { redirect: 'manual' });
+  };
+  if (!typed) {
+    // The form that names this user: the "pick this account" button a person clicks.
+    for (const form of forms) {
+      const fields = { ...form.hidden };
+      if (Object.values(form.hidden).some((v) => wanted.has(v))) return send(form, fields);
+      for (const [name, value, attrs] of form.choices) {
+        if (name && wanted.has(value)) return send(form, { ...fields, [name]: value });
+        if (attrs.some((v) => wanted.has(v))) return send(form, fields);
+      }
+    }
+  } else {
+    // Typing the login id into the free-text form.
+    for (const form of forms) {
+      for (const [name] of form.text) {
+        if (/login|email|user/i.test(name)) return send(form, { ...form.hidden, [name]: user.loginId });
+      }
+    }
   }
   throw new Error(`no form on the provider page offers ${user.loginId}:\n${html.slice(0, 2000)}`);
 }
@@ -401,6 +409,15 @@ test('oauth.start.github shortcut', async () => {
   const code = codeFromRedirect(await submitProviderPage(start.url, user), RETURN_URL);
   const out = await client.oauth.exchange(code);
   assert.ok(out.ok, JSON.stringify(out.error));
+});
+
+test('the consent page signs up a typed login id', async () => {
+  const loginId = `${unique('oauthnew')}@example.com`;
+  const start = ok(await client.oauth.start('github', RETURN_URL), 'oauth.start');
+  const resp = await submitProviderPage(start.url, { loginId, email: loginId, userId: '' }, true);
+  const out = ok(await client.oauth.exchange(codeFromRedirect(resp, RETURN_URL)), 'oauth.exchange');
+  assert.deepEqual(out.user.loginIds, [loginId]);
+  assert.equal(out.firstSeen, true);
 });
 
 test('sso.start (saml path), IdP page, sso.exchange', async () => {

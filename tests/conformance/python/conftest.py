@@ -231,7 +231,7 @@ class _FormParser(HTMLParser):
                 f["choices"].append((name, a.get("value", ""), a))
             else:
                 f["text"].append((name, a.get("value", ""), a))
-        elif tag == "button" and name:
+        elif tag == "button":
             f["choices"].append((name, a.get("value", ""), a))
         elif tag == "select" and name:
             self._select = name
@@ -245,10 +245,11 @@ class _FormParser(HTMLParser):
             self._current = None
 
 
-def submit_provider_page(page_url: str, user: User) -> httpx.Response:
+def submit_provider_page(page_url: str, user: User, typed: bool = False) -> httpx.Response:
     """Fetches a hosted provider page (OAuth consent / SSO IdP) with plain HTTP
     and submits its form for `user`, the way a person picking that user does.
-    Returns the (unfollowed) response of the form submission."""
+    With `typed`, the login id is typed into the page's free-text form instead
+    of picking a listed account. Returns the (unfollowed) response."""
     with httpx.Client(timeout=10, follow_redirects=False) as http:
         page = http.get(page_url)
         # The page may itself be reached through a redirect.
@@ -262,26 +263,33 @@ def submit_provider_page(page_url: str, user: User) -> httpx.Response:
         parser.feed(page.text)
         assert parser.forms, f"no form on the provider page:\n{page.text[:1000]}"
         wanted = {user.login_id, user.user_id, user.email}
-        for form in parser.forms:
-            fields = dict(form["hidden"])
-            picked = False
-            for name, value, _ in form["choices"]:
-                if value in wanted:
-                    fields[name] = value
-                    picked = True
-                    break
-            if not picked:
-                for name, value, attrs in form["text"]:
-                    if any(k in name.lower() for k in ("login", "email", "user")):
-                        fields[name] = user.login_id
-                        picked = True
-                        break
-            if not picked:
-                continue
+
+        def send(form, fields):
             action = urljoin(str(page.url), form["action"] or str(page.url))
             if form["method"] == "post":
                 return http.post(action, data=fields)
             return http.get(action, params=fields)
+
+        # First choice: the form that names this user (a hidden user field, or
+        # a choice/button carrying the user's id or login id): the "pick this
+        # account" button a person clicks.
+        for form in parser.forms if not typed else []:
+            fields = dict(form["hidden"])
+            if wanted & set(form["hidden"].values()):
+                return send(form, fields)
+            for name, value, attrs in form["choices"]:
+                if name and value in wanted:
+                    fields[name] = value
+                    return send(form, fields)
+                if wanted & {v for v in attrs.values() if v}:
+                    return send(form, fields)
+        # Typing a login id into a free-text form.
+        for form in parser.forms if typed else []:
+            fields = dict(form["hidden"])
+            for name, value, attrs in form["text"]:
+                if any(k in name.lower() for k in ("login", "email", "user")):
+                    fields[name] = user.login_id
+                    return send(form, fields)
         raise AssertionError(f"no form on the provider page offers {user.login_id}:\n{page.text[:2000]}")
 
 

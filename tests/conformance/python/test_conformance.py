@@ -270,6 +270,17 @@ def test_oauth_start_consent_page_exchange(client, make_user):
         client.oauth.exchange_token(code)
 
 
+def test_oauth_consent_page_signs_up_a_typed_login(client):
+    from conftest import User
+
+    login_id = f"{unique('oauthnew')}@example.com"
+    start = client.oauth.start("github", RETURN_URL)
+    resp = submit_provider_page(start["url"], User(login_id, login_id, "", ""), typed=True)
+    out = client.oauth.exchange_token(code_from_redirect(resp, RETURN_URL))
+    assert out["user"]["loginIds"] == [login_id]
+    assert out["firstSeen"] is True
+
+
 def test_sso_start_idp_page_exchange(client, seed, make_user):
     user = make_user(roles=[], tenants=[(seed.tenant_sso, [])])
     start = client.sso.start(seed.tenant_sso, RETURN_URL)
