@@ -374,7 +374,9 @@ impl Emulator {
         self.shared.lock().calls.clear();
     }
 
-    /// Applies `fault` to calls on `path` (replacing any fault set there).
+    /// Applies `fault` to calls on `path` (replacing any fault set there);
+    /// the path `"*"` applies to every endpoint without a fault of its own
+    /// (never to the control API under `/emulator/`).
     pub fn set_fault(&self, path: &str, fault: Fault) {
         self.shared.lock().faults.insert(path.to_owned(), fault);
     }
@@ -437,7 +439,8 @@ impl Emulator {
     }
 
     /// Stops accepting, closes open connections and waits for the server task.
-    pub async fn shutdown(self) {
+    /// Takes `&self` so that a shared (`Arc`) handle can be shut down too.
+    pub async fn shutdown(&self) {
         self.server.shutdown().await;
     }
 }

@@ -662,7 +662,7 @@ fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {
     if let Err(resp) = helper_user(&st, body) {
         return resp;
     }
-    let code = flows::new_otp(&mut st, &login_id, false);
+    let code = flows::new_otp(&mut st, &login_id, false, None);
     json(StatusCode::OK, &json!({"code": code, "loginId": login_id}))
 }
 
@@ -681,6 +681,7 @@ fn generate_link(shared: &Shared, body: &Map<String, Value>, enchanted: bool) ->
         custom_claims: Map::new(),
         tenant: None,
         first_seen: false,
+        step_up: None,
     };
     if enchanted {
         let (token, pending_ref) = flows::new_enchanted(&mut st, login);
@@ -734,6 +735,7 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
             .unwrap_or_default(),
         tenant: None,
         first_seen,
+        step_up: None,
     };
     let token = flows::new_token(&mut st, login);
     json(StatusCode::OK, &json!({ "token": token }))

@@ -150,6 +150,17 @@ pub(crate) struct PendingLogin {
     pub(crate) tenant: Option<String>,
     /// Whether the user was created by this login (sign-up): `firstSeen`.
     pub(crate) first_seen: bool,
+    /// Step-up / MFA: the session this login adds a factor to.
+    pub(crate) step_up: Option<StepUp>,
+}
+
+/// The current session of a step-up or MFA login (`loginOptions.stepup` /
+/// `mfa` with the refresh token in the Authorization header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepUp {
+    pub(crate) sub: String,
+    /// Factors already in the session (`amr`).
+    pub(crate) amr: Vec<String>,
 }
 
 /// An enchanted-link session waiting for its link to be clicked.
@@ -203,6 +214,7 @@ pub(crate) struct OtpCode {
     pub(crate) expires_at: i64,
     pub(crate) attempts: u32,
     pub(crate) first_seen: bool,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// An access key created through the management API.
@@ -225,6 +237,7 @@ pub(crate) struct Authorization {
     /// Sign-up allowed: pick-or-create; sign-in only otherwise.
     pub(crate) allow_signup: bool,
     pub(crate) expires_at: i64,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// OTP lifetime.
