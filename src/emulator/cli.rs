@@ -97,11 +97,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         ..EmulatorOptions::default()
     };
     let emulator = Emulator::spawn(args.listen, opts).await?;
-    eprintln!(
-        "WARNING: this is the Portcullis Descope-API EMULATOR, NOT DESCOPE. \
-         Its tokens are signed with throw-away keys and it keeps everything in memory. \
-         Never point production at it."
-    );
+    eprintln!();
+    eprintln!("  !!! WARNING: this is the Portcullis Descope-API EMULATOR, NOT DESCOPE. !!!");
+    eprintln!("  !!! Tokens are signed with throw-away keys; all state is in memory.     !!!");
+    eprintln!("  !!! Never point production at it.                                       !!!");
+    eprintln!();
     {
         let mut out = std::io::stdout().lock();
         writeln!(

@@ -868,10 +868,17 @@ fn access_key_exchange(shared: &Shared, req: &Req) -> Resp {
     }
     let mut claims = Map::new();
     claims.insert("roles".into(), json!(key.roles));
+    claims.insert("permissions".into(), json!(st.permissions_of(&key.roles)));
     let tenants: Map<String, Value> = key
         .tenants
         .iter()
-        .map(|t| (t.id.clone(), json!({"roles": t.roles, "permissions": []})))
+        .map(|t| {
+            let permissions = st.permissions_of(&t.roles);
+            (
+                t.id.clone(),
+                json!({"roles": t.roles, "permissions": permissions}),
+            )
+        })
         .collect();
     claims.insert("tenants".into(), Value::Object(tenants));
     let options = body.get("loginOptions").and_then(Value::as_object);

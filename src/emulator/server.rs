@@ -158,7 +158,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dro
         headers: parts.headers,
         body,
     };
-    Ok(routes::dispatch(&shared, &req))
+    let method = req.method.clone();
+    let resp = routes::dispatch(&shared, &req);
+    // Path and status only: query strings and bodies may carry tokens.
+    tracing::debug!(target: "portcullis::emulator", %method, path = %req.path, status = resp.status().as_u16(), "emulator request");
+    Ok(resp)
 }
 
 /// The fault to apply to this call, consuming one use of a counted fault.

@@ -18,6 +18,8 @@ use crate::descope::wire::{UserResponse, UserTenant};
 pub enum SeedError {
     #[error("seed file is not valid TOML for the emulator seed format")]
     Parse(#[from] toml::de::Error),
+    #[error("seed access key {0:?}: a key must be non-empty and contain no ':'")]
+    AccessKey(String),
 }
 
 /// A user to create (seed file `[[users]]`, `Emulator::add_user`).
@@ -73,11 +75,22 @@ struct SeedTenant {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct SeedAccessKey {
+    /// The secret clients send as `Bearer <projectId>:<key>`; no `:` allowed.
+    key: String,
+    id: Option<String>,
+    roles: Vec<String>,
+    tenants: Vec<TenantMembership>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct Seed {
     permissions: Vec<SeedPermission>,
     roles: Vec<SeedRole>,
     tenants: Vec<SeedTenant>,
     users: Vec<UserSpec>,
+    access_keys: Vec<SeedAccessKey>,
 }
 
 /// A user record.
@@ -309,6 +322,20 @@ impl State {
         for u in seed.users {
             self.upsert_user(u);
         }
+        for k in seed.access_keys {
+            if k.key.is_empty() || k.key.contains(':') {
+                return Err(SeedError::AccessKey(k.id.unwrap_or_default()));
+            }
+            self.access_keys.insert(
+                k.key,
+                AccessKey {
+                    id: k.id.unwrap_or_else(|| random_id("K")),
+                    roles: k.roles,
+                    tenants: k.tenants,
+                    expires_at: 0,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -436,7 +463,7 @@ impl State {
     // === claims and tokens ===
 
     /// Permissions granted by `roles` (deduplicated, in role order).
-    fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+    pub(crate) fn permissions_of(&self, roles: &[String]) -> Vec<String> {
         let mut seen = HashSet::new();
         roles
             .iter()

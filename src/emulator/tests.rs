@@ -1163,3 +1163,41 @@ fn a_bad_seed_file_is_refused() {
     assert!(state.apply_seed(SEED).is_ok());
     assert_eq!(state.users.len(), 2);
 }
+
+#[tokio::test]
+async fn demo_seed_and_seeded_access_keys_work() {
+    let emu = spawn_with(EmulatorOptions {
+        project_id: PID.to_owned(),
+        seed: Some(format!(
+            "{DEMO_SEED}\n[[access_keys]]\nkey = \"Kci-secret\"\nid = \"K-ci\"\nroles = [\"admin\"]\n"
+        )),
+        ..EmulatorOptions::default()
+    })
+    .await;
+    assert_eq!(
+        emu.user_id("admin@example.com").as_deref(),
+        Some("U-demo-admin")
+    );
+    let resp = client()
+        .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
+        .header("authorization", bearer(&[PID, "Kci-secret"]))
+        .json(&json!({"loginOptions": {}}))
+        .send()
+        .await
+        .expect("exchange");
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["keyId"], "K-ci");
+    let session = verify(&emu, body["sessionJwt"].as_str().expect("s")).await;
+    assert_eq!(session["sub"], "K-ci");
+    assert_eq!(session["roles"], json!(["admin"]));
+    assert_eq!(session["permissions"], json!(["admin:write", "docs:read"]));
+    let resp = client()
+        .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
+        .header("authorization", bearer(&[PID, "wrong"]))
+        .send()
+        .await
+        .expect("exchange");
+    assert_eq!(resp.status(), 401);
+    emu.shutdown().await;
+}
