@@ -174,8 +174,9 @@ pub enum IssuerMode {
 pub struct EmulatorOptions {
     pub project_id: String,
     pub key_type: KeyType,
-    /// Required by the management API when set; when `None`, any key is accepted
-    /// as long as one is given.
+    /// Required by the management API when set. When `None`, the control
+    /// token is required instead if one is set (so a remote emulator is never
+    /// open), else any non-empty key is accepted.
     pub management_key: Option<String>,
     /// Protects `/emulator/*` when set.
     pub control_token: Option<String>,
@@ -416,6 +417,17 @@ impl Emulator {
     /// (faulted calls included).
     pub fn calls(&self, path: &str) -> u64 {
         self.shared.lock().calls.get(path).copied().unwrap_or(0)
+    }
+
+    /// Calls served on `/v1/auth/refresh`.
+    pub fn refresh_calls(&self) -> u64 {
+        self.calls("/v1/auth/refresh")
+    }
+
+    /// Answers the next `n` calls on `path` with `status` (and a default
+    /// Descope error body), then serves normally again.
+    pub fn fail_next(&self, path: &str, n: u32, status: u16) {
+        self.set_fault(path, Fault::status(status).times(n));
     }
 
     /// Forgets every call count.

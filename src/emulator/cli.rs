@@ -21,7 +21,8 @@ pub struct EmulatorArgs {
     pub project_id: String,
     #[arg(long, value_enum, default_value_t = super::KeyType::Ec)]
     pub key_type: super::KeyType,
-    /// Management key the management API requires (any key is accepted when unset).
+    /// Management key the management API requires (when unset: the control
+    /// token if given, else any non-empty key).
     #[arg(long, env = "DESCOPE_MANAGEMENT_KEY", hide_env_values = true)]
     pub management_key: Option<String>,
     /// Seed file (TOML: permissions, roles, tenants, users).

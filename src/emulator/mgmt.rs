@@ -280,8 +280,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
-/// `Bearer <pid>:<managementKey>` with the configured key (any non-empty key
-/// when none is configured).
+/// `Bearer <pid>:<managementKey>` with the configured key, else the control
+/// token when one is set, else any non-empty key.
 fn authorized(shared: &Shared, req: &Req) -> bool {
     let parts = req.bearer_parts();
     let (Some(pid), Some(key)) = (parts.first(), parts.get(1)) else {
@@ -290,7 +290,11 @@ fn authorized(shared: &Shared, req: &Req) -> bool {
     if pid != &shared.project_id || key.is_empty() {
         return false;
     }
-    match &shared.management_key {
+    match shared
+        .management_key
+        .as_ref()
+        .or(shared.control_token.as_ref())
+    {
         Some(expected) => {
             aws_lc_rs::constant_time::verify_slices_are_equal(key.as_bytes(), expected.as_bytes())
                 .is_ok()

@@ -542,6 +542,37 @@ async fn control_api_needs_the_token_and_sets_faults() {
     assert_eq!(resp.status(), 200);
     assert_eq!(refresh(&emu, &token).await.status(), 429);
     assert_eq!(refresh(&emu, &token).await.status(), 200);
+    // Without a management key, the control token guards the management API.
+    let resp = c
+        .post(format!("{base}/v1/mgmt/user/create"))
+        .header("authorization", bearer(&[PID, "anything"]))
+        .json(&json!({"loginId": "eve@example.com"}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 401);
+    let resp = c
+        .post(format!("{base}/v1/mgmt/user/create"))
+        .header("authorization", bearer(&[PID, "ctl"]))
+        .json(&json!({"loginId": "eve@example.com"}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 200);
+    let users: Value = c
+        .get(format!("{base}/emulator/users"))
+        .bearer_auth("ctl")
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(users["users"][0]["loginIds"], json!(["eve@example.com"]));
+    assert_eq!(emu.refresh_calls(), 2);
+    emu.fail_next("/v1/auth/refresh", 1, 502);
+    assert_eq!(refresh(&emu, &token).await.status(), 502);
+    assert_eq!(refresh(&emu, &token).await.status(), 200);
     let calls: Value = c
         .get(format!("{base}/emulator/calls?path=/v1/auth/refresh"))
         .bearer_auth("ctl")
@@ -551,7 +582,7 @@ async fn control_api_needs_the_token_and_sets_faults() {
         .json()
         .await
         .expect("json");
-    assert_eq!(calls["count"], 2);
+    assert_eq!(calls["count"], 4);
     emu.shutdown().await;
 }
 
