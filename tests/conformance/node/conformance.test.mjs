@@ -262,6 +262,34 @@ test('management loads a created user', async () => {
   assert.deepEqual(loaded.userTenants.map((t) => t.tenantId), [seed.tenantA]);
 });
 
+test('management reads back tenants, roles, permissions', async () => {
+  const tenants = ok(await mgmt.tenant.loadAll(), 'tenant.loadAll');
+  const ids = tenants.map((t) => t.id);
+  for (const id of [seed.tenantA, seed.tenantB, seed.tenantSso]) assert.ok(ids.includes(id), id);
+  assert.equal(ok(await mgmt.tenant.load(seed.tenantB), 'tenant.load').id, seed.tenantB);
+  const roles = ok(await mgmt.role.loadAll(), 'role.loadAll');
+  const editor = roles.find((r) => r.name === seed.roleEditor);
+  assert.deepEqual([...editor.permissionNames].sort(), [seed.permRead, seed.permWrite].sort());
+  const perms = ok(await mgmt.permission.loadAll(), 'permission.loadAll').map((p) => p.name);
+  for (const p of [seed.permRead, seed.permWrite, seed.permBilling]) assert.ok(perms.includes(p), p);
+});
+
+test('management updates and searches users', async () => {
+  const user = await makeUser({ roles: [seed.roleViewer] });
+  ok(await mgmt.user.updateDisplayName(user.loginId, 'Renamed Person'), 'updateDisplayName');
+  ok(await mgmt.user.addTenant(user.loginId, seed.tenantB), 'addTenant');
+  ok(await mgmt.user.setRoles(user.loginId, [seed.roleEditor]), 'setRoles');
+  const loaded = ok(await mgmt.user.load(user.loginId), 'user.load');
+  assert.equal(loaded.name, 'Renamed Person');
+  assert.deepEqual(loaded.roleNames, [seed.roleEditor]);
+  assert.ok(loaded.userTenants.some((t) => t.tenantId === seed.tenantB));
+  const found = ok(await mgmt.user.searchTestUsers({ emails: [user.email] }), 'searchTestUsers');
+  assert.deepEqual(found.users.map((u) => u.userId), [user.userId]);
+  ok(await mgmt.user.removeTenant(user.loginId, seed.tenantB), 'removeTenant');
+  const again = ok(await mgmt.user.loadByUserId(user.userId), 'loadByUserId');
+  assert.ok(!again.userTenants.some((t) => t.tenantId === seed.tenantB));
+});
+
 // --- magic link ------------------------------------------------------------
 test('magic link for a test user, then magicLink.verify', async () => {
   const user = await makeUser();

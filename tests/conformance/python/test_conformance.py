@@ -89,6 +89,39 @@ def test_management_loads_a_created_user(client, make_user, seed):
     assert [t["tenantId"] for t in loaded["userTenants"]] == [seed.tenant_a]
 
 
+def test_management_reads_back_tenants_roles_permissions(client, seed):
+    tenants = {t["id"]: t for t in client.mgmt.tenant.load_all()["tenants"]}
+    assert {seed.tenant_a, seed.tenant_b, seed.tenant_sso} <= set(tenants)
+    assert tenants[seed.tenant_a]["name"] == f"Tenant {seed.tenant_a}"
+    assert client.mgmt.tenant.load(seed.tenant_b)["id"] == seed.tenant_b
+    roles = {r["name"]: r for r in client.mgmt.role.load_all()["roles"]}
+    assert sorted(roles[seed.role_editor]["permissionNames"]) == sorted([seed.perm_read, seed.perm_write])
+    perms = {p["name"] for p in client.mgmt.permission.load_all()["permissions"]}
+    assert {seed.perm_read, seed.perm_write, seed.perm_billing} <= perms
+
+
+def test_management_updates_and_searches_users(client, seed, make_user):
+    user = make_user(roles=[seed.role_viewer])
+    client.mgmt.user.update_display_name(user.login_id, "Renamed Person")
+    client.mgmt.user.add_tenant(user.login_id, seed.tenant_b)
+    client.mgmt.user.set_roles(user.login_id, [seed.role_editor])
+    loaded = client.mgmt.user.load(user.login_id)["user"]
+    assert loaded["name"] == "Renamed Person"
+    assert loaded["roleNames"] == [seed.role_editor]
+    assert seed.tenant_b in [t["tenantId"] for t in loaded["userTenants"]]
+    found = client.mgmt.user.search_all_test_users(emails=[user.email])["users"]
+    assert [u["userId"] for u in found] == [user.user_id]
+    client.mgmt.user.remove_tenant(user.login_id, seed.tenant_b)
+    loaded = client.mgmt.user.load_by_user_id(user.user_id)["user"]
+    assert seed.tenant_b not in [t["tenantId"] for t in loaded["userTenants"]]
+
+
+def test_management_unknown_user_is_an_error(client):
+    with pytest.raises(AuthException) as e:
+        client.mgmt.user.load(f"{unique('ghost')}@example.com")
+    assert 400 <= e.value.status_code < 500
+
+
 # --- magic link -----------------------------------------------------------
 
 
