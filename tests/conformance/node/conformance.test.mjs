@@ -659,6 +659,28 @@ test('embedded link verifies as a magic link', async () => {
   assert.equal(info.token.team, 'blue');
 });
 
+test('enchantedLink.signUpOrIn and otp.signUpOrIn', async () => {
+  const loginId = `${unique('either')}@example.com`;
+  const start = ok(await client.enchantedLink.signUpOrIn(loginId, VERIFY_URL), 'enchantedLink.signUpOrIn');
+  const links = (await outboxFor(loginId)).filter((e) => e.link).map((e) => e.link);
+  assert.ok(links.length, 'no enchanted link in the outbox');
+  ok(await client.enchantedLink.verify(linkToken(links.at(-1))), 'enchantedLink.verify');
+  const first = await client.enchantedLink.waitForSession(start.pendingRef, { pollingIntervalMs: 1000, timeoutMs: 10000 });
+  assert.ok(first.ok, JSON.stringify(first.error));
+  ok(await client.otp.signUpOrIn.email(loginId), 'otp.signUpOrIn.email');
+  const codes = (await outboxFor(loginId)).filter((e) => e.code).map((e) => e.code);
+  const second = ok(await client.otp.verify.email(loginId, codes.at(-1)), 'otp.verify.email');
+  assert.equal(second.user.userId, first.data.user.userId);
+});
+
+test('password.update with the refresh token', async () => {
+  const loginId = `${unique('pwdupd')}@example.com`;
+  const up = ok(await client.password.signUp(loginId, 'First-Passw0rd!', {}), 'password.signUp');
+  ok(await client.password.update(loginId, 'Second-Passw0rd!', up.refreshJwt), 'password.update');
+  ok(await client.password.signIn(loginId, 'Second-Passw0rd!'), 'password.signIn (new)');
+  assert.equal((await client.password.signIn(loginId, 'First-Passw0rd!')).ok, false);
+});
+
 // --- more session endpoints -------------------------------------------------
 test('myTenants and history', async () => {
   const user = await makeUser({ roles: [], tenants: [[seed.tenantA, []], [seed.tenantB, []]] });

@@ -544,6 +544,73 @@ def test_embedded_link_verifies_as_magic_link(client, make_user):
     assert out["sessionToken"].get("team") == "blue"
 
 
+def test_enchanted_link_and_otp_sign_up_or_in(client, control):
+    login_id = f"{unique('either')}@example.com"
+    res = client.enchantedlink.sign_up_or_in(login_id, "http://127.0.0.1:9/verify")
+    links = [e["link"] for e in outbox_for(control, login_id) if e.get("link")]
+    assert links, "no enchanted link in the outbox"
+    client.enchantedlink.verify(link_token(links[-1]))
+    first = client.enchantedlink.get_session(res["pendingRef"])
+    assert first["user"]["loginIds"] == [login_id]
+    client.otp.sign_up_or_in(DeliveryMethod.EMAIL, login_id)
+    codes = [e["code"] for e in outbox_for(control, login_id) if e.get("code")]
+    assert codes, "no OTP code in the outbox"
+    second = client.otp.verify_code(DeliveryMethod.EMAIL, login_id, codes[-1])
+    assert second["userId"] == first["userId"]
+
+
+def test_password_update_with_refresh_token(client):
+    login_id = f"{unique('pwdupd')}@example.com"
+    up = client.password.sign_up(login_id, "First-Passw0rd!", {})
+    client.password.update(login_id, "Second-Passw0rd!", refresh_jwt(up))
+    assert client.password.sign_in(login_id, "Second-Passw0rd!")["userId"] == up["userId"]
+    with pytest.raises(AuthException):
+        client.password.sign_in(login_id, "First-Passw0rd!")
+
+
+def test_management_create_update_deactivate_user(client, seed, control):
+    login_id = f"{unique('plain')}@example.com"
+    created = client.mgmt.user.create(login_id, email=login_id, display_name="Plain User", role_names=[seed.role_viewer])
+    user_id = created["user"]["userId"]
+    assert created["user"]["test"] is False
+    client.mgmt.user.update(login_id, email=login_id, display_name="Updated User", role_names=[seed.role_editor])
+    loaded = client.mgmt.user.load(login_id)["user"]
+    assert loaded["name"] == "Updated User" and loaded["roleNames"] == [seed.role_editor]
+    found = client.mgmt.user.search_all(emails=[login_id])["users"]
+    assert [u["userId"] for u in found] == [user_id]
+    client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    client.mgmt.user.deactivate(login_id)
+    assert client.mgmt.user.load(login_id)["user"]["status"] == "disabled"
+    # A disabled user gets no session: refused at sign-in or at verify.
+    with pytest.raises(AuthException):
+        client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+        link = [e["link"] for e in outbox_for(control, login_id) if e.get("link")][-1]
+        client.magiclink.verify(link_token(link))
+    client.mgmt.user.activate(login_id)
+    client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    link = [e["link"] for e in outbox_for(control, login_id) if e.get("link")][-1]
+    assert client.magiclink.verify(link_token(link))["userId"] == user_id
+
+
+def test_management_updates_and_deletes_tenants_roles_permissions(client):
+    perm, role, tenant = unique("perm"), unique("role"), unique("T")
+    client.mgmt.permission.create(perm, "p")
+    client.mgmt.permission.update(perm, perm + "-2", "p2")
+    client.mgmt.role.create(role, "r", [perm + "-2"])
+    client.mgmt.role.update(role, role + "-2", "r2", [perm + "-2"])
+    roles = {r["name"] for r in client.mgmt.role.load_all()["roles"]}
+    assert role + "-2" in roles and role not in roles
+    client.mgmt.tenant.create("Before", id=tenant)
+    client.mgmt.tenant.update(tenant, "After")
+    assert client.mgmt.tenant.load(tenant)["name"] == "After"
+    client.mgmt.tenant.delete(tenant)
+    client.mgmt.role.delete(role + "-2")
+    client.mgmt.permission.delete(perm + "-2")
+    assert tenant not in {t["id"] for t in client.mgmt.tenant.load_all()["tenants"]}
+    assert role + "-2" not in {r["name"] for r in client.mgmt.role.load_all()["roles"]}
+    assert perm + "-2" not in {p["name"] for p in client.mgmt.permission.load_all()["permissions"]}
+
+
 # --- more session endpoints -----------------------------------------------
 
 
