@@ -1,3 +1,7 @@
-//! The Descope API: wire types shared by the gateway's client and the emulator.
+//! Talking to Descope: the gateway's API client (`client`) and the wire types
+//! shared with the emulator (`wire`).
 
+pub mod client;
 pub mod wire;
+
+pub use client::{DescopeClient, DescopeError, DescopeReply, DescopeSettings, TokenPair};

@@ -53,7 +53,9 @@ pub struct SessionValidator {
 impl SessionValidator {
     /// Builds the validator; fails only on unparsable seed keys.
     pub fn new(settings: ValidatorSettings) -> Result<Arc<Self>, SessionError> {
-        Ok(Arc::new(Self { _settings: settings }))
+        Ok(Arc::new(Self {
+            _settings: settings,
+        }))
     }
 
     /// Starts the background task: first JWKS fetch now, then every `jwks_refresh`.
