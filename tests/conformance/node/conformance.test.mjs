@@ -6,6 +6,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import DescopeClient from '@descope/node-sdk';
 
 const env = {
@@ -733,4 +735,53 @@ test('a dropped connection surfaces as an error', async () => {
     await ctl.clearFaults();
   }
   ok(await client.refresh(res.refreshJwt), 'refresh after the drop');
+});
+
+// --- start-up options ----------------------------------------------------------
+// A second emulator with its own flags; resolves once it prints its address.
+async function spawnEmulator(...args) {
+  const bin = process.env.PORTCULLIS_BIN;
+  assert.ok(bin, 'PORTCULLIS_BIN is not set (run through tests/conformance/run)');
+  const projectId = `P2spawned${randomUUID().replace(/-/g, '').slice(0, 19)}`;
+  const controlToken = `T-${randomUUID()}`;
+  const child = spawn(bin, ['emulator', '--listen', '127.0.0.1:0', '--project-id', projectId,
+    '--control-token', controlToken, '--key-type', env.keyType, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([
+    new Promise((resolve) => lines.once('line', (l) => resolve([l]))),
+    new Promise((resolve) => child.once('exit', () => resolve(['']))),
+  ]);
+  const m = line.match(/listening on (http:\/\/\S+)/);
+  if (!m) { child.kill(); throw new Error(`emulator did not start: ${line}`); }
+  lines.on('line', () => {});
+  const stop = () => new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+  });
+  return { url: m[1], projectId, controlToken, stop };
+}
+
+test('--issuer-project-id: node accepts iss = project id', async () => {
+  const emu = await spawnEmulator('--issuer-project-id');
+  try {
+    const r = await fetch(`${emu.url}/emulator/mint`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${emu.controlToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'U-x' }),
+    });
+    const { token } = await r.json();
+    const c = DescopeClient({ projectId: emu.projectId, baseUrl: emu.url });
+    const info = await c.validateSession(token);
+    assert.equal(info.token.iss, emu.projectId);
+    // An issuer naming another project is refused by node's issuer check.
+    const foreign = await (await fetch(`${emu.url}/emulator/mint`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${emu.controlToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'U-x', claims: { iss: 'https://example.com/P2someoneelse' } }),
+    })).json();
+    await rejects(c.validateSession(foreign.token), /iss/);
+  } finally {
+    await emu.stop();
+  }
 });

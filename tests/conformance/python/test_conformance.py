@@ -684,3 +684,67 @@ def test_control_api_requires_the_token(env):
         f"{env.url}/emulator/mint", json={"sub": "U1"}, headers={"Authorization": "Bearer wrong"}
     )
     assert r.status_code == 401
+
+
+# --- start-up options -----------------------------------------------------
+
+SEED = """
+[[permissions]]
+name = "invoices:read"
+description = "Read invoices"
+
+[[roles]]
+name = "admin"
+permissions = ["invoices:read"]
+
+[[roles]]
+name = "member"
+
+[[tenants]]
+id = "T-acme"
+name = "Acme"
+sso = true
+domains = ["acme.example.com"]
+
+[[users]]
+login_id = "alice@example.com"
+user_id = "U-alice"
+name = "Alice Example"
+roles = ["admin"]
+password = "correct horse"
+tenants = [{ id = "T-acme", roles = ["member"] }]
+"""
+
+
+def test_seed_file_as_documented(tmp_path, env):
+    from conftest import SpawnedEmulator, User
+
+    seed_file = tmp_path / "seed.toml"
+    seed_file.write_text(SEED)
+    with SpawnedEmulator("--seed", str(seed_file), key_type=env.key_type) as emu:
+        c = DescopeClient(emu.project_id, management_key=emu.management_key, base_url=emu.url)
+        alice = c.mgmt.user.load("alice@example.com")["user"]
+        assert alice["userId"] == "U-alice" and alice["name"] == "Alice Example"
+        assert alice["email"] == "alice@example.com"
+        res = c.password.sign_in("alice@example.com", "correct horse")
+        assert res["userId"] == "U-alice"
+        assert c.validate_roles(res, ["admin"]) and c.validate_permissions(res, ["invoices:read"])
+        assert c.validate_tenant_roles(res, "T-acme", ["member"])
+        # The seeded SSO tenant is found by its self-provisioning domain too.
+        start = c.sso.start("bob@acme.example.com", RETURN_URL)
+        resp = submit_provider_page(start["url"], User("alice@example.com", "alice@example.com", "U-alice", ""))
+        assert c.sso.exchange_token(code_from_redirect(resp, RETURN_URL))["userId"] == "U-alice"
+
+
+def test_issuer_project_id_mode(env):
+    from conftest import SpawnedEmulator
+
+    with SpawnedEmulator("--issuer-project-id", key_type=env.key_type) as emu:
+        token = httpx.post(
+            f"{emu.url}/emulator/mint",
+            json={"sub": "U-x"},
+            headers={"Authorization": f"Bearer {emu.control_token}"},
+        ).json()["token"]
+        c = DescopeClient(emu.project_id, base_url=emu.url)
+        res = c.validate_session(token)
+        assert res["iss"] == emu.project_id and res["projectId"] == emu.project_id
