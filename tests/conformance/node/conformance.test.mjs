@@ -6,6 +6,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import DescopeClient from '@descope/node-sdk';
 
 const env = {
@@ -260,6 +262,34 @@ test('management loads a created user', async () => {
   assert.equal(loaded.email, user.email);
   assert.ok(loaded.roleNames.includes(seed.roleEditor));
   assert.deepEqual(loaded.userTenants.map((t) => t.tenantId), [seed.tenantA]);
+});
+
+test('management reads back tenants, roles, permissions', async () => {
+  const tenants = ok(await mgmt.tenant.loadAll(), 'tenant.loadAll');
+  const ids = tenants.map((t) => t.id);
+  for (const id of [seed.tenantA, seed.tenantB, seed.tenantSso]) assert.ok(ids.includes(id), id);
+  assert.equal(ok(await mgmt.tenant.load(seed.tenantB), 'tenant.load').id, seed.tenantB);
+  const roles = ok(await mgmt.role.loadAll(), 'role.loadAll');
+  const editor = roles.find((r) => r.name === seed.roleEditor);
+  assert.deepEqual([...editor.permissionNames].sort(), [seed.permRead, seed.permWrite].sort());
+  const perms = ok(await mgmt.permission.loadAll(), 'permission.loadAll').map((p) => p.name);
+  for (const p of [seed.permRead, seed.permWrite, seed.permBilling]) assert.ok(perms.includes(p), p);
+});
+
+test('management updates and searches users', async () => {
+  const user = await makeUser({ roles: [seed.roleViewer] });
+  ok(await mgmt.user.updateDisplayName(user.loginId, 'Renamed Person'), 'updateDisplayName');
+  ok(await mgmt.user.addTenant(user.loginId, seed.tenantB), 'addTenant');
+  ok(await mgmt.user.setRoles(user.loginId, [seed.roleEditor]), 'setRoles');
+  const loaded = ok(await mgmt.user.load(user.loginId), 'user.load');
+  assert.equal(loaded.name, 'Renamed Person');
+  assert.deepEqual(loaded.roleNames, [seed.roleEditor]);
+  assert.ok(loaded.userTenants.some((t) => t.tenantId === seed.tenantB));
+  const found = ok(await mgmt.user.searchTestUsers({ emails: [user.email] }), 'searchTestUsers');
+  assert.deepEqual(found.users.map((u) => u.userId), [user.userId]);
+  ok(await mgmt.user.removeTenant(user.loginId, seed.tenantB), 'removeTenant');
+  const again = ok(await mgmt.user.loadByUserId(user.userId), 'loadByUserId');
+  assert.ok(!again.userTenants.some((t) => t.tenantId === seed.tenantB));
 });
 
 // --- magic link ------------------------------------------------------------
@@ -631,6 +661,28 @@ test('embedded link verifies as a magic link', async () => {
   assert.equal(info.token.team, 'blue');
 });
 
+test('enchantedLink.signUpOrIn and otp.signUpOrIn', async () => {
+  const loginId = `${unique('either')}@example.com`;
+  const start = ok(await client.enchantedLink.signUpOrIn(loginId, VERIFY_URL), 'enchantedLink.signUpOrIn');
+  const links = (await outboxFor(loginId)).filter((e) => e.link).map((e) => e.link);
+  assert.ok(links.length, 'no enchanted link in the outbox');
+  ok(await client.enchantedLink.verify(linkToken(links.at(-1))), 'enchantedLink.verify');
+  const first = await client.enchantedLink.waitForSession(start.pendingRef, { pollingIntervalMs: 1000, timeoutMs: 10000 });
+  assert.ok(first.ok, JSON.stringify(first.error));
+  ok(await client.otp.signUpOrIn.email(loginId), 'otp.signUpOrIn.email');
+  const codes = (await outboxFor(loginId)).filter((e) => e.code).map((e) => e.code);
+  const second = ok(await client.otp.verify.email(loginId, codes.at(-1)), 'otp.verify.email');
+  assert.equal(second.user.userId, first.data.user.userId);
+});
+
+test('password.update with the refresh token', async () => {
+  const loginId = `${unique('pwdupd')}@example.com`;
+  const up = ok(await client.password.signUp(loginId, 'First-Passw0rd!', {}), 'password.signUp');
+  ok(await client.password.update(loginId, 'Second-Passw0rd!', up.refreshJwt), 'password.update');
+  ok(await client.password.signIn(loginId, 'Second-Passw0rd!'), 'password.signIn (new)');
+  assert.equal((await client.password.signIn(loginId, 'First-Passw0rd!')).ok, false);
+});
+
 // --- more session endpoints -------------------------------------------------
 test('myTenants and history', async () => {
   const user = await makeUser({ roles: [], tenants: [[seed.tenantA, []], [seed.tenantB, []]] });
@@ -683,4 +735,53 @@ test('a dropped connection surfaces as an error', async () => {
     await ctl.clearFaults();
   }
   ok(await client.refresh(res.refreshJwt), 'refresh after the drop');
+});
+
+// --- start-up options ----------------------------------------------------------
+// A second emulator with its own flags; resolves once it prints its address.
+async function spawnEmulator(...args) {
+  const bin = process.env.PORTCULLIS_BIN;
+  assert.ok(bin, 'PORTCULLIS_BIN is not set (run through tests/conformance/run)');
+  const projectId = `P2spawned${randomUUID().replace(/-/g, '').slice(0, 19)}`;
+  const controlToken = `T-${randomUUID()}`;
+  const child = spawn(bin, ['emulator', '--listen', '127.0.0.1:0', '--project-id', projectId,
+    '--control-token', controlToken, '--key-type', env.keyType, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const lines = createInterface({ input: child.stdout });
+  const [line] = await Promise.race([
+    new Promise((resolve) => lines.once('line', (l) => resolve([l]))),
+    new Promise((resolve) => child.once('exit', () => resolve(['']))),
+  ]);
+  const m = line.match(/listening on (http:\/\/\S+)/);
+  if (!m) { child.kill(); throw new Error(`emulator did not start: ${line}`); }
+  lines.on('line', () => {});
+  const stop = () => new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once('exit', resolve);
+    child.kill('SIGTERM');
+  });
+  return { url: m[1], projectId, controlToken, stop };
+}
+
+test('--issuer-project-id: node accepts iss = project id', async () => {
+  const emu = await spawnEmulator('--issuer-project-id');
+  try {
+    const r = await fetch(`${emu.url}/emulator/mint`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${emu.controlToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'U-x' }),
+    });
+    const { token } = await r.json();
+    const c = DescopeClient({ projectId: emu.projectId, baseUrl: emu.url });
+    const info = await c.validateSession(token);
+    assert.equal(info.token.iss, emu.projectId);
+    // An issuer naming another project is refused by node's issuer check.
+    const foreign = await (await fetch(`${emu.url}/emulator/mint`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${emu.controlToken}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ sub: 'U-x', claims: { iss: 'https://example.com/P2someoneelse' } }),
+    })).json();
+    await rejects(c.validateSession(foreign.token), /iss/);
+  } finally {
+    await emu.stop();
+  }
 });

@@ -300,3 +300,51 @@ def code_from_redirect(resp: httpx.Response, return_url: str) -> str:
     values = parse_qs(urlparse(location).query).get("code")
     assert values and values[0], f"no code in {location!r}"
     return values[0]
+
+
+class SpawnedEmulator:
+    """A second emulator with its own CLI flags, for cases that need a
+    different start-up configuration (seed file, issuer mode)."""
+
+    def __init__(self, *args: str, key_type: str = "ec"):
+        import re
+        import subprocess
+
+        binary = os.environ.get("PORTCULLIS_BIN")
+        if not binary:
+            pytest.fail("PORTCULLIS_BIN is not set (run through tests/conformance/run)")
+        self.project_id = "P2spawned" + uuid.uuid4().hex[:19]
+        self.management_key = "K-" + uuid.uuid4().hex
+        self.control_token = "T-" + uuid.uuid4().hex
+        self.proc = subprocess.Popen(
+            [
+                binary, "emulator", "--listen", "127.0.0.1:0",
+                "--project-id", self.project_id,
+                "--management-key", self.management_key,
+                "--control-token", self.control_token,
+                "--key-type", key_type, *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # Blocks until the first line, or EOF if the process exits.
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (http://\S+)", line)
+        if not m:
+            self.close()
+            pytest.fail(f"emulator did not start: {line!r} {self.proc.stderr.read()}")
+        self.url = m.group(1)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

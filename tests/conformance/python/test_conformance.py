@@ -89,6 +89,39 @@ def test_management_loads_a_created_user(client, make_user, seed):
     assert [t["tenantId"] for t in loaded["userTenants"]] == [seed.tenant_a]
 
 
+def test_management_reads_back_tenants_roles_permissions(client, seed):
+    tenants = {t["id"]: t for t in client.mgmt.tenant.load_all()["tenants"]}
+    assert {seed.tenant_a, seed.tenant_b, seed.tenant_sso} <= set(tenants)
+    assert tenants[seed.tenant_a]["name"] == f"Tenant {seed.tenant_a}"
+    assert client.mgmt.tenant.load(seed.tenant_b)["id"] == seed.tenant_b
+    roles = {r["name"]: r for r in client.mgmt.role.load_all()["roles"]}
+    assert sorted(roles[seed.role_editor]["permissionNames"]) == sorted([seed.perm_read, seed.perm_write])
+    perms = {p["name"] for p in client.mgmt.permission.load_all()["permissions"]}
+    assert {seed.perm_read, seed.perm_write, seed.perm_billing} <= perms
+
+
+def test_management_updates_and_searches_users(client, seed, make_user):
+    user = make_user(roles=[seed.role_viewer])
+    client.mgmt.user.update_display_name(user.login_id, "Renamed Person")
+    client.mgmt.user.add_tenant(user.login_id, seed.tenant_b)
+    client.mgmt.user.set_roles(user.login_id, [seed.role_editor])
+    loaded = client.mgmt.user.load(user.login_id)["user"]
+    assert loaded["name"] == "Renamed Person"
+    assert loaded["roleNames"] == [seed.role_editor]
+    assert seed.tenant_b in [t["tenantId"] for t in loaded["userTenants"]]
+    found = client.mgmt.user.search_all_test_users(emails=[user.email])["users"]
+    assert [u["userId"] for u in found] == [user.user_id]
+    client.mgmt.user.remove_tenant(user.login_id, seed.tenant_b)
+    loaded = client.mgmt.user.load_by_user_id(user.user_id)["user"]
+    assert seed.tenant_b not in [t["tenantId"] for t in loaded["userTenants"]]
+
+
+def test_management_unknown_user_is_an_error(client):
+    with pytest.raises(AuthException) as e:
+        client.mgmt.user.load(f"{unique('ghost')}@example.com")
+    assert 400 <= e.value.status_code < 500
+
+
 # --- magic link -----------------------------------------------------------
 
 
@@ -511,6 +544,73 @@ def test_embedded_link_verifies_as_magic_link(client, make_user):
     assert out["sessionToken"].get("team") == "blue"
 
 
+def test_enchanted_link_and_otp_sign_up_or_in(client, control):
+    login_id = f"{unique('either')}@example.com"
+    res = client.enchantedlink.sign_up_or_in(login_id, "http://127.0.0.1:9/verify")
+    links = [e["link"] for e in outbox_for(control, login_id) if e.get("link")]
+    assert links, "no enchanted link in the outbox"
+    client.enchantedlink.verify(link_token(links[-1]))
+    first = client.enchantedlink.get_session(res["pendingRef"])
+    assert first["user"]["loginIds"] == [login_id]
+    client.otp.sign_up_or_in(DeliveryMethod.EMAIL, login_id)
+    codes = [e["code"] for e in outbox_for(control, login_id) if e.get("code")]
+    assert codes, "no OTP code in the outbox"
+    second = client.otp.verify_code(DeliveryMethod.EMAIL, login_id, codes[-1])
+    assert second["userId"] == first["userId"]
+
+
+def test_password_update_with_refresh_token(client):
+    login_id = f"{unique('pwdupd')}@example.com"
+    up = client.password.sign_up(login_id, "First-Passw0rd!", {})
+    client.password.update(login_id, "Second-Passw0rd!", refresh_jwt(up))
+    assert client.password.sign_in(login_id, "Second-Passw0rd!")["userId"] == up["userId"]
+    with pytest.raises(AuthException):
+        client.password.sign_in(login_id, "First-Passw0rd!")
+
+
+def test_management_create_update_deactivate_user(client, seed, control):
+    login_id = f"{unique('plain')}@example.com"
+    created = client.mgmt.user.create(login_id, email=login_id, display_name="Plain User", role_names=[seed.role_viewer])
+    user_id = created["user"]["userId"]
+    assert created["user"]["test"] is False
+    client.mgmt.user.update(login_id, email=login_id, display_name="Updated User", role_names=[seed.role_editor])
+    loaded = client.mgmt.user.load(login_id)["user"]
+    assert loaded["name"] == "Updated User" and loaded["roleNames"] == [seed.role_editor]
+    found = client.mgmt.user.search_all(emails=[login_id])["users"]
+    assert [u["userId"] for u in found] == [user_id]
+    client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    client.mgmt.user.deactivate(login_id)
+    assert client.mgmt.user.load(login_id)["user"]["status"] == "disabled"
+    # A disabled user gets no session: refused at sign-in or at verify.
+    with pytest.raises(AuthException):
+        client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+        link = [e["link"] for e in outbox_for(control, login_id) if e.get("link")][-1]
+        client.magiclink.verify(link_token(link))
+    client.mgmt.user.activate(login_id)
+    client.magiclink.sign_in(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/verify")
+    link = [e["link"] for e in outbox_for(control, login_id) if e.get("link")][-1]
+    assert client.magiclink.verify(link_token(link))["userId"] == user_id
+
+
+def test_management_updates_and_deletes_tenants_roles_permissions(client):
+    perm, role, tenant = unique("perm"), unique("role"), unique("T")
+    client.mgmt.permission.create(perm, "p")
+    client.mgmt.permission.update(perm, perm + "-2", "p2")
+    client.mgmt.role.create(role, "r", [perm + "-2"])
+    client.mgmt.role.update(role, role + "-2", "r2", [perm + "-2"])
+    roles = {r["name"] for r in client.mgmt.role.load_all()["roles"]}
+    assert role + "-2" in roles and role not in roles
+    client.mgmt.tenant.create("Before", id=tenant)
+    client.mgmt.tenant.update(tenant, "After")
+    assert client.mgmt.tenant.load(tenant)["name"] == "After"
+    client.mgmt.tenant.delete(tenant)
+    client.mgmt.role.delete(role + "-2")
+    client.mgmt.permission.delete(perm + "-2")
+    assert tenant not in {t["id"] for t in client.mgmt.tenant.load_all()["tenants"]}
+    assert role + "-2" not in {r["name"] for r in client.mgmt.role.load_all()["roles"]}
+    assert perm + "-2" not in {p["name"] for p in client.mgmt.permission.load_all()["permissions"]}
+
+
 # --- more session endpoints -----------------------------------------------
 
 
@@ -584,3 +684,67 @@ def test_control_api_requires_the_token(env):
         f"{env.url}/emulator/mint", json={"sub": "U1"}, headers={"Authorization": "Bearer wrong"}
     )
     assert r.status_code == 401
+
+
+# --- start-up options -----------------------------------------------------
+
+SEED = """
+[[permissions]]
+name = "invoices:read"
+description = "Read invoices"
+
+[[roles]]
+name = "admin"
+permissions = ["invoices:read"]
+
+[[roles]]
+name = "member"
+
+[[tenants]]
+id = "T-acme"
+name = "Acme"
+sso = true
+domains = ["acme.example.com"]
+
+[[users]]
+login_id = "alice@example.com"
+user_id = "U-alice"
+name = "Alice Example"
+roles = ["admin"]
+password = "correct horse"
+tenants = [{ id = "T-acme", roles = ["member"] }]
+"""
+
+
+def test_seed_file_as_documented(tmp_path, env):
+    from conftest import SpawnedEmulator, User
+
+    seed_file = tmp_path / "seed.toml"
+    seed_file.write_text(SEED)
+    with SpawnedEmulator("--seed", str(seed_file), key_type=env.key_type) as emu:
+        c = DescopeClient(emu.project_id, management_key=emu.management_key, base_url=emu.url)
+        alice = c.mgmt.user.load("alice@example.com")["user"]
+        assert alice["userId"] == "U-alice" and alice["name"] == "Alice Example"
+        assert alice["email"] == "alice@example.com"
+        res = c.password.sign_in("alice@example.com", "correct horse")
+        assert res["userId"] == "U-alice"
+        assert c.validate_roles(res, ["admin"]) and c.validate_permissions(res, ["invoices:read"])
+        assert c.validate_tenant_roles(res, "T-acme", ["member"])
+        # The seeded SSO tenant is found by its self-provisioning domain too.
+        start = c.sso.start("bob@acme.example.com", RETURN_URL)
+        resp = submit_provider_page(start["url"], User("alice@example.com", "alice@example.com", "U-alice", ""))
+        assert c.sso.exchange_token(code_from_redirect(resp, RETURN_URL))["userId"] == "U-alice"
+
+
+def test_issuer_project_id_mode(env):
+    from conftest import SpawnedEmulator
+
+    with SpawnedEmulator("--issuer-project-id", key_type=env.key_type) as emu:
+        token = httpx.post(
+            f"{emu.url}/emulator/mint",
+            json={"sub": "U-x"},
+            headers={"Authorization": f"Bearer {emu.control_token}"},
+        ).json()["token"]
+        c = DescopeClient(emu.project_id, base_url=emu.url)
+        res = c.validate_session(token)
+        assert res["iss"] == emu.project_id and res["projectId"] == emu.project_id
