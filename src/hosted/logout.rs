@@ -140,7 +140,7 @@ async fn logout(
     }
 
     let mut resp = if accepts_html(headers) {
-        let target = crate::hosted::safe_return_to(cfg, &cfg.login.after_logout);
+        let target = after_logout_target(cfg);
         let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
         if let Ok(v) = HeaderValue::from_str(&target) {
             r.headers_mut().insert(header::LOCATION, v);
@@ -151,6 +151,18 @@ async fn logout(
     };
     append_cookies(&mut resp, &cookies.clear_all(headers));
     resp
+}
+
+/// `[login] after_logout` when it is a safe relative path, an allowed origin,
+/// or on the gateway's own origin (config validation accepts all three); else `/`.
+fn after_logout_target(cfg: &crate::config::Config) -> String {
+    let configured = &cfg.login.after_logout;
+    if let Ok(u) = url::Url::parse(configured)
+        && u.origin().ascii_serialization() == cfg.server.public_origin
+    {
+        return u.to_string();
+    }
+    crate::hosted::safe_return_to(cfg, configured)
 }
 
 /// `GET`: a page with one button that POSTs (same origin) to the endpoint.

@@ -572,3 +572,27 @@ async fn logout_all_during_an_outage_does_not_pretend() {
     assert_eq!(resp.status(), 503);
     assert!(set_cookies(&resp).is_empty(), "cookies kept for a retry");
 }
+
+#[tokio::test]
+async fn logout_redirects_to_the_configured_page() {
+    for (after, location) in [
+        ("/bye?x=1", "/bye?x=1"),
+        ("http://gw.test/bye", "http://gw.test/bye"),
+    ] {
+        let gw = TestGateway::spawn(&format!(
+            "[login]\nmethods = []\nafter_logout = \"{after}\"\n{ROUTES}"
+        ))
+        .await;
+        let resp = gw
+            .client
+            .post(gw.url("/_auth/logout"))
+            .header("cookie", format!("DSR={}", refresh_for(&gw, "U-bye")))
+            .header("sec-fetch-site", "same-origin")
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("gateway answers");
+        assert_eq!(resp.status(), 303);
+        assert_eq!(resp.headers()["location"], location);
+    }
+}
