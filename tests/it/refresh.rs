@@ -178,6 +178,23 @@ async fn concurrent_requests_with_one_expired_session_share_one_refresh() {
     .await;
     assert!(answers.iter().all(|s| *s == 200), "{answers:?}");
     assert_eq!(gw.emu.calls(REFRESH), 1);
+    let metrics = gw
+        .client
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("portcullis_refresh_total{result=\"ok\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_refresh_total{result=\"shared\"} 127"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
