@@ -577,10 +577,7 @@ struct ForwardHeader(http::HeaderName, HeaderValue);
 /// re-encoded; the query byte for byte.
 fn forward_path(target: &Target<'_>, canon: &CanonicalPath, query: Option<&str>) -> String {
     let stripped = match target {
-        Target::Route(r, _) => r
-            .strip_prefix
-            .as_deref()
-            .and_then(|p| canon.strip_prefix(p)),
+        Target::Route(r, _) => r.strip(canon),
         Target::DefaultAuthenticated => None,
     };
     let mut p = stripped.as_ref().unwrap_or(canon).to_forward();
