@@ -239,9 +239,7 @@ impl Refresher {
             Start::Lead(rx) => wait(rx).await,
         }
     }
-}
 
-impl Refresher {
     /// Drops any stored result for `refresh_jwt`, and any stored success that
     /// handed out `refresh_jwt` as its (rotated) refresh token, so a signed-out
     /// token is not answered from the reuse table. Calls in flight are left alone.
@@ -425,20 +423,24 @@ impl Inner {
 
     /// How long an outcome answers for its refresh token: `refresh_reuse`;
     /// a rotation at least [`ROTATED_GRACE`] (the old token is dead at
-    /// Descope, so this answer is the only one a late request can get), but
-    /// never past the new session's `exp`.
+    /// Descope, so this answer is the only one a late request can get). A
+    /// success never outlives its session's `exp`.
     fn keep_for(&self, outcome: &Outcome) -> Duration {
         match outcome {
-            Ok(r) if r.refresh_rotated => {
-                let grace = self.reuse.max(ROTATED_GRACE);
+            Ok(r) => {
+                let keep = if r.refresh_rotated {
+                    self.reuse.max(ROTATED_GRACE)
+                } else {
+                    self.reuse
+                };
                 match r.claims.expires_at() {
-                    Some(exp) => grace.min(Duration::from_secs(
+                    Some(exp) => keep.min(Duration::from_secs(
                         exp.saturating_sub(unix_now()).max(0).unsigned_abs(),
                     )),
-                    None => grace,
+                    None => keep,
                 }
             }
-            Ok(_) | Err(_) => self.reuse,
+            Err(_) => self.reuse,
         }
     }
 }

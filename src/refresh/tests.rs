@@ -230,6 +230,20 @@ async fn a_rotation_is_not_remembered_past_the_session_expiry() {
 }
 
 #[tokio::test]
+async fn a_success_is_not_reused_past_the_session_expiry() {
+    let h = harness(DEFAULT_REFRESH_REUSE, |r, _| {
+        Answer::json(
+            200,
+            json!({"sessionJwt": format!("S:{}:exp1", presented_sub(r))}),
+        )
+    })
+    .await;
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 2);
+}
+
+#[tokio::test]
 async fn an_unchanged_refresh_token_is_not_a_rotation() {
     let h = harness(DEFAULT_REFRESH_REUSE, |_, _| {
         Answer::json(
