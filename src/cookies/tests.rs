@@ -429,6 +429,26 @@ fn clear_all_deletes_only_what_the_request_carried() {
 }
 
 #[test]
+fn clear_all_with_host_prefix_also_deletes_unprefixed_twins() {
+    let h = headers(&["__Host-DS=a; DS=old; DSR.0=x; __Host-other=1; portcullis_state_n=s"]);
+    let got = names(&settings(true).clear_all(&h));
+    assert_eq!(
+        got,
+        vec![
+            ("__Host-DS".to_owned(), true),
+            ("DS".to_owned(), true),
+            ("DSR.0".to_owned(), true)
+        ]
+    );
+    // Without the prefix, `__Host-` cookies are not the gateway's to delete.
+    let got = names(&settings(false).clear_all(&h));
+    assert_eq!(
+        got,
+        vec![("DS".to_owned(), true), ("DSR.0".to_owned(), true)]
+    );
+}
+
+#[test]
 fn gateway_cookie_names() {
     let s = settings(true);
     let cases = [
