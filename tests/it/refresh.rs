@@ -1,6 +1,8 @@
 //! Transparent refresh, session cookies and logout, end to end: emulator +
 //! recording upstream + gateway on loopback, real HTTP.
 
+use std::sync::Arc;
+
 use futures_util::future::join_all;
 use portcullis::emulator::{Fault, MintSpec, UserSpec};
 use serde_json::{Map, Value, json};
@@ -612,4 +614,33 @@ async fn logout_redirects_to_the_configured_page() {
         assert_eq!(resp.status(), 303);
         assert_eq!(resp.headers()["location"], location);
     }
+}
+
+/// A Descope slower than `[descope] timeout` is an outage: 503 after the
+/// timeout (a timeout is not retried), cookies kept.
+#[tokio::test]
+async fn a_slow_descope_times_out_into_503() {
+    let emu = Arc::new(spawn_emulator().await);
+    let upstream = spawn_upstream().await;
+    let toml = base_toml(&emu, &upstream, ROUTES).replace(
+        "jwks_min_refetch = \"1s\"",
+        "jwks_min_refetch = \"1s\"\ntimeout = \"300ms\"",
+    );
+    let gw = TestGateway::spawn_with(emu, upstream, &toml).await;
+    gw.emu
+        .set_fault(REFRESH, Fault::latency(std::time::Duration::from_secs(3)));
+    let started = std::time::Instant::now();
+    let resp = get_with_cookies(
+        &gw,
+        "/api/x",
+        &format!("DSR={}", refresh_for(&gw, "U-slow")),
+    )
+    .await;
+    assert_eq!(resp.status(), 503);
+    assert!(set_cookies(&resp).is_empty());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "answered after the 300ms timeout, not Descope's 3s"
+    );
+    assert_eq!(gw.emu.calls(REFRESH), 1);
 }
