@@ -292,7 +292,7 @@ def mint_session(emu_base: str) -> str:
     body = json.dumps(
         {
             "sub": "U2benchuser",
-            "ttl_secs": 3600,
+            "ttlSecs": 3600,
             "claims": {
                 "email": "bench@example.test",
                 "name": "Bench User",
@@ -304,7 +304,7 @@ def mint_session(emu_base: str) -> str:
             },
         }
     ).encode()
-    paths = os.environ.get("BENCH_MINT_PATHS", "/emulator/mint,/emulator/tokens,/emulator/token").split(",")
+    paths = os.environ.get("BENCH_MINT_PATHS", "/emulator/mint").split(",")
     errors = []
     for path in paths:
         req = urllib.request.Request(
