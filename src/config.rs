@@ -213,6 +213,8 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     pub response_header_timeout: Duration,
     pub body_idle_timeout: Duration,
+    /// Extra CA certificates (PEM) for an https upstream.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -635,6 +635,21 @@ async fn forward(
     log: &mut AccessLog,
 ) -> Response<Body> {
     let cfg = &generation.config;
+    if let Some(limit) = cfg.server.max_body_bytes
+        && req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len > limit)
+    {
+        log.reason = "body too large";
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is too large.",
+        );
+    }
     let Some(upstream) = generation.upstreams.get(target.upstream()) else {
         log.decision = Decision::Invalid;
         log.reason = "unknown upstream";

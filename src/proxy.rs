@@ -91,7 +91,7 @@ impl Upstreams {
                 http.set_nodelay(true);
                 http.set_connect_timeout(Some(cfg.connect_timeout));
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_webpki_roots()
+                    .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(http);
@@ -114,6 +114,31 @@ impl Upstreams {
     pub fn get(&self, name: &str) -> Option<&Upstream> {
         self.map.get(name)
     }
+}
+
+/// webpki roots plus the optional extra CA bundle. A CA file that cannot be
+/// read was already refused by config validation; on a race (file removed
+/// since) the extra roots are simply absent and verification fails closed.
+pub fn tls_client_config(ca_file: Option<&std::path::Path>) -> rustls::ClientConfig {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(p) = ca_file {
+        match CertificateDer::pem_file_iter(p) {
+            Ok(iter) => {
+                for cert in iter.flatten() {
+                    if let Err(e) = roots.add(cert) {
+                        tracing::warn!(file = %p.display(), error = %e, "ignoring a CA certificate");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(file = %p.display(), error = %e, "cannot read CA file"),
+        }
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// Facts about the downstream connection needed to set forwarding headers.

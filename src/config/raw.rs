@@ -133,6 +133,8 @@ pub struct RawUpstream {
     pub connect_timeout: Option<String>,
     pub response_header_timeout: Option<String>,
     pub body_idle_timeout: Option<String>,
+    /// Extra CA certificates (PEM) trusted for an https upstream.
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

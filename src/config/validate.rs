@@ -971,6 +971,19 @@ fn upstreams(
                 continue;
             }
         };
+        let ca_file = u.ca_file.as_deref().map(|p| cx.path(p));
+        if let Some(p) = &ca_file
+            && !p.is_file()
+        {
+            cx.error(
+                ConfigIssue::new(
+                    format!("upstreams.{name}.ca_file"),
+                    "file does not exist",
+                    "point it at a PEM bundle",
+                )
+                .with_value(p.display()),
+            );
+        }
         let t = |cx: &mut Ctx<'_>, field: &str, v: Option<&str>, d: Duration| {
             cx.duration(&format!("upstreams.{name}.{field}"), v, d)
         };
@@ -998,6 +1011,7 @@ fn upstreams(
                     u.body_idle_timeout.as_deref(),
                     DEFAULT_BODY_IDLE_TIMEOUT,
                 ),
+                ca_file,
             },
         );
     }
