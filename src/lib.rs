@@ -41,4 +41,5 @@ pub mod refresh;
 pub mod reload;
 pub mod server;
 pub mod session;
+pub mod single_flight;
 pub mod telemetry;
