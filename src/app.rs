@@ -30,16 +30,26 @@ pub struct Generation {
     pub config: Arc<Config>,
     pub identity: IdentityHeaders,
     pub upstreams: Upstreams,
+    /// The hosted login endpoints; `None` when no login method is on.
+    pub login: Option<Arc<crate::hosted::login::LoginCore>>,
 }
 
 impl Generation {
     pub fn new(config: Config) -> Self {
         let identity = IdentityHeaders::new(&config.identity);
         let upstreams = Upstreams::new(&config.upstreams);
+        let login = match crate::hosted::login::LoginCore::from_config(&config) {
+            Ok(core) => core.map(Arc::new),
+            Err(e) => {
+                tracing::error!(error = %e, "login endpoints disabled");
+                None
+            }
+        };
         Self {
             config: Arc::new(config),
             identity,
             upstreams,
+            login,
         }
     }
 }

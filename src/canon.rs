@@ -387,6 +387,14 @@ fn check_params(raw: &str) -> Result<(), PathError> {
     if decoded.text.chars().any(char::is_whitespace) {
         return Err(PathError::Invalid("whitespace in path parameters"));
     }
+    // A server without path parameters (IIS, Node) sees them as part of the
+    // segment name, so they get the name's Windows-specific refusals too.
+    if decoded.text.len() > 1 && decoded.text.ends_with('.') {
+        return Err(PathError::Invalid("path parameters with a trailing dot"));
+    }
+    if decoded.text.contains("::$") {
+        return Err(PathError::Invalid("NTFS stream suffix in path"));
+    }
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! `frame-ancestors 'none'`; callbacks add `Referrer-Policy: no-referrer`.
 //! The access log never records their query strings.
 
+pub mod login;
+pub mod logout;
 pub mod verify;
 
 use std::sync::Arc;
@@ -12,8 +14,9 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::app::{AppState, Generation};
-use crate::config::LoginMethod;
-use crate::http_util::{Body, escape_html, json_error, respond};
+use http_body_util::{BodyExt, Limited};
+
+use crate::http_util::{Body, full, json_error, respond};
 use crate::pipeline::{AccessLog, append_cookies, resolve_session};
 use crate::proxy::ClientInfo;
 
@@ -42,7 +45,12 @@ pub async fn dispatch(
                 "The identity assertion is not enabled.",
             ),
         },
-        ("/login", &Method::GET | &Method::HEAD) => login_page(state, generation, &req).await,
+        ("/login", &Method::GET | &Method::HEAD) => login_page(state, generation, req).await,
+        ("/logout", _) => logout::handle(state, generation, &req, logout::Scope::This).await,
+        ("/logout-all", _) => logout::handle(state, generation, &req, logout::Scope::All).await,
+        (s, _) if login::LoginCore::handles(s) => {
+            login_endpoint(state, generation, req, info, s).await
+        }
         ("/me" | "/jwks.json" | "/login", _) => json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -121,22 +129,22 @@ async fn me(state: &AppState, generation: &Generation, headers: &HeaderMap) -> R
 }
 
 /// `GET /login`: already signed in (or refreshable) → straight to `return_to`;
-/// otherwise a page listing the configured login methods.
+/// otherwise the login page offering the configured methods.
 async fn login_page(
     state: &AppState,
     generation: &Generation,
-    req: &Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Response<Body> {
     let cfg = &generation.config;
-    let return_to = req
-        .uri()
-        .query()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "return_to")
-                .map(|(_, v)| v.into_owned())
-        })
-        .map_or_else(|| "/".to_string(), |r| safe_return_to(cfg, &r));
+    let raw = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "return_to")
+            .map(|(_, v)| v.into_owned())
+    });
+    let return_to = match &generation.login {
+        Some(core) => core.sanitize_return_to(raw.as_deref()),
+        None => raw.map_or_else(|| "/".to_string(), |r| safe_return_to(cfg, &r)),
+    };
     let session = resolve_session(state, generation, req.headers()).await;
     if session.claims.is_some() {
         let mut r = respond(StatusCode::FOUND, "text/plain", "");
@@ -146,38 +154,58 @@ async fn login_page(
         append_cookies(&mut r, &session.set_cookies);
         return r;
     }
-    let methods: Vec<String> = cfg
-        .login
-        .methods
-        .iter()
-        .map(|m| match m {
-            LoginMethod::Flow => "Descope flow".to_string(),
-            LoginMethod::MagicLink => "Magic link".to_string(),
-            LoginMethod::EnchantedLink => "Enchanted link".to_string(),
-            LoginMethod::Otp => "One-time code".to_string(),
-            LoginMethod::OAuth(p) => format!("OAuth ({p})"),
-            LoginMethod::Sso => "Single sign-on".to_string(),
-        })
-        .collect();
-    let list = if methods.is_empty() {
-        "<p>No login methods are configured on this gateway.</p>".to_string()
-    } else {
-        format!(
-            "<ul>{}</ul>",
-            methods
-                .iter()
-                .map(|m| format!("<li>{}</li>", escape_html(m)))
-                .collect::<String>()
-        )
+    let mut r = match &generation.login {
+        Some(core) => {
+            let (parts, _body) = req.into_parts();
+            core.login_page(login_deps(state), &parts).map(full)
+        }
+        None => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "login_unavailable",
+            "No login method is configured on this gateway (or [session] secret is missing).",
+        ),
     };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sign in · {app}</title></head>\
-         <body><main><h1>Sign in to {app}</h1>{list}</main></body></html>",
-        app = escape_html(&cfg.login.app_name)
-    );
-    let mut r = respond(StatusCode::OK, "text/html; charset=utf-8", body);
     append_cookies(&mut r, &session.set_cookies);
     r
+}
+
+/// Every other login endpoint (magic link, enchanted link, OTP, OAuth, SSO,
+/// `/session`): the body is read up to [`login::MAX_BODY_BYTES`] (413 beyond).
+async fn login_endpoint(
+    state: &AppState,
+    generation: &Generation,
+    req: Request<Incoming>,
+    info: &ClientInfo,
+    sub: &str,
+) -> Response<Body> {
+    let Some(core) = &generation.login else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "No login method is configured on this gateway.",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, login::MAX_BODY_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            );
+        }
+    };
+    core.handle(login_deps(state), sub, &parts, body, info.client_ip)
+        .await
+        .map(full)
+}
+
+fn login_deps(state: &AppState) -> login::Deps<'_> {
+    login::Deps {
+        descope: &state.descope,
+        validator: &state.validator,
+    }
 }
 
 /// `return_to` if it is a safe same-origin path or on an allowed origin, else `/`.

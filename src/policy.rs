@@ -215,6 +215,29 @@ impl Route {
         &self.pattern
     }
 
+    /// `host` as written in the config (`None`: any host).
+    pub fn host_pattern(&self) -> Option<&str> {
+        self.host_text.as_deref()
+    }
+
+    /// Whether this route matches every path on every host (`path = "/**"`,
+    /// no `host`), so that nothing after it is reachable and `[policy]
+    /// default` never applies.
+    pub fn is_catch_all(&self) -> bool {
+        self.host.is_none()
+            && matches!(&self.matcher, PathMatcher::Glob(s) if s.as_slice() == [matcher::Seg::AnyDepth])
+    }
+
+    /// `path` with this route's `strip_prefix` removed, compared with the
+    /// same letter-case rule as route matching; `None` when the route has no
+    /// `strip_prefix` or the path does not start with it. Prefer this to
+    /// calling [`CanonicalPath::strip_prefix`] directly: with
+    /// `case_insensitive_paths`, `/API/x` matches `/api/**` and must strip too.
+    pub fn strip(&self, path: &CanonicalPath) -> Option<CanonicalPath> {
+        let prefix = self.strip_prefix.as_deref()?;
+        path.strip_prefix_with(prefix, self.case_insensitive)
+    }
+
     /// Whether the route has any authorization rule (roles, tenant, claims...).
     pub fn has_rules(&self) -> bool {
         !self.rules.is_empty()

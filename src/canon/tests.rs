@@ -50,6 +50,13 @@ const CASES: &[(&str, Want)] = &[
     ("/a;%zz", None),
     ("/a;x%00", None),
     ("/a;x%20y", None),
+    ("/a;x.", None),
+    ("/a;x%2e", None),
+    ("/a.aspx;x::$DATA", None),
+    (
+        "/a;jsessionid=ABC.node1",
+        Some(("/a", "/a;jsessionid=ABC.node1")),
+    ),
     // --- encoded slashes (accepted here, recorded)
     ("/a%2Fb", Some(("/a/b", "/a%2Fb"))),
     ("/a%2fb/c", Some(("/a/b/c", "/a%2Fb/c"))),
@@ -255,4 +262,159 @@ fn case_folding_meets_ascii() {
     for (input, want) in cases {
         assert_eq!(fold_case(input), *want, "{input}");
     }
+}
+
+/// A tiny deterministic generator of hostile paths from interesting tokens.
+fn hostile_paths(n: usize) -> Vec<String> {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    const TOKENS: &[&str] = &[
+        "/",
+        "/",
+        "/",
+        ".",
+        "..",
+        "%2e",
+        "%2E",
+        "%2f",
+        "%2F",
+        "%25",
+        "%5c",
+        "\\",
+        ";",
+        ";x=1",
+        "a",
+        "A",
+        "%41",
+        "%61",
+        " ",
+        "%20",
+        "%00",
+        "%09",
+        "%C0%AE",
+        "%c3%a9",
+        "é",
+        "~",
+        "%3B",
+        "%3b",
+        "%",
+        "4",
+        "1",
+        "f",
+        "x.",
+        "%3F",
+        "?",
+        "#",
+        "%23",
+        "admin",
+        "..;",
+        ".;",
+        "%2e%2e",
+        "%u002e",
+        "+",
+        "%2B",
+        ":",
+        "@",
+        "%EF%BC%8F",
+        "%C2%A0",
+        "%7F",
+        "*",
+        "{",
+        "%7B",
+    ];
+    let mut rng = StdRng::seed_from_u64(0x5eed);
+    (0..n)
+        .map(|_| {
+            let len = rng.random_range(1..12);
+            let mut p = String::from("/");
+            for _ in 0..len {
+                p.push_str(TOKENS[rng.random_range(0..TOKENS.len())]);
+            }
+            p
+        })
+        .collect()
+}
+
+/// Lenient single percent-decode, as most servers do it (bad escapes kept).
+fn lenient_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// RFC 3986 `remove_dot_segments` over already split segments.
+fn resolve(segs: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in segs {
+        match s.as_str() {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            _ => out.push(s),
+        }
+    }
+    out
+}
+
+#[test]
+fn upstreams_agree_with_the_decision() {
+    let mut accepted = 0;
+    for raw in hostile_paths(30_000) {
+        let Ok(p) = CanonicalPath::parse(&raw) else {
+            continue;
+        };
+        accepted += 1;
+        let m = p.match_path();
+        let fwd = p.to_forward();
+        // The match path is canonical.
+        assert!(m.starts_with('/'), "{raw}");
+        if m != "/" {
+            for seg in m[1..].split('/') {
+                assert!(!seg.is_empty() && seg != "." && seg != "..", "{raw} -> {m}");
+            }
+        }
+        assert!(
+            !m.contains('\\') && !m.chars().any(char::is_control),
+            "{raw} -> {m:?}"
+        );
+        // The forwarded path is a fixed point of canonicalization.
+        let again = CanonicalPath::parse(&fwd).unwrap_or_else(|e| panic!("{raw} -> {fwd}: {e}"));
+        assert_eq!(again.match_path(), m, "{raw} -> {fwd}");
+        assert_eq!(again.to_forward(), fwd, "{raw}");
+        // The forwarded path is plain ASCII without '?', '#', spaces or controls.
+        assert!(
+            fwd.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#' && b != b'\\'),
+            "{fwd:?}"
+        );
+        if p.has_encoded_slash() {
+            continue;
+        }
+        // Tomcat model: drop ;params per raw segment, decode once, resolve dots.
+        let tomcat: Vec<String> = fwd
+            .split('/')
+            .map(|s| lenient_decode(s.split(';').next().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            format!("/{}", resolve(tomcat).join("/")),
+            m,
+            "tomcat: {raw} -> {fwd}"
+        );
+        // Decode-first model (Node, PHP): decode once, then split; a ;param
+        // is part of the name there, but nothing else differs.
+        let once = lenient_decode(&fwd);
+        let node = resolve(once.split('/').map(str::to_owned).collect());
+        let want: Vec<String> = p
+            .segments()
+            .iter()
+            .map(|s| format!("{}{}", s.decoded, lenient_decode(&s.params)))
+            .collect();
+        assert_eq!(node, want, "decode-first: {raw} -> {fwd}");
+        // Double-decoding model (IIS): a second decode changes nothing.
+        assert_eq!(lenient_decode(&once), once, "double decode: {raw} -> {fwd}");
+    }
+    assert!(
+        accepted > 1_000,
+        "the generator should produce valid paths too ({accepted})"
+    );
 }

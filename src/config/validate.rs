@@ -247,7 +247,7 @@ pub(super) fn validate(
         let catch_all_authenticated = p
             .routes()
             .iter()
-            .any(|r| r.access == crate::policy::Access::Authenticated && r.name.trim() == "/**");
+            .any(|r| r.access == crate::policy::Access::Authenticated && r.is_catch_all());
         if login.allow_signup && catch_all_authenticated {
             cx.lint(ConfigIssue::new(
                 "login.allow_signup",
@@ -839,7 +839,12 @@ fn session(
         }
     } else if opts.dev {
         secret = Some(Secret::new(random_secret()));
-    } else if !login.methods.is_empty() && !cx.issues.iter().any(|i| i.key.starts_with("session.secret")) {
+    } else if !login.methods.is_empty()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.key.starts_with("session.secret"))
+    {
         cx.error(ConfigIssue::new(
             "session.secret",
             "not set, and login methods are on (it signs the login state)",

@@ -202,6 +202,17 @@ fn read_original(
     prefix: &str,
 ) -> Option<Original> {
     let h = req.headers();
+    for name in [
+        "x-original-uri",
+        "x-original-method",
+        "x-forwarded-uri",
+        "x-forwarded-method",
+        "x-forwarded-host",
+    ] {
+        if h.get_all(name).iter().count() > 1 {
+            return None;
+        }
+    }
     let get = |name: &str| {
         h.get(name)
             .and_then(|v| v.to_str().ok())

@@ -452,7 +452,13 @@ fn compile_host(c: &mut Ctx<'_>, host: &str) -> Option<HostPattern> {
         );
         return None;
     }
-    let ipv6 = !wild && name.starts_with('[') && name.ends_with(']');
+    let ipv6 = !wild
+        && name.len() > 2
+        && name.starts_with('[')
+        && name.ends_with(']')
+        && name[1..name.len() - 1]
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok();
     let valid_labels = name.split('.').all(|l| {
         !l.is_empty()
             && !l.starts_with('-')
@@ -470,6 +476,8 @@ fn compile_host(c: &mut Ctx<'_>, host: &str) -> Option<HostPattern> {
     }
     Some(if wild {
         HostPattern::Suffix(format!(".{name}"))
+    } else if ipv6 {
+        HostPattern::Exact(name[1..name.len() - 1].to_owned())
     } else {
         HostPattern::Exact(name.to_owned())
     })
@@ -587,8 +595,11 @@ fn compile_tenant(c: &mut Ctx<'_>, t: &str, captures: &[String]) -> Option<Tenan
         );
         return None;
     }
-    if t.len() >= 7 && t[..7].eq_ignore_ascii_case("header:") {
-        let name = t[7..].trim();
+    // `get` keeps this panic-free on non-ASCII input.
+    if let (Some(scheme), Some(rest)) = (t.get(..7), t.get(7..))
+        && scheme.eq_ignore_ascii_case("header:")
+    {
+        let name = rest.trim();
         if !t.starts_with("header:") {
             c.push(
                 "tenant",

@@ -9,11 +9,6 @@ use super::matcher::{PathMatcher, Seg, glob_covers};
 use super::rules::{ClaimRule, Rules, TenantSource};
 use super::{Access, DefaultPolicy, Policy, Route, Unauthenticated};
 
-fn is_catch_all(r: &Route) -> bool {
-    r.host.is_none()
-        && matches!(&r.matcher, PathMatcher::Glob(s) if s.as_slice() == [Seg::AnyDepth])
-}
-
 pub(super) fn lints(policy: &Policy) -> Vec<ConfigIssue> {
     let mut out = Vec::new();
     let routes = &policy.routes;
@@ -43,7 +38,7 @@ pub(super) fn lints(policy: &Policy) -> Vec<ConfigIssue> {
             );
         }
     }
-    match routes.iter().find(|r| is_catch_all(r)) {
+    match routes.iter().find(|r| r.is_catch_all()) {
         None => {
             let what = match policy.default {
                 DefaultPolicy::Deny => "deny: 403",
@@ -213,7 +208,7 @@ pub(super) fn describe(policy: &Policy) -> String {
         "case-insensitive paths: {}",
         if policy.case_insensitive { "yes" } else { "no" }
     );
-    let _ = writeln!(out, "routes (first match wins): {}", policy.routes.len());
+    let _ = writeln!(out, "routes: {}", policy.routes.len());
     for r in &policy.routes {
         let _ = writeln!(out);
         let _ = writeln!(out, "[{}] {}", r.index, r.name);

@@ -172,13 +172,16 @@ impl HostPattern {
     }
 }
 
-/// Strips a `:port` (outside IPv6 brackets) and one trailing dot.
+/// Strips a `:port` (outside IPv6 brackets), the brackets themselves and
+/// one trailing dot.
 fn normalize_host(host: &str) -> &str {
-    let host = if host.starts_with('[') {
-        match host.find(']') {
-            Some(i) => &host[..=i],
+    let host = if let Some(inner) = host.strip_prefix('[') {
+        match inner.find(']') {
+            Some(i) => &inner[..i],
             None => host,
         }
+    } else if host.bytes().filter(|b| *b == b':').count() > 1 {
+        host // a bare IPv6 address (already without port)
     } else {
         match host.rfind(':') {
             Some(i) if host[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &host[..i],

@@ -251,6 +251,28 @@ fn host_matching() {
             "{host:?}"
         );
     }
+    let v6 = compile("[[routes]]\npath = \"/**\"\nhost = \"[::1]\"\n");
+    for host in ["[::1]", "[::1]:8080", "::1"] {
+        assert!(pick(&v6, Some(host), "/").is_some(), "{host}");
+    }
+    assert!(pick(&v6, Some("[::2]"), "/").is_none());
+}
+
+#[test]
+fn strip_follows_route_case_rule() {
+    let src =
+        "[[routes]]\npath = \"/api/**\"\nstrip_prefix = \"/api\"\n[[routes]]\npath = \"/**\"\n";
+    let ci = compile_with(src, true).unwrap_or_else(|e| panic!("{}", render(&e)));
+    let strip = |p: &Policy, raw: &str| {
+        let m = p.find(None, &path(raw)).expect("matches");
+        m.route.strip(&path(raw)).map(|s| s.to_forward())
+    };
+    assert_eq!(strip(&ci, "/API/x;p"), Some("/x;p".to_owned()));
+    assert_eq!(strip(&ci, "/api"), Some("/".to_owned()));
+    assert_eq!(strip(&ci, "/other"), None);
+    let cs = compile(src);
+    assert_eq!(strip(&cs, "/api/x/"), Some("/x/".to_owned()));
+    assert!(cs.routes()[1].is_catch_all() && !cs.routes()[0].is_catch_all());
 }
 
 #[test]
@@ -811,6 +833,22 @@ fn sdk_truth_tables() {
 }
 
 #[test]
+fn non_ascii_tenant_literal() {
+    let got = authorize(
+        "path = \"/x\"\ntenant = \"ééééé\"",
+        "/x",
+        &[],
+        json!({"tenants": {"ééééé": {}}}),
+    );
+    assert_eq!(
+        got,
+        Ok(Grant {
+            tenant: Some("ééééé".to_owned())
+        })
+    );
+}
+
+#[test]
 fn denial_reasons_never_carry_claim_values() {
     let got = authorize(
         "path = \"/x\"\nclaims = { dept = \"secret-dept\" }",
@@ -950,6 +988,18 @@ fn config_errors_name_key_and_fix() {
             "routes[0].host",
             "not a host name",
             "*.example.com",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nhost = \"[zz]\"",
+            "routes[0].host",
+            "not a host name",
+            "*.example.com",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nhost = \"*\"",
+            "routes[0].host",
+            "not a host name",
+            "first label",
         ),
         (
             "[[routes]]\npath = \"/a\"\naccess = \"private\"",
@@ -1343,4 +1393,110 @@ fn describe_shows_expansions() {
     ] {
         assert!(text.contains(want), "describe lacks {want:?}:\n{text}");
     }
+}
+
+// --- matcher properties ----------------------------------------------------------
+
+/// Reference glob matcher: plain recursion, obviously correct, exponential.
+fn naive_match(pat: &[matcher::Seg], segs: &[&str]) -> bool {
+    use matcher::Seg;
+    match (pat.first(), segs.first()) {
+        (None, None) => true,
+        (Some(Seg::AnyDepth), _) => {
+            naive_match(&pat[1..], segs) || (!segs.is_empty() && naive_match(pat, &segs[1..]))
+        }
+        (Some(Seg::One | Seg::Capture(_)), Some(_)) => naive_match(&pat[1..], &segs[1..]),
+        (Some(Seg::Literal(l)), Some(s)) => l == s && naive_match(&pat[1..], &segs[1..]),
+        _ => false,
+    }
+}
+
+fn random_glob(rng: &mut rand::rngs::StdRng, captures: bool) -> Vec<matcher::Seg> {
+    use matcher::Seg;
+    use rand::Rng;
+    let len = rng.random_range(0..6);
+    let mut seen_star = false;
+    (0..len)
+        .map(|i| match rng.random_range(0..6) {
+            0 | 1 => {
+                seen_star = true;
+                Seg::AnyDepth
+            }
+            2 => Seg::One,
+            3 if captures && !seen_star => Seg::Capture(format!("c{i}")),
+            _ => Seg::Literal(["a", "b"][rng.random_range(0..2)].to_owned()),
+        })
+        .collect()
+}
+
+fn random_path(rng: &mut rand::rngs::StdRng) -> Vec<&'static str> {
+    use rand::Rng;
+    let len = rng.random_range(0..7);
+    (0..len)
+        .map(|_| ["a", "b", "c"][rng.random_range(0..3)])
+        .collect()
+}
+
+#[test]
+fn glob_matcher_agrees_with_reference() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    for _ in 0..20_000 {
+        let pat = random_glob(&mut rng, true);
+        let segs = random_path(&mut rng);
+        let path = format!("/{}", segs.join("/"));
+        let m = matcher::PathMatcher::Glob(pat.clone());
+        let mut caps = Vec::new();
+        let got = m.matches(&path, false, &mut caps);
+        assert_eq!(got, naive_match(&pat, &segs), "{pat:?} vs {path}");
+        if got {
+            // Captures sit before any `**`, so their positions are fixed.
+            let want: Vec<(String, String)> = pat
+                .iter()
+                .zip(&segs)
+                .filter_map(|(p, s)| match p {
+                    matcher::Seg::Capture(n) => Some((n.clone(), (*s).to_owned())),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(caps, want, "{pat:?} vs {path}");
+        }
+    }
+}
+
+#[test]
+fn shadow_analysis_is_sound() {
+    use rand::SeedableRng;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut claimed = 0;
+    for _ in 0..3_000 {
+        let a = random_glob(&mut rng, false);
+        let b = random_glob(&mut rng, false);
+        if !matcher::glob_covers(&a, &b) {
+            continue;
+        }
+        claimed += 1;
+        for _ in 0..200 {
+            let segs = random_path(&mut rng);
+            if naive_match(&b, &segs) {
+                assert!(
+                    naive_match(&a, &segs),
+                    "{a:?} claimed to cover {b:?}, but not /{}",
+                    segs.join("/")
+                );
+            }
+        }
+    }
+    assert!(
+        claimed > 100,
+        "the generator should produce covering pairs ({claimed})"
+    );
+}
+
+#[test]
+fn hostile_paths_stay_fast() {
+    // Many `**` against a long path must not blow up (backtracking is bounded).
+    let policy = compile("[[routes]]\npath = \"/**/a/**/a/**/a/**/a/**/b\"\n");
+    let long = format!("/{}", vec!["a"; 4000].join("/"));
+    assert!(pick(&policy, None, &long).is_none());
 }

@@ -30,6 +30,8 @@ fn nginx_bin() -> String {
     panic!("nginx is not installed: scripts/test installs it (apt-get install nginx)");
 }
 
+// The child is killed and waited for in `Drop`.
+#[allow(clippy::zombie_processes)]
 async fn start_nginx(gateway: std::net::SocketAddr, upstream: &str) -> Nginx {
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -144,9 +146,11 @@ async fn nginx_auth_request_in_front_of_an_app() {
     assert_eq!(r.status(), 403);
     let r = c.get(format!("{base}/admin/x?a=b")).send().await.unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(
-        r.headers()["location"],
-        "/_auth/login?return_to=/admin/x?a=b"
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/_auth/login?return_to=/admin/x?a=b")
     );
     // A public route: the spoofed header is overwritten with the empty answer.
     let before = gw.upstream.count();
@@ -158,13 +162,11 @@ async fn nginx_auth_request_in_front_of_an_app() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(gw.upstream.count(), before + 1);
-    assert_eq!(
-        gw.upstream
-            .last()
-            .headers
-            .get("x-auth-user-id")
-            .map(|v| v.to_str().unwrap()),
-        Some("")
+    // nginx drops a header set to an empty value: the spoof is gone either way.
+    let seen = gw.upstream.last().headers;
+    assert!(
+        seen.get("x-auth-user-id").is_none_or(|v| v.is_empty()),
+        "{seen:?}"
     );
     // Path tricks are decided on the canonical path.
     let r = c

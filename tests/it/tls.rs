@@ -77,11 +77,10 @@ async fn tls_with_alpn_h2_and_http11_and_certificate_reload() {
             .bearer_auth(&token)
             .send()
             .await
+            && r.status() == 200
         {
-            if r.status() == 200 {
-                rotated = true;
-                break;
-            }
+            rotated = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

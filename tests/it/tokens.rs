@@ -278,7 +278,7 @@ async fn descope_down_at_start_with_seed_keys() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let toml = base_toml(&emu, &up, &format!("[[routes]]\npath = \"/**\"\n"))
+    let toml = base_toml(&emu, &up, "[[routes]]\npath = \"/**\"\n")
         .replace(&emu.base_url(), &format!("http://{dead}"))
         .replace(
             "[descope]",

@@ -91,7 +91,7 @@ impl Upstream {
 /// `/__setcookie` sets a cookie.
 pub async fn spawn_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut up = Upstream {
+    let up = Upstream {
         addr: Some(listener.local_addr().unwrap()),
         ..Default::default()
     };
@@ -113,7 +113,6 @@ pub async fn spawn_upstream() -> Upstream {
             });
         }
     });
-    up.addr = up.addr;
     up
 }
 
@@ -146,10 +145,8 @@ async fn upstream_handle(state: Upstream, mut req: Request<Incoming>) -> Respons
                 .await;
                 let (mut tx, mut rx) = ws.split();
                 while let Some(Ok(msg)) = rx.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        if tx.send(msg).await.is_err() {
-                            break;
-                        }
+                    if (msg.is_text() || msg.is_binary()) && tx.send(msg).await.is_err() {
+                        break;
                     }
                 }
             }

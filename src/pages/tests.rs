@@ -1,0 +1,187 @@
+use super::*;
+
+fn settings(methods: &[&str]) -> PageSettings {
+    PageSettings {
+        app_name: "Acme <Wiki>".into(),
+        logo_url: Some("https://cdn.example/logo.png\"onerror=\"x".into()),
+        auth_prefix: "/_auth".into(),
+        methods: methods.iter().map(|m| method(m)).collect(),
+        project_id: "P123".into(),
+        flow_id: "sign-in".into(),
+        descope_base_url: Some("http://127.0.0.1:4000".into()),
+        web_component: ScriptRef {
+            url: "https://cdn.example/wc.js".into(),
+            integrity: Some("sha384-abc".into()),
+        },
+        web_js_sdk: ScriptRef {
+            url: "https://cdn.example/sdk.js".into(),
+            integrity: None,
+        },
+        redirect_origins: vec!["https://other.example".into()],
+    }
+}
+
+const EVIL: &str = "\"><script>alert(1)</script>'`";
+
+fn assert_no_injection(html: &str) {
+    assert!(
+        !html.contains("<script>alert(1)"),
+        "unescaped script in {html}"
+    );
+    assert!(
+        !html.contains("\"onerror=\"x"),
+        "unescaped attribute in {html}"
+    );
+}
+
+#[test]
+fn escape_table() {
+    let cases = [
+        ("plain", "plain"),
+        ("a&b", "a&amp;b"),
+        ("<x>", "&lt;x&gt;"),
+        ("\"'`", "&quot;&#39;&#96;"),
+        ("caf\u{e9}", "caf\u{e9}"),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(escape(raw), want);
+    }
+}
+
+#[test]
+fn login_page_offers_every_method_and_escapes() {
+    let s = settings(&[
+        "flow",
+        "magiclink",
+        "enchantedlink",
+        "otp",
+        "oauth:google",
+        "oauth:github",
+        "sso",
+    ]);
+    let page = login(
+        &s,
+        &LoginView {
+            return_to: EVIL,
+            flow_nonce: Some("NONCE123"),
+            notice: Some(EVIL),
+        },
+    );
+    let html = &page.html;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_no_injection(html);
+    for m in ["flow", "magiclink", "enchantedlink", "otp", "oauth", "sso"] {
+        assert!(
+            html.contains(&format!("data-method=\"{m}\"")),
+            "missing {m}"
+        );
+    }
+    assert!(html.contains(
+        r#"<descope-wc project-id="P123" flow-id="sign-in" base-url="http://127.0.0.1:4000">"#
+    ));
+    assert!(html.contains(r#"data-nonce="NONCE123""#));
+    assert!(html.contains(r#"data-session="/_auth/session""#));
+    assert!(html.contains(
+        r#"src="https://cdn.example/wc.js" integrity="sha384-abc" crossorigin="anonymous""#
+    ));
+    assert!(html.contains(r#"src="https://cdn.example/sdk.js">"#));
+    assert!(html.contains("/_auth/oauth/start?provider=google&amp;return_to=%22%3E%3Cscript"));
+    assert!(html.contains("Continue with Github"));
+    assert!(html.contains("Acme &lt;Wiki&gt;"));
+    assert!(page.csp.contains("frame-ancestors 'none'"));
+    assert!(page.csp.contains("'strict-dynamic'"));
+    assert!(page.csp.contains("http://127.0.0.1:4000"));
+}
+
+#[test]
+fn login_page_without_flow_has_a_strict_csp() {
+    let s = settings(&["magiclink"]);
+    let page = login(
+        &s,
+        &LoginView {
+            return_to: "/x",
+            flow_nonce: None,
+            notice: None,
+        },
+    );
+    assert!(!page.html.contains("descope-wc"));
+    assert!(!page.html.contains("<script"));
+    assert!(page.csp.starts_with("default-src 'none'"));
+    assert!(page.csp.contains("frame-ancestors 'none'"));
+    // The one inline style is allowed by nonce, and that nonce is in the CSP.
+    let nonce = page
+        .html
+        .split("<style nonce=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("style nonce");
+    assert!(page.csp.contains(&format!("style-src 'nonce-{nonce}'")));
+}
+
+#[test]
+fn nonces_differ_per_page() {
+    let s = settings(&["magiclink"]);
+    let a = login(&s, &LoginView::default());
+    let b = login(&s, &LoginView::default());
+    assert_ne!(a.csp, b.csp);
+}
+
+#[test]
+fn interstitial_posts_fields_and_allows_redirect_origins() {
+    let s = settings(&["magiclink"]);
+    let page = interstitial(
+        &s,
+        "/_auth/magiclink/verify",
+        &[("t", EVIL), ("state", "abc.def")],
+    );
+    assert_no_injection(&page.html);
+    assert!(
+        page.html
+            .contains(r#"<form id="continue" method="post" action="/_auth/magiclink/verify">"#)
+    );
+    assert!(page.html.contains(r#"name="state" value="abc.def""#));
+    assert!(page.html.contains(".submit()"));
+    assert!(
+        page.csp
+            .contains("form-action 'self' https://other.example")
+    );
+    assert!(page.csp.contains("frame-ancestors 'none'"));
+}
+
+#[test]
+fn other_pages_escape_and_carry_csp() {
+    let s = settings(&["magiclink"]);
+    let pages = [
+        check_email(&s, Some(EVIL)),
+        enchanted_wait(&s, EVIL, EVIL, Some(EVIL)),
+        otp_code(&s, EVIL, Some(EVIL), Some(EVIL)),
+        message(&s, StatusCode::BAD_REQUEST, EVIL, EVIL, true),
+        forbidden(&s),
+        unavailable(&s),
+    ];
+    for p in &pages {
+        assert_no_injection(&p.html);
+        assert!(p.csp.contains("frame-ancestors 'none'"), "{}", p.csp);
+        let resp = p.clone().into_response();
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
+        assert!(resp.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+    }
+    assert_eq!(pages[4].status, StatusCode::FORBIDDEN);
+    assert_eq!(pages[5].status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        pages[1]
+            .html
+            .contains(r#"data-poll="/_auth/enchantedlink/session""#)
+    );
+}
+
+fn method(raw: &str) -> LoginMethod {
+    match raw {
+        "flow" => LoginMethod::Flow,
+        "magiclink" => LoginMethod::MagicLink,
+        "enchantedlink" => LoginMethod::EnchantedLink,
+        "otp" => LoginMethod::Otp,
+        "sso" => LoginMethod::Sso,
+        other => LoginMethod::OAuth(other.trim_start_matches("oauth:").to_owned()),
+    }
+}

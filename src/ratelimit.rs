@@ -1,0 +1,221 @@
+//! Login-start rate limiting (DESIGN §5): `[login] start_rate_limit`, e.g.
+//! `"10/min"`, applied per client IP and per e-mail address.
+//!
+//! Each key has a token bucket that holds at most `limit` tokens and refills
+//! `limit` tokens per period, so a burst of `limit` starts is allowed and the
+//! long-run rate is `limit` per period. Memory is bounded: at most
+//! `max_keys` buckets exist; when the table is full, buckets that have fully
+//! refilled (indistinguishable from absent ones) are swept, and if it is
+//! still full the start is refused — failing closed rather than evicting a
+//! victim's bucket on an attacker's behalf. Limits are per replica.
+//!
+//! Time comes from `tokio::time::Instant`, so tests run on paused time.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Default `[login] start_rate_limit`.
+pub const DEFAULT_START_RATE_LIMIT: &str = "10/min";
+
+/// Default bound on the number of tracked keys (IPs + e-mails): ~100 bytes
+/// each, so a few MB at most.
+pub const DEFAULT_MAX_KEYS: usize = 50_000;
+
+/// Why a rate spec did not parse.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RateSpecError {
+    #[error("expected COUNT/UNIT such as \"10/min\" (units: s, sec, min, m, h, hour)")]
+    Syntax,
+    #[error("the count must be a whole number from 1 to 1000000")]
+    Count,
+}
+
+/// `COUNT/UNIT`: `limit` events per `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateSpec {
+    pub limit: u32,
+    pub period: Duration,
+}
+
+impl RateSpec {
+    /// Parses `"10/min"`, `"5/s"`, `"100/hour"`, `"3/10m"` (a humantime period).
+    pub fn parse(raw: &str) -> Result<Self, RateSpecError> {
+        let (count, unit) = raw.trim().split_once('/').ok_or(RateSpecError::Syntax)?;
+        let limit: u32 = count.trim().parse().map_err(|_| RateSpecError::Count)?;
+        if limit == 0 || limit > 1_000_000 {
+            return Err(RateSpecError::Count);
+        }
+        let period = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            other => humantime::parse_duration(other).map_err(|_| RateSpecError::Syntax)?,
+        };
+        if period.is_zero() {
+            return Err(RateSpecError::Syntax);
+        }
+        Ok(Self { limit, period })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+/// A keyed token-bucket limiter with bounded memory.
+#[derive(Debug)]
+pub struct RateLimiter {
+    spec: RateSpec,
+    max_keys: usize,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+// === impl RateLimiter ===
+
+impl RateLimiter {
+    pub fn new(spec: RateSpec, max_keys: usize) -> Self {
+        Self {
+            spec,
+            max_keys: max_keys.max(1),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from *every* key, or from none: allowed only when each
+    /// key has a token left. Keys are compared as given (callers normalise,
+    /// e.g. lower-case e-mails and prefix `ip:`/`email:`).
+    pub fn try_acquire(&self, keys: &[&str]) -> bool {
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return false; // poisoned: fail closed
+        };
+        let capacity = f64::from(self.spec.limit);
+        let per_sec = capacity / self.spec.period.as_secs_f64();
+        let refill = |b: &Bucket| -> f64 {
+            let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
+            (b.tokens + elapsed * per_sec).min(capacity)
+        };
+        // Room for keys not tracked yet.
+        let new_keys = keys.iter().filter(|k| !buckets.contains_key(**k)).count();
+        if buckets.len() + new_keys > self.max_keys {
+            buckets.retain(|_, b| refill(b) < capacity);
+            if buckets.len() + new_keys > self.max_keys {
+                return false;
+            }
+        }
+        let allowed = keys
+            .iter()
+            .all(|k| buckets.get(*k).is_none_or(|b| refill(b) >= 1.0));
+        if !allowed {
+            return false;
+        }
+        for k in keys {
+            let tokens = buckets.get(*k).map_or(capacity, &refill);
+            buckets.insert(
+                (*k).to_owned(),
+                Bucket {
+                    tokens: tokens - 1.0,
+                    updated: now,
+                },
+            );
+        }
+        true
+    }
+
+    /// Number of tracked keys (for tests and metrics).
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().map_or(0, |b| b.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(spec: &str, max_keys: usize) -> RateLimiter {
+        RateLimiter::new(RateSpec::parse(spec).expect("valid spec"), max_keys)
+    }
+
+    #[test]
+    fn parse_table() {
+        let ok: &[(&str, u32, u64)] = &[
+            ("10/min", 10, 60),
+            ("10/m", 10, 60),
+            (" 5 / s ", 5, 1),
+            ("100/hour", 100, 3600),
+            ("3/10m", 3, 600),
+            ("1/second", 1, 1),
+        ];
+        for (raw, limit, secs) in ok {
+            assert_eq!(
+                RateSpec::parse(raw),
+                Ok(RateSpec {
+                    limit: *limit,
+                    period: Duration::from_secs(*secs)
+                }),
+                "{raw}"
+            );
+        }
+        let bad: &[(&str, RateSpecError)] = &[
+            ("10", RateSpecError::Syntax),
+            ("10/fortnight", RateSpecError::Syntax),
+            ("0/min", RateSpecError::Count),
+            ("-1/min", RateSpecError::Count),
+            ("x/min", RateSpecError::Count),
+            ("2000000/min", RateSpecError::Count),
+            ("1/0s", RateSpecError::Syntax),
+        ];
+        for (raw, want) in bad {
+            assert_eq!(RateSpec::parse(raw), Err(want.clone()), "{raw}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn burst_then_refill() {
+        let l = limiter("3/min", 100);
+        for _ in 0..3 {
+            assert!(l.try_acquire(&["ip:1"]));
+        }
+        assert!(!l.try_acquire(&["ip:1"]));
+        // Other keys are independent.
+        assert!(l.try_acquire(&["ip:2"]));
+        // One token comes back every 20 s.
+        tokio::time::advance(Duration::from_secs(19)).await;
+        assert!(!l.try_acquire(&["ip:1"]));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(l.try_acquire(&["ip:1"]));
+        assert!(!l.try_acquire(&["ip:1"]));
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn all_or_nothing_across_keys() {
+        let l = limiter("2/min", 100);
+        assert!(l.try_acquire(&["ip:1", "email:a@x"]));
+        assert!(l.try_acquire(&["ip:2", "email:a@x"]));
+        // The e-mail is exhausted; the new IP must not be charged.
+        assert!(!l.try_acquire(&["ip:3", "email:a@x"]));
+        assert!(l.try_acquire(&["ip:3"]));
+        assert!(l.try_acquire(&["ip:3"]));
+        assert!(!l.try_acquire(&["ip:3"]));
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn memory_is_bounded_and_fails_closed() {
+        let l = limiter("2/min", 3);
+        assert!(l.try_acquire(&["a"]));
+        assert!(l.try_acquire(&["b"]));
+        assert!(l.try_acquire(&["c"]));
+        // Full of partly used buckets: a new key is refused.
+        assert!(!l.try_acquire(&["d"]));
+        assert_eq!(l.tracked(), 3);
+        // Once they have refilled they are swept and room returns.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(l.try_acquire(&["d"]));
+        assert_eq!(l.tracked(), 1);
+    }
+}
