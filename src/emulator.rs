@@ -32,7 +32,8 @@
 //! `permissions` (including those granted by the roles), `tenants`
 //! (`{id: {roles, permissions}}`), `dct` after a tenant select, and `email` /
 //! `name` when known. A refresh always reflects the user's *current* roles and
-//! tenants. Every refresh token issued is registered by `jti`; logout,
+//! tenants. `dct` is never set implicitly (Descope's "exactly one tenant"
+//! rule is not emulated). Every refresh token issued is registered by `jti`; logout,
 //! `logoutall`, `revoke_user` and rotation (when on) make it unusable.
 //!
 //! # Seed file (`--seed FILE`, [`EmulatorOptions::seed`])
@@ -61,6 +62,7 @@
 //! roles = ["admin"]                      # project-level roles
 //! password = "correct horse"             # optional, for password sign-in
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
+//! claims = { department = "eng" }        # optional extra session-token claims
 //!
 //! [[access_keys]]
 //! key = "K-ci-secret"                    # sent as Bearer <projectId>:<key>; no ':'
@@ -479,6 +481,12 @@ impl Emulator {
     /// Replaces a user's tenant memberships; `false` if no such login id.
     pub fn set_user_tenants(&self, login_id: &str, tenants: Vec<TenantMembership>) -> bool {
         self.shared.lock().set_user_tenants(login_id, tenants)
+    }
+
+    /// Replaces the extra session claims of a user (what a Descope JWT
+    /// template would add); `false` if no such login id.
+    pub fn set_user_claims(&self, login_id: &str, claims: Map<String, Value>) -> bool {
+        self.shared.lock().set_user_claims(login_id, claims)
     }
 
     /// The user id for a login id.

@@ -59,6 +59,7 @@ name = "Alice"
 roles = ["admin"]
 password = "correct horse battery"
 tenants = [{ id = "T-acme", roles = ["member"] }]
+claims = { department = "eng" }
 
 [[users]]
 login_id = "bob@example.com"
@@ -234,6 +235,7 @@ async fn login_tokens_carry_identity_claims() {
     assert_eq!(session["name"], "Alice");
     assert_eq!(session["roles"], json!(["admin"]));
     assert_eq!(session["permissions"], json!(["invoices:read"]));
+    assert_eq!(session["department"], "eng");
     assert_eq!(
         session["tenants"],
         json!({"T-acme": {"roles": ["member"], "permissions": ["docs:read"]}})
@@ -252,6 +254,12 @@ async fn refresh_body_mode_reflects_current_roles() {
     let body = login(&emu, "alice@example.com").await;
     let dsr = body["refreshJwt"].as_str().expect("refresh").to_owned();
     assert!(emu.set_user_roles("alice@example.com", vec!["auditor".into()]));
+    let claims = json!({"department": "ops"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    assert!(emu.set_user_claims("alice@example.com", claims));
+    assert!(!emu.set_user_roles("nobody@example.com", Vec::new()));
     let resp = refresh(&emu, &dsr).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("set-cookie").is_none());
@@ -262,6 +270,8 @@ async fn refresh_body_mode_reflects_current_roles() {
     );
     let session = verify(&emu, body["sessionJwt"].as_str().expect("session")).await;
     assert_eq!(session["roles"], json!(["auditor"]));
+    assert_eq!(session["permissions"], json!([]));
+    assert_eq!(session["department"], "ops");
     assert_eq!(emu.calls("/v1/auth/refresh"), 1);
     // Still usable: rotation is off.
     assert_eq!(refresh(&emu, &dsr).await.status(), 200);
