@@ -147,17 +147,20 @@ fn check_config(path: &Path, strict: bool) -> ExitCode {
 
 #[allow(clippy::print_stdout)]
 async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    use crate::emulator::{Emulator, EmulatorOptions, MintSpec};
+    use crate::emulator::{Emulator, EmulatorOptions};
     eprintln!();
-    eprintln!(
-        "  !!! portcullis dev: the Descope emulator below is NOT Descope. Demo users, demo keys, no security. !!!"
-    );
+    eprintln!("  !!! portcullis dev: the Descope emulator below is NOT Descope.              !!!");
+    eprintln!("  !!! Demo users, demo keys, everything in memory: never use it in production. !!!");
     eprintln!();
+    let session_ttl = crate::config::parse_duration(&args.session_ttl)
+        .map_err(|e| anyhow::anyhow!("--session-ttl {:?}: {e}", args.session_ttl))?;
     let project_id = "Pdev0000000000000000000000000".to_string();
     let emulator = Emulator::spawn(
         args.emulator_listen,
         EmulatorOptions {
             project_id: project_id.clone(),
+            seed: Some(include_str!("../config/dev-seed.toml").to_string()),
+            session_ttl,
             ..EmulatorOptions::default()
         },
     )
@@ -179,35 +182,33 @@ async fn dev(args: DevArgs) -> anyhow::Result<()> {
     )
     .map_err(|e| anyhow::anyhow!("embedded dev config: {e}"))?;
     let handle = crate::app::start(config, crate::app::StartOptions::default()).await?;
-    let token = emulator.mint(&MintSpec {
-        sub: "U-demo-admin".into(),
-        refresh: false,
-        ttl_secs: 3600,
-        claims: serde_json::json!({"email": "admin@example.com", "name": "Ada Admin", "roles": ["admin"]})
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-    });
-    println!("Portcullis dev is running:");
+    let gw = handle.addr;
     println!(
-        "  gateway   http://{}/   (login at http://{}/_auth/login)",
-        handle.addr, handle.addr
+        "Portcullis dev is running (sessions last {}, so refresh is visible):",
+        args.session_ttl
     );
+    println!("  open      http://{gw}/            (you will be sent to the login page)");
+    println!("  login     http://{gw}/_auth/login");
     println!(
-        "  emulator  {}   (outbox: {}/emulator/outbox)",
-        emulator.base_url(),
+        "  outbox    {}/emulator/outbox   (magic links, enchanted links and codes \"sent\" by the emulator)",
         emulator.base_url()
     );
-    println!("  demo app  http://{demo}/   (behind the gateway)");
+    println!("  emulator  {}   (NOT Descope)", emulator.base_url());
+    println!("  demo app  http://{demo}/   (behind the gateway; shows the headers it receives)");
     if let Some(a) = handle.admin_addr {
-        println!("  admin     http://{a}/metrics");
+        println!("  admin     http://{a}/healthz  /readyz  /metrics");
     }
     println!();
-    println!("A demo admin session token (1 hour):");
     println!(
-        "  curl -H 'Authorization: Bearer {token}' http://{}/admin",
-        handle.addr
+        "Demo logins (magic link / one-time code by email, or pick the user on the OAuth / SSO pages):"
     );
+    println!("  admin@example.com   role admin             → /admin works");
+    println!("  user@example.com    no roles               → /admin is forbidden (403)");
+    println!("  multi@example.com   tenants T-acme (owner), T-globex (member) → /t/T-acme/");
+    println!("  SSO tenants: T-acme (acme.test), T-globex (globex.test)");
+    println!();
+    println!("Press Ctrl-C to stop.");
     handle.run_until_signal().await;
+    emulator.shutdown().await;
     Ok(())
 }

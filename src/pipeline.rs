@@ -268,6 +268,11 @@ pub async fn resolve_session(
                 out.claims = Some(c);
                 out.session_jwt = Some(token.to_string());
             }
+            Err(crate::session::SessionError::KeysUnavailable) => {
+                // Not the client's fault: no signing keys could be loaded yet.
+                out.reason = "signing keys unavailable";
+                out.unavailable = Some(None);
+            }
             Err(e) => {
                 tracing::debug!(reason = %e, "bearer token rejected");
                 out.reason = "invalid bearer token";
@@ -298,6 +303,10 @@ pub async fn resolve_session(
                     out.session_jwt = Some(session.to_string());
                 }
                 return out;
+            }
+            Err(crate::session::SessionError::KeysUnavailable) => {
+                out.reason = "signing keys unavailable";
+                out.unavailable = Some(None);
             }
             Err(e) => {
                 tracing::debug!(reason = %e, "session cookie rejected");

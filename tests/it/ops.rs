@@ -65,7 +65,7 @@ async fn not_ready_until_keys_are_loaded() {
     let client = reqwest::Client::new();
     let url = format!("http://{}/readyz", handle.admin_addr.unwrap());
     assert_eq!(client.get(&url).send().await.unwrap().status(), 503);
-    // Without keys nothing validates: fail closed.
+    // Without keys nothing validates: fail closed, as an outage (503), not a logout.
     let token = session_token(&emu, "U", json!({}));
     let r = client
         .get(format!("http://{}/x", handle.addr))
@@ -73,7 +73,8 @@ async fn not_ready_until_keys_are_loaded() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
     handle.shutdown().await;
 }
 

@@ -322,6 +322,16 @@ test('OTP for a test user, wrong code fails, right code verifies', async () => {
   assert.equal((await client.validateSession(right.data.sessionJwt)).token.sub, user.userId);
 });
 
+test('OTP: too many wrong codes burn the code (E061103)', async () => {
+  const user = await makeUser();
+  const { code } = ok(await mgmt.user.generateOTPForTestUser('email', user.loginId), 'generateOTPForTestUser');
+  const wrong = code === '000000' ? '111111' : '000000';
+  let last;
+  for (let i = 0; i < 5; i++) last = await client.otp.verify.email(user.loginId, wrong);
+  assert.equal(last.error.errorCode, DescopeClient.DescopeErrors.tooManyOTPAttempts);
+  assert.equal((await client.otp.verify.email(user.loginId, code)).ok, false);
+});
+
 // --- enchanted link --------------------------------------------------------
 test('enchanted link: pending (401 E062503), verify, session', async () => {
   const user = await makeUser();

@@ -161,6 +161,20 @@ def test_otp_for_test_user_then_verify_code(client, make_user):
     assert client.validate_session(session_jwt(out))["userId"] == user.user_id
 
 
+def test_otp_too_many_wrong_codes_burns_the_code(client, make_user):
+    user = make_user()
+    code = client.mgmt.user.generate_otp_for_test_user(DeliveryMethod.EMAIL, user.login_id)["code"]
+    wrong = "000000" if code != "000000" else "111111"
+    messages = []
+    for _ in range(5):
+        with pytest.raises(AuthException) as e:
+            client.otp.verify_code(DeliveryMethod.EMAIL, user.login_id, wrong)
+        messages.append(e.value.error_message or "")
+    assert "E061103" in messages[-1], messages
+    with pytest.raises(AuthException):
+        client.otp.verify_code(DeliveryMethod.EMAIL, user.login_id, code)
+
+
 def test_otp_sign_in_then_outbox_code(env, client, control, make_user):
     user = make_user()
     masked = client.otp.sign_in(DeliveryMethod.EMAIL, user.login_id)
