@@ -667,6 +667,19 @@ impl State {
         }
     }
 
+    /// Forgets expired single-use tokens, codes and pending logins, so that a
+    /// long-running emulator does not grow without bound.
+    pub(crate) fn sweep(&mut self) {
+        let now = now_secs();
+        self.tokens.retain(|_, l| l.expires_at >= now);
+        self.pending_sessions
+            .retain(|_, s| s.login.expires_at >= now);
+        let live: HashSet<String> = self.pending_sessions.keys().cloned().collect();
+        self.enchanted_tokens.retain(|_, r| live.contains(r));
+        self.otp_codes.retain(|_, c| c.expires_at >= now);
+        self.authorizations.retain(|_, a| a.expires_at >= now);
+    }
+
     /// Appends to the outbox and returns the entry.
     pub(crate) fn send(&mut self, mut entry: OutboxEntry) -> OutboxEntry {
         entry.id = u64::try_from(self.outbox.len())

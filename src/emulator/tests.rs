@@ -1242,3 +1242,47 @@ async fn demo_seed_and_seeded_access_keys_work() {
     assert_eq!(resp.status(), 401);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn try_refresh_validate_and_history() {
+    let emu = spawn(KeyType::Ec).await;
+    let c = client();
+    let resp = c
+        .post(format!("{}/v1/auth/try-refresh", emu.base_url()))
+        .header("authorization", bearer(&[PID, "garbage"]))
+        .send()
+        .await
+        .expect("try-refresh");
+    assert_eq!(resp.status(), 200, "try-refresh never fails");
+    assert_eq!(resp.json::<Value>().await.expect("json"), json!({}));
+
+    let body = login(&emu, "alice@example.com").await;
+    let session = body["sessionJwt"].as_str().expect("session");
+    let dsr = body["refreshJwt"].as_str().expect("refresh");
+    let resp = c
+        .post(format!("{}/v1/auth/validate", emu.base_url()))
+        .header("authorization", bearer(&[PID, session]))
+        .send()
+        .await
+        .expect("validate");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["parsedJWT"]["sub"],
+        "U-alice"
+    );
+    let history = c
+        .get(format!("{}/v1/auth/me/history", emu.base_url()))
+        .header("authorization", bearer(&[PID, dsr]))
+        .send()
+        .await
+        .expect("history");
+    assert_eq!(history.status(), 200);
+    let wrong_project = c
+        .get(format!("{}/v1/auth/me", emu.base_url()))
+        .header("authorization", bearer(&["Pother", dsr]))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(wrong_project.status(), 401);
+    emu.shutdown().await;
+}
