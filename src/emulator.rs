@@ -71,7 +71,8 @@
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
 //! ```
 //!
-//! Unknown keys are errors. [`DEMO_SEED`] is a ready-made seed for demos.
+//! Unknown keys are errors. `config/dev-seed.toml` (used by `portcullis dev`)
+//! is a complete example.
 //!
 //! # Control API
 //!
@@ -108,47 +109,6 @@ pub use self::state::{TenantMembership, UserSpec};
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 /// Default lifetime of a refresh token (Descope's default is 4 weeks; 30 days here).
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Demo users, roles and tenants (used by `portcullis dev`): Ada Admin
-/// (`admin@example.com`, `U-demo-admin`, role `admin`), Bob Member
-/// (`member@example.com`, `U-demo-member`, member of tenant `T-demo-acme`),
-/// password `portcullis-demo` for both; tenant Acme has SSO on for `acme.test`.
-pub const DEMO_SEED: &str = r#"
-[[permissions]]
-name = "admin:write"
-
-[[permissions]]
-name = "docs:read"
-
-[[roles]]
-name = "admin"
-permissions = ["admin:write", "docs:read"]
-
-[[roles]]
-name = "member"
-permissions = ["docs:read"]
-
-[[tenants]]
-id = "T-demo-acme"
-name = "Acme"
-sso = true
-domains = ["acme.test"]
-
-[[users]]
-login_id = "admin@example.com"
-user_id = "U-demo-admin"
-name = "Ada Admin"
-roles = ["admin"]
-password = "portcullis-demo"
-tenants = [{ id = "T-demo-acme", roles = ["admin"] }]
-
-[[users]]
-login_id = "member@example.com"
-user_id = "U-demo-member"
-name = "Bob Member"
-password = "portcullis-demo"
-tenants = [{ id = "T-demo-acme", roles = ["member"] }]
-"#;
-
 /// Default project id when none is given.
 pub const DEFAULT_PROJECT_ID: &str = "P2EmulatorProjectId0000000000";
 

@@ -1206,19 +1206,16 @@ fn a_bad_seed_file_is_refused() {
 }
 
 #[tokio::test]
-async fn demo_seed_and_seeded_access_keys_work() {
+async fn seeded_access_keys_exchange_for_sessions() {
     let emu = spawn_with(EmulatorOptions {
         project_id: PID.to_owned(),
         seed: Some(format!(
-            "{DEMO_SEED}\n[[access_keys]]\nkey = \"Kci-secret\"\nid = \"K-ci\"\nroles = [\"admin\"]\n"
+            "{SEED}\n[[access_keys]]\nkey = \"Kci-secret\"\nid = \"K-ci\"\nroles = [\"admin\"]\n"
         )),
         ..EmulatorOptions::default()
     })
     .await;
-    assert_eq!(
-        emu.user_id("admin@example.com").as_deref(),
-        Some("U-demo-admin")
-    );
+    assert_eq!(emu.user_id("alice@example.com").as_deref(), Some("U-alice"));
     let resp = client()
         .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
         .header("authorization", bearer(&[PID, "Kci-secret"]))
@@ -1232,7 +1229,7 @@ async fn demo_seed_and_seeded_access_keys_work() {
     let session = verify(&emu, body["sessionJwt"].as_str().expect("s")).await;
     assert_eq!(session["sub"], "K-ci");
     assert_eq!(session["roles"], json!(["admin"]));
-    assert_eq!(session["permissions"], json!(["admin:write", "docs:read"]));
+    assert_eq!(session["permissions"], json!(["invoices:read"]));
     let resp = client()
         .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
         .header("authorization", bearer(&[PID, "wrong"]))
