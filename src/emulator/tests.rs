@@ -1,5 +1,6 @@
 //! Emulator tests over real sockets (127.0.0.1:0) with reqwest.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
@@ -1281,5 +1282,32 @@ async fn try_refresh_validate_and_history() {
         .await
         .expect("me");
     assert_eq!(wrong_project.status(), 401);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_rotation_succeed_once() {
+    let emu = Arc::new(spawn(KeyType::Ec).await);
+    emu.set_refresh_rotation(true);
+    let dsr = login(&emu, "alice@example.com").await["refreshJwt"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let emu = emu.clone();
+        let dsr = dsr.clone();
+        tasks.spawn(async move { refresh(&emu, &dsr).await.status().as_u16() });
+    }
+    let mut ok = 0;
+    while let Some(status) = tasks.join_next().await {
+        match status.expect("task") {
+            200 => ok += 1,
+            401 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(emu.refresh_calls(), 10);
     emu.shutdown().await;
 }
