@@ -144,6 +144,18 @@ def test_magic_link_for_test_user_then_verify(client, make_user):
     assert 400 <= e.value.status_code < 500
 
 
+def test_test_user_helpers_refuse_ordinary_users(client):
+    login_id = f"{unique('real')}@example.com"
+    client.mgmt.user.create(login_id, email=login_id)
+    with pytest.raises(AuthException) as e:
+        client.mgmt.user.generate_magic_link_for_test_user(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/v")
+    assert 400 <= e.value.status_code < 500
+    with pytest.raises(AuthException):
+        client.mgmt.user.generate_otp_for_test_user(DeliveryMethod.EMAIL, login_id)
+    with pytest.raises(AuthException):
+        client.mgmt.user.generate_enchanted_link_for_test_user(login_id, "http://127.0.0.1:9/v")
+
+
 # --- OTP ------------------------------------------------------------------
 
 
