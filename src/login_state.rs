@@ -286,7 +286,7 @@ impl StateCodec {
                 Ok(_) | Err(_) => out.push(clear_named(settings, name)),
             }
         }
-        valid.sort_by(|a, b| b.0.cmp(&a.0));
+        valid.sort_by_key(|v| std::cmp::Reverse(v.0));
         out.extend(
             valid
                 .into_iter()
