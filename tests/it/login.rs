@@ -237,6 +237,14 @@ async fn login_page_offers_methods_with_hardened_headers() {
     }
     assert!(html.contains(r#"name="return_to" value="/docs?a=1""#));
     assert!(html.contains("<descope-wc"));
+    // Reloading the page many times never piles up state cookies.
+    let mut reloads = jar.clone();
+    for _ in 0..8 {
+        let resp = gw.get_with("/_auth/login", &reloads).await;
+        reloads.absorb(resp.headers());
+        assert!(reloads.state_cookies() <= 5, "{}", reloads.state_cookies());
+    }
+    assert_eq!(reloads.state_cookies(), 5);
     // A signed-in browser goes straight on.
     let (mut signed, _) = minted_session(&gw, "U-alice");
     signed.0.extend(jar.0);
