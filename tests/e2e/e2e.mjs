@@ -267,8 +267,8 @@ function scenarios(env) {
       await page.waitForSelector('descope-wc #standin-login');
       const login = await shot(page, 'login-page');
       if (DOCS) fs.copyFileSync(login, path.join(DOCS, 'login.png'));
-      await page.fill('#magiclink-email', 'alice@example.com');
-      await page.click('form[data-method="magiclink"] button');
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="magiclink"]');
       await page.waitForSelector('[data-page="check-email"]');
       await shot(page, 'magiclink-check-email');
       const { link } = await lastSent(emuUrl, 'magiclink', 'alice@example.com');
@@ -312,8 +312,8 @@ function scenarios(env) {
       const ctx = await fresh();
       const page = await ctx.newPage();
       await page.goto(`${gw}/wiki/Home`);
-      await page.fill('#enchantedlink-email', 'alice@example.com');
-      await page.click('form[data-method="enchantedlink"] button');
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="enchantedlink"]');
       const number = (await page.textContent('.link-number')).trim();
       await shot(page, 'enchantedlink-waiting');
       const sent = await lastSent(emuUrl, 'enchantedlink', 'alice@example.com');
@@ -403,7 +403,6 @@ async function main() {
     // (and refuses one in args).
   });
   const env = { gw, emuUrl, browser };
-  browser.on('disconnected', () => console.error('chromium disconnected'));
   let passed = 0;
   let failed = 0;
   for (const [name, run] of scenarios(env)) {
