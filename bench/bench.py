@@ -292,7 +292,7 @@ def mint_session(emu_base: str) -> str:
     body = json.dumps(
         {
             "sub": "U2benchuser",
-            "ttl_secs": 3600,
+            "ttlSecs": 3600,
             "claims": {
                 "email": "bench@example.test",
                 "name": "Bench User",
@@ -304,7 +304,7 @@ def mint_session(emu_base: str) -> str:
             },
         }
     ).encode()
-    paths = os.environ.get("BENCH_MINT_PATHS", "/emulator/mint,/emulator/tokens,/emulator/token").split(",")
+    paths = os.environ.get("BENCH_MINT_PATHS", "/emulator/mint").split(",")
     errors = []
     for path in paths:
         req = urllib.request.Request(
@@ -461,14 +461,19 @@ def main() -> int:
                 if time.time() > deadline:
                     raise SystemExit("bench: portcullis never became ready:\n" + gw.log_path.read_text(errors="replace")[-3000:])
                 time.sleep(0.1)
-            cookie = f"Cookie: theme=dark; DS={token}; lang=en"
+            # How the auth row presents the session: the DS cookie (default, the
+            # browser case) or Authorization: Bearer (API clients).
+            if os.environ.get("BENCH_AUTH", "cookie") == "bearer":
+                cookie = f"Authorization: Bearer {token}"
+            else:
+                cookie = f"Cookie: theme=dark; DS={token}; lang=en"
             targets.append(Target("portcullis-public", f"http://127.0.0.1:{gw_port}/public/x", gw.pid, note="access = public"))
             targets.append(
-                Target("portcullis-auth", f"http://127.0.0.1:{gw_port}/app/x", gw.pid, headers=[cookie], note="DS cookie, cached claims")
+                Target("portcullis-auth", f"http://127.0.0.1:{gw_port}/app/x", gw.pid, headers=[cookie], note=("bearer" if cookie.startswith("Authorization") else "DS cookie") + ", cached claims")
             )
             # Same cookie through nginx: the fair reference for the auth row.
             targets.insert(
-                2, Target("nginx+cookie", f"http://127.0.0.1:{ngx_port}/app/x", ngx.pid, headers=[cookie], note="same cookie")
+                2, Target("nginx+cookie", f"http://127.0.0.1:{ngx_port}/app/x", ngx.pid, headers=[cookie], note="same header")
             )
             check_portcullis(gw_port, up_port, cookie, gw)
         else:

@@ -24,6 +24,8 @@ mod paths;
 mod policy;
 /// Proxying: hop-by-hop, X-Forwarded-*, 502/504, streaming, WebSocket, strip_prefix.
 mod proxy;
+/// Transparent refresh, session cookies (chunks), logout, Descope outages.
+mod refresh;
 /// TLS (rustls, ALPN, certificate reload) and h2c.
 mod tls;
 /// Token attacks and JWKS behaviour.
