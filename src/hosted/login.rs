@@ -448,7 +448,10 @@ impl LoginService<'_> {
             tracing::info!(reason = %e, "flow session refused: tokens");
             return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
         }
-        let resp = json_response(StatusCode::OK, &json!({ "return_to": state.return_to }));
+        let resp = json_response(
+            StatusCode::OK,
+            &json!({ "return_to": self.landing(&state.return_to) }),
+        );
         let mut cookies = self.session_cookies(req.headers(), session, Some(refresh));
         cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
         with_cookies(resp, cookies)
@@ -686,9 +689,12 @@ impl LoginService<'_> {
                         self.session_cookies(req.headers(), &session, refresh.as_deref());
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
                     let resp = if post {
-                        json_response(StatusCode::OK, &json!({ "return_to": state.return_to }))
+                        json_response(
+                            StatusCode::OK,
+                            &json!({ "return_to": self.landing(&state.return_to) }),
+                        )
                     } else {
-                        redirect(StatusCode::SEE_OTHER, &state.return_to)
+                        redirect(StatusCode::SEE_OTHER, &self.landing(&state.return_to))
                     };
                     with_cookies(resp, cookies)
                 }
@@ -1100,7 +1106,10 @@ impl LoginService<'_> {
                 if let Some(s) = state {
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &s.nonce));
                 }
-                with_cookies(redirect(StatusCode::SEE_OTHER, return_to), cookies)
+                with_cookies(
+                    redirect(StatusCode::SEE_OTHER, &self.landing(return_to)),
+                    cookies,
+                )
             }
             Err(e) => {
                 tracing::warn!(reason = %e, "tokens from descope refused");
@@ -1176,6 +1185,13 @@ impl LoginService<'_> {
             return Some(self.link_invalid());
         }
         None
+    }
+
+    /// Where a finished login lands: the signed `return_to`, checked again
+    /// against the current policy (an origin removed from
+    /// `allowed_redirect_origins` since the login started no longer counts).
+    fn landing(&self, return_to: &str) -> String {
+        self.core.settings.redirect.sanitize(Some(return_to))
     }
 
     /// The state cookie for `state`, plus deletions of the browser's older
