@@ -331,6 +331,45 @@ function scenarios(env) {
       await ctx.close();
     }],
 
+    ['one-time code typed into the code form', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/inbox?folder=work`);
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="otp"]');
+      await page.waitForSelector('#otp-code');
+      await shot(page, 'otp-code-form');
+      const { code } = await lastSent(emuUrl, 'otp', 'alice@example.com');
+      await page.fill('#otp-code', code);
+      await page.click('form[data-method="otp-verify"] button');
+      await page.waitForURL(`${gw}/inbox?folder=work`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'otp-done');
+      await ctx.close();
+    }],
+
+    ['two tabs log in at once, finishing in the opposite order', async () => {
+      const ctx = await fresh();
+      const [one, two] = [await ctx.newPage(), await ctx.newPage()];
+      for (const [page, where] of [[one, '/tab/one'], [two, '/tab/two']]) {
+        await page.goto(`${gw}${where}`);
+        await page.click('a[data-provider="google"]');
+        await page.waitForURL(`${emuUrl}/emulator/oauth/consent?**`);
+      }
+      // Each tab's OAuth start set its own state cookie (the login page's
+      // flow nonces add more): none overwrote the other.
+      const states = (await ctx.cookies()).filter((c) => c.name.startsWith('portcullis_state_'));
+      check(states.length >= 2 && states.every((c) => c.path === '/_auth' && c.httpOnly && c.sameSite === 'Lax'),
+        `state cookies: ${JSON.stringify(states.map((c) => [c.path, c.httpOnly, c.sameSite]))}`);
+      await two.click('button[data-login-id="alice@example.com"]');
+      await two.waitForURL(`${gw}/tab/two`);
+      await one.click('button[data-login-id="alice@example.com"]');
+      await one.waitForURL(`${gw}/tab/one`);
+      check(await userOnPage(one) === 'U-alice' && await userOnPage(two) === 'U-alice', 'both tabs signed in');
+      await shot(one, 'two-tabs-done');
+      await ctx.close();
+    }],
+
     ['flow page posts the web component session to /session', async () => {
       const ctx = await fresh();
       const page = await ctx.newPage();
