@@ -457,7 +457,12 @@ fn flow_scripts(s: &PageSettings, nonce: &str) -> String {
       body: JSON.stringify({{ sessionJwt: d.sessionJwt, refreshJwt: d.refreshJwt, nonce: box.dataset.nonce }})
     }}).then(function (r) {{
       return r.json().then(function (j) {{
-        if (r.ok && j.return_to) {{ window.location.assign(j.return_to); }} else {{ err.hidden = false; }}
+        if (r.ok && j.return_to) {{
+          // The gateway's HttpOnly cookies now hold the session: drop any copy
+          // the Descope SDK persisted in script-readable storage.
+          try {{ ['DS', 'DSR'].forEach(function (k) {{ localStorage.removeItem(k); }}); }} catch (x) {{}}
+          window.location.assign(j.return_to);
+        }} else {{ err.hidden = false; }}
       }});
     }}).catch(function () {{ err.hidden = false; }});
   }});

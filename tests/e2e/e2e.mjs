@@ -156,6 +156,9 @@ async function startStandIn(emuUrl) {
       b.id = 'standin-login';
       b.textContent = 'Continue as Alice (web-component stand-in, project ' + this.getAttribute('project-id') + ')';
       b.addEventListener('click', () => {
+        // Like web-js-sdk's persistTokens: a script-readable copy.
+        localStorage.setItem('DS', detail.sessionJwt);
+        localStorage.setItem('DSR', detail.refreshJwt);
         this.dispatchEvent(new CustomEvent('success', { detail: detail, bubbles: true, composed: true }));
       });
       this.appendChild(b);
@@ -377,6 +380,10 @@ function scenarios(env) {
       await page.click('#standin-login');
       await page.waitForURL(`${gw}/flow/landing`);
       check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      const left = await page.evaluate(() => [localStorage.getItem('DS'), localStorage.getItem('DSR')]);
+      check(left.every((v) => v === null), 'tokens left in localStorage');
+      const ds = (await ctx.cookies(gw)).find((c) => c.name === 'DS');
+      check(ds && ds.httpOnly, 'no HttpOnly session cookie');
       await shot(page, 'flow-done');
       await ctx.close();
     }],
