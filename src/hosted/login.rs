@@ -1130,10 +1130,11 @@ impl LoginService<'_> {
         &self,
         reply: &DescopeReply,
     ) -> Result<(String, Option<String>), LoginError> {
-        let (session, refresh) =
-            tokens_of(reply).ok_or(LoginError::Inconsistent("no session token"))?;
-        self.verify_pair(&session, refresh.as_deref()).await?;
-        Ok((session, refresh))
+        // Body `sessionJwt`/`refreshJwt`, else the `Set-Cookie`s (cookie mode).
+        let pair = reply.tokens()?;
+        self.verify_pair(&pair.session_jwt, pair.refresh_jwt.as_deref())
+            .await?;
+        Ok((pair.session_jwt, pair.refresh_jwt))
     }
 
     /// Both tokens verify, are a session (`drn` DS) and a refresh token
@@ -1330,30 +1331,6 @@ impl LoginService<'_> {
             true,
         ))
     }
-}
-
-/// Session and refresh token of a Descope auth answer: body
-/// `sessionJwt`/`refreshJwt`, else the `DS`/`DSR` `Set-Cookie`.
-fn tokens_of(reply: &DescopeReply) -> Option<(String, Option<String>)> {
-    let body = |k: &str| {
-        reply
-            .body
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let cookie = |k: &str| {
-        reply
-            .set_cookies
-            .iter()
-            .rev()
-            .find(|(n, v)| n == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
-    let session = body("sessionJwt").or_else(|| cookie("DS"))?;
-    let refresh = body("refreshJwt").or_else(|| cookie("DSR"));
-    Some((session, refresh))
 }
 
 /// First value of `name` in urlencoded `data`.
