@@ -61,7 +61,15 @@
 //! roles = ["admin"]                      # project-level roles
 //! password = "correct horse"             # optional, for password sign-in
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
+//!
+//! [[access_keys]]
+//! key = "K-ci-secret"                    # sent as Bearer <projectId>:<key>; no ':'
+//! id = "K-ci"                            # optional; the session's `sub`
+//! roles = ["admin"]
+//! tenants = [{ id = "T-acme", roles = ["member"] }]
 //! ```
+//!
+//! Unknown keys are errors. [`DEMO_SEED`] is a ready-made seed for demos.
 //!
 //! # Control API
 //!
@@ -98,6 +106,47 @@ pub use self::state::{TenantMembership, UserSpec};
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 /// Default lifetime of a refresh token (Descope's default is 4 weeks; 30 days here).
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Demo users, roles and tenants (used by `portcullis dev`): Ada Admin
+/// (`admin@example.com`, `U-demo-admin`, role `admin`), Bob Member
+/// (`member@example.com`, `U-demo-member`, member of tenant `T-demo-acme`),
+/// password `portcullis-demo` for both; tenant Acme has SSO on for `acme.test`.
+pub const DEMO_SEED: &str = r#"
+[[permissions]]
+name = "admin:write"
+
+[[permissions]]
+name = "docs:read"
+
+[[roles]]
+name = "admin"
+permissions = ["admin:write", "docs:read"]
+
+[[roles]]
+name = "member"
+permissions = ["docs:read"]
+
+[[tenants]]
+id = "T-demo-acme"
+name = "Acme"
+sso = true
+domains = ["acme.test"]
+
+[[users]]
+login_id = "admin@example.com"
+user_id = "U-demo-admin"
+name = "Ada Admin"
+roles = ["admin"]
+password = "portcullis-demo"
+tenants = [{ id = "T-demo-acme", roles = ["admin"] }]
+
+[[users]]
+login_id = "member@example.com"
+user_id = "U-demo-member"
+name = "Bob Member"
+password = "portcullis-demo"
+tenants = [{ id = "T-demo-acme", roles = ["member"] }]
+"#;
+
 /// Default project id when none is given.
 pub const DEFAULT_PROJECT_ID: &str = "P2EmulatorProjectId0000000000";
 
@@ -125,8 +174,9 @@ pub enum IssuerMode {
 pub struct EmulatorOptions {
     pub project_id: String,
     pub key_type: KeyType,
-    /// Required by the management API when set; when `None`, any key is accepted
-    /// as long as one is given.
+    /// Required by the management API when set. When `None`, the control
+    /// token is required instead if one is set (so a remote emulator is never
+    /// open), else any non-empty key is accepted.
     pub management_key: Option<String>,
     /// Protects `/emulator/*` when set.
     pub control_token: Option<String>,
@@ -369,12 +419,25 @@ impl Emulator {
         self.shared.lock().calls.get(path).copied().unwrap_or(0)
     }
 
+    /// Calls served on `/v1/auth/refresh`.
+    pub fn refresh_calls(&self) -> u64 {
+        self.calls("/v1/auth/refresh")
+    }
+
+    /// Answers the next `n` calls on `path` with `status` (and a default
+    /// Descope error body), then serves normally again.
+    pub fn fail_next(&self, path: &str, n: u32, status: u16) {
+        self.set_fault(path, Fault::status(status).times(n));
+    }
+
     /// Forgets every call count.
     pub fn reset_calls(&self) {
         self.shared.lock().calls.clear();
     }
 
-    /// Applies `fault` to calls on `path` (replacing any fault set there).
+    /// Applies `fault` to calls on `path` (replacing any fault set there);
+    /// the path `"*"` applies to every endpoint without a fault of its own
+    /// (never to the control API under `/emulator/`).
     pub fn set_fault(&self, path: &str, fault: Fault) {
         self.shared.lock().faults.insert(path.to_owned(), fault);
     }
@@ -437,7 +500,8 @@ impl Emulator {
     }
 
     /// Stops accepting, closes open connections and waits for the server task.
-    pub async fn shutdown(self) {
+    /// Takes `&self` so that a shared (`Arc`) handle can be shut down too.
+    pub async fn shutdown(&self) {
         self.server.shutdown().await;
     }
 }

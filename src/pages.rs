@@ -482,8 +482,8 @@ const CSS: &str = "\
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#f4f5f7;--card:#fff;--accent:#2f5bea;--muted:#5b6470;--border:#d5d9e0}\
 @media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--bg:#15171a;--card:#1f2226;--accent:#7a9cff;--muted:#a0a8b3;--border:#3a3f46}}\
 *{box-sizing:border-box}\
-body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\
-.card{width:min(26rem,92vw);background:var(--card);border:1px solid var(--border);border-radius:12px;padding:2rem;box-shadow:0 4px 24px rgba(0,0,0,.06)}\
+body{margin:0;min-height:100vh;display:flex;padding:1.5rem .75rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\
+.card{margin:auto;width:min(26rem,92vw);background:var(--card);border:1px solid var(--border);border-radius:12px;padding:2rem;box-shadow:0 4px 24px rgba(0,0,0,.06)}\
 header{text-align:center;margin-bottom:1.25rem}.logo{display:block;margin:0 auto .5rem}\
 .app{margin:0;color:var(--muted);font-size:.9rem}h1{margin:.25rem 0 0;font-size:1.4rem}\
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}\

@@ -17,6 +17,7 @@
 //! | `POST revoke` | `{userId}` or `{loginId}` | `{}` |
 //! | `POST cookie-mode`, `POST rotation` | `{enabled}` | `{}` |
 //! | `POST session-ttl`, `POST refresh-ttl` | `{seconds}` | `{}` |
+//! | `GET users` | — | `{users: [{userId, loginIds, name, email, roles, tenants}]}` |
 //! | `POST users` | a seed-file user (`loginId`, `name`, `email`, `roles`, `tenants`, ...) | `{userId}` |
 //! | `POST users/roles` | `{loginId, roles}` | `{}` |
 //! | `POST users/tenants` | `{loginId, tenants: [{id, roles}]}` | `{}` |
@@ -162,6 +163,20 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
             }
             None => missing("seconds"),
         },
+        (&Method::GET, "users") => {
+            let st = shared.lock();
+            let users: Vec<Value> = st
+                .users
+                .values()
+                .map(|u| {
+                    json!({"userId": u.user_id, "loginIds": u.login_ids, "name": u.name,
+                           "email": u.email, "roles": u.roles,
+                           "tenants": u.tenants.iter().map(|t| json!({"id": t.id, "roles": t.roles}))
+                               .collect::<Vec<_>>()})
+                })
+                .collect();
+            json(StatusCode::OK, &json!({ "users": users }))
+        }
         (&Method::POST, "users") => {
             let spec: UserSpec = match serde_json::from_value(Value::Object(body)) {
                 Ok(s) => s,

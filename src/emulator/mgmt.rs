@@ -280,8 +280,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
-/// `Bearer <pid>:<managementKey>` with the configured key (any non-empty key
-/// when none is configured).
+/// `Bearer <pid>:<managementKey>` with the configured key, else the control
+/// token when one is set, else any non-empty key.
 fn authorized(shared: &Shared, req: &Req) -> bool {
     let parts = req.bearer_parts();
     let (Some(pid), Some(key)) = (parts.first(), parts.get(1)) else {
@@ -290,7 +290,11 @@ fn authorized(shared: &Shared, req: &Req) -> bool {
     if pid != &shared.project_id || key.is_empty() {
         return false;
     }
-    match &shared.management_key {
+    match shared
+        .management_key
+        .as_ref()
+        .or(shared.control_token.as_ref())
+    {
         Some(expected) => {
             aws_lc_rs::constant_time::verify_slices_are_equal(key.as_bytes(), expected.as_bytes())
                 .is_ok()
@@ -662,7 +666,7 @@ fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {
     if let Err(resp) = helper_user(&st, body) {
         return resp;
     }
-    let code = flows::new_otp(&mut st, &login_id, false);
+    let code = flows::new_otp(&mut st, &login_id, false, None);
     json(StatusCode::OK, &json!({"code": code, "loginId": login_id}))
 }
 
@@ -681,6 +685,7 @@ fn generate_link(shared: &Shared, body: &Map<String, Value>, enchanted: bool) ->
         custom_claims: Map::new(),
         tenant: None,
         first_seen: false,
+        step_up: None,
     };
     if enchanted {
         let (token, pending_ref) = flows::new_enchanted(&mut st, login);
@@ -734,6 +739,7 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
             .unwrap_or_default(),
         tenant: None,
         first_seen,
+        step_up: None,
     };
     let token = flows::new_token(&mut st, login);
     json(StatusCode::OK, &json!({ "token": token }))

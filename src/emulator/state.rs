@@ -18,6 +18,8 @@ use crate::descope::wire::{UserResponse, UserTenant};
 pub enum SeedError {
     #[error("seed file is not valid TOML for the emulator seed format")]
     Parse(#[from] toml::de::Error),
+    #[error("seed access key {0:?}: a key must be non-empty and contain no ':'")]
+    AccessKey(String),
 }
 
 /// A user to create (seed file `[[users]]`, `Emulator::add_user`).
@@ -73,11 +75,22 @@ struct SeedTenant {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct SeedAccessKey {
+    /// The secret clients send as `Bearer <projectId>:<key>`; no `:` allowed.
+    key: String,
+    id: Option<String>,
+    roles: Vec<String>,
+    tenants: Vec<TenantMembership>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct Seed {
     permissions: Vec<SeedPermission>,
     roles: Vec<SeedRole>,
     tenants: Vec<SeedTenant>,
     users: Vec<UserSpec>,
+    access_keys: Vec<SeedAccessKey>,
 }
 
 /// A user record.
@@ -150,6 +163,17 @@ pub(crate) struct PendingLogin {
     pub(crate) tenant: Option<String>,
     /// Whether the user was created by this login (sign-up): `firstSeen`.
     pub(crate) first_seen: bool,
+    /// Step-up / MFA: the session this login adds a factor to.
+    pub(crate) step_up: Option<StepUp>,
+}
+
+/// The current session of a step-up or MFA login (`loginOptions.stepup` /
+/// `mfa` with the refresh token in the Authorization header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepUp {
+    pub(crate) sub: String,
+    /// Factors already in the session (`amr`).
+    pub(crate) amr: Vec<String>,
 }
 
 /// An enchanted-link session waiting for its link to be clicked.
@@ -203,6 +227,7 @@ pub(crate) struct OtpCode {
     pub(crate) expires_at: i64,
     pub(crate) attempts: u32,
     pub(crate) first_seen: bool,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// An access key created through the management API.
@@ -225,6 +250,7 @@ pub(crate) struct Authorization {
     /// Sign-up allowed: pick-or-create; sign-in only otherwise.
     pub(crate) allow_signup: bool,
     pub(crate) expires_at: i64,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// OTP lifetime.
@@ -295,6 +321,20 @@ impl State {
         }
         for u in seed.users {
             self.upsert_user(u);
+        }
+        for k in seed.access_keys {
+            if k.key.is_empty() || k.key.contains(':') {
+                return Err(SeedError::AccessKey(k.id.unwrap_or_default()));
+            }
+            self.access_keys.insert(
+                k.key,
+                AccessKey {
+                    id: k.id.unwrap_or_else(|| random_id("K")),
+                    roles: k.roles,
+                    tenants: k.tenants,
+                    expires_at: 0,
+                },
+            );
         }
         Ok(())
     }
@@ -423,7 +463,7 @@ impl State {
     // === claims and tokens ===
 
     /// Permissions granted by `roles` (deduplicated, in role order).
-    fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+    pub(crate) fn permissions_of(&self, roles: &[String]) -> Vec<String> {
         let mut seen = HashSet::new();
         roles
             .iter()

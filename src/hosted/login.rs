@@ -38,8 +38,8 @@ use crate::config::LoginMethod;
 use crate::cookies::CookieSettings;
 use crate::descope::{DescopeClient, DescopeError, DescopeReply};
 use crate::login_state::{
-    DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, Purpose, StateCodec,
-    StateCookieSettings, clear_state_cookie, now_unix,
+    DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, MAX_STATE_COOKIES, Purpose,
+    StateCodec, StateCookieSettings, clear_state_cookie, now_unix,
 };
 use crate::pages::{self, LoginView, PageSettings};
 use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
@@ -267,7 +267,7 @@ impl LoginCore {
         let return_to = self.sanitize_return_to(
             first(parts.uri.query().unwrap_or("").as_bytes(), "return_to").as_deref(),
         );
-        harden(svc.render_login(&return_to, None, StatusCode::OK))
+        harden(svc.render_login(&parts.headers, &return_to, None, StatusCode::OK))
     }
 
     /// Serves one login endpoint other than `GET /login`. `body` is at most
@@ -373,6 +373,7 @@ impl LoginService<'_> {
 
     fn render_login(
         &self,
+        headers: &HeaderMap,
         return_to: &str,
         notice: Option<&str>,
         status: StatusCode,
@@ -388,11 +389,7 @@ impl LoginService<'_> {
                 now_unix(),
             ) {
                 Ok(state) => {
-                    cookies.push(
-                        self.core
-                            .codec
-                            .state_cookie(&self.core.state_cookie, &state),
-                    );
+                    cookies = self.state_cookies(headers, &state);
                     flow_nonce = Some(state.nonce);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot create a login nonce"),
@@ -468,7 +465,7 @@ impl LoginService<'_> {
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let state = match StateCodec::issue(
             LoginKind::MagicLink,
@@ -573,7 +570,7 @@ impl LoginService<'_> {
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let path = format!("/v1/auth/enchantedlink/{}/email", self.signin_variant());
         let body = json!({ "loginId": email, "URI": self.url("/enchantedlink/verify") });
@@ -601,17 +598,14 @@ impl LoginService<'_> {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
+        let cookies = self.state_cookies(req.headers(), &state);
         let p = pages::enchanted_wait(
             &self.core.settings.pages,
             &link_id,
             &state.nonce,
             s("maskedEmail").as_deref(),
         );
-        with_cookies(page(p), vec![cookie])
+        with_cookies(page(p), cookies)
     }
 
     async fn enchanted_verify(&self, req: &Req<'_>) -> Response<Bytes> {
@@ -736,7 +730,7 @@ impl LoginService<'_> {
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let path = format!("/v1/auth/otp/{}/email", self.signin_variant());
         let body = json!({ "loginId": email });
@@ -765,17 +759,14 @@ impl LoginService<'_> {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
+        let cookies = self.state_cookies(req.headers(), &state);
         let p = pages::otp_code(
             &self.core.settings.pages,
             &state.nonce,
             masked.as_deref(),
             None,
         );
-        with_cookies(page(p), vec![cookie])
+        with_cookies(page(p), cookies)
     }
 
     async fn otp_verify(&self, req: &Req<'_>) -> Response<Bytes> {
@@ -859,7 +850,11 @@ impl LoginService<'_> {
                     .iter()
                     .any(|m| matches!(m, LoginMethod::OAuth(p) if *p == provider));
                 if !offered {
-                    return self.bad_start(&return_to, "That sign-in provider is not available.");
+                    return self.bad_start(
+                        req,
+                        &return_to,
+                        "That sign-in provider is not available.",
+                    );
                 }
                 ("provider", provider)
             }
@@ -877,12 +872,17 @@ impl LoginService<'_> {
                     || tenant.chars().any(char::is_control)
                 {
                     return self.bad_start(
+                        req,
                         &return_to,
                         "Please enter your work email or organisation ID.",
                     );
                 }
                 if tenant.contains('@') && !self.email_allowed(&tenant) {
-                    return self.bad_start(&return_to, "That email address cannot sign in here.");
+                    return self.bad_start(
+                        req,
+                        &return_to,
+                        "That email address cannot sign in here.",
+                    );
                 }
                 ("tenant", tenant)
             }
@@ -892,7 +892,7 @@ impl LoginService<'_> {
             keys.push(format!("email:{}", value.to_lowercase()));
         }
         if !self.rate_ok(&keys) {
-            return self.rate_limited(&return_to);
+            return self.rate_limited(req, &return_to);
         }
         let state = match StateCodec::issue(
             kind,
@@ -929,11 +929,8 @@ impl LoginService<'_> {
             tracing::warn!("authorize answer without a usable url");
             return self.unavailable();
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
-        with_cookies(redirect(StatusCode::FOUND, target), vec![cookie])
+        let cookies = self.state_cookies(req.headers(), &state);
+        with_cookies(redirect(StatusCode::FOUND, target), cookies)
     }
 
     /// `(authorize path, our callback sub-path)` for OAuth / SSO.
@@ -1034,9 +1031,11 @@ impl LoginService<'_> {
             return Err(Box::new(self.forbidden_origin()));
         }
         if !req.is_form() {
-            return Err(Box::new(
-                self.bad_start(&return_to, "Please use the sign-in form."),
-            ));
+            return Err(Box::new(self.bad_start(
+                req,
+                &return_to,
+                "Please use the sign-in form.",
+            )));
         }
         let email = req.form("email").map(|e| e.trim().to_owned());
         let email = match email {
@@ -1044,16 +1043,18 @@ impl LoginService<'_> {
             Some(_) | None => return Ok((None, return_to)),
         };
         if !self.email_allowed(&email) {
-            return Err(Box::new(
-                self.bad_start(&return_to, "That email address cannot sign in here."),
-            ));
+            return Err(Box::new(self.bad_start(
+                req,
+                &return_to,
+                "That email address cannot sign in here.",
+            )));
         }
         let keys = [
             format!("ip:{}", req.client_ip),
             format!("email:{}", email.to_lowercase()),
         ];
         if !self.rate_ok(&keys) {
-            return Err(Box::new(self.rate_limited(&return_to)));
+            return Err(Box::new(self.rate_limited(req, &return_to)));
         }
         Ok((Some(email), return_to))
     }
@@ -1177,14 +1178,33 @@ impl LoginService<'_> {
         None
     }
 
-    // --- failure pages -----------------------------------------------------
-
-    fn bad_start(&self, return_to: &str, notice: &str) -> Response<Bytes> {
-        self.render_login(return_to, Some(notice), StatusCode::BAD_REQUEST)
+    /// The state cookie for `state`, plus deletions of the browser's older
+    /// state cookies beyond [`MAX_STATE_COOKIES`].
+    fn state_cookies(&self, headers: &HeaderMap, state: &LoginState) -> Vec<HeaderValue> {
+        let mut v = self.core.codec.prune_state_cookies(
+            &self.core.state_cookie,
+            headers,
+            MAX_STATE_COOKIES,
+            now_unix(),
+        );
+        v.push(self.core.codec.state_cookie(&self.core.state_cookie, state));
+        v
     }
 
-    fn rate_limited(&self, return_to: &str) -> Response<Bytes> {
+    // --- failure pages -----------------------------------------------------
+
+    fn bad_start(&self, req: &Req<'_>, return_to: &str, notice: &str) -> Response<Bytes> {
+        self.render_login(
+            req.headers(),
+            return_to,
+            Some(notice),
+            StatusCode::BAD_REQUEST,
+        )
+    }
+
+    fn rate_limited(&self, req: &Req<'_>, return_to: &str) -> Response<Bytes> {
         let mut resp = self.render_login(
+            req.headers(),
             return_to,
             Some("Too many sign-in attempts. Please wait a minute and try again."),
             StatusCode::TOO_MANY_REQUESTS,

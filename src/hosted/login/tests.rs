@@ -20,6 +20,19 @@ fn origin_table() {
         (&[("origin", "HTTPS://APP.EXAMPLE.COM")], Origin::Same),
         (&[("origin", "https://evil.example")], Origin::Cross),
         (&[("origin", "null")], Origin::Cross),
+        // A no-referrer page's form POST: Origin is null, Sec-Fetch-Site tells.
+        (
+            &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+            Origin::Same,
+        ),
+        (
+            &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+            Origin::Cross,
+        ),
+        (
+            &[("origin", "null"), ("sec-fetch-site", "none")],
+            Origin::Cross,
+        ),
         (&[("origin", "https://app.example.com:8443")], Origin::Cross),
         (&[("origin", "http://app.example.com")], Origin::Cross),
         (
