@@ -117,7 +117,7 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
         match m {
             LoginMethod::Flow => {
                 if let Some(fnonce) = v.flow_nonce {
-                    sections.push(flow_section(s, fnonce, &nonce));
+                    sections.push(flow_section(s, fnonce));
                 }
             }
             // One e-mail field serves every e-mail method: a button each.
@@ -413,7 +413,7 @@ fn email_form(s: &PageSettings, rt_escaped: &str) -> String {
     )
 }
 
-fn flow_section(s: &PageSettings, login_nonce: &str, _csp_nonce: &str) -> String {
+fn flow_section(s: &PageSettings, login_nonce: &str) -> String {
     let base = s
         .descope_base_url
         .as_deref()

@@ -463,7 +463,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::MagicLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -498,7 +498,7 @@ impl LoginService<'_> {
                 let masked = reply.body.get("maskedEmail").and_then(Value::as_str);
                 page(pages::check_email(&self.core.settings.pages, masked))
             }
-            Err(e) => self.start_failed(e, &return_to),
+            Err(e) => self.start_failed(e, || self.check_email_page()),
         }
     }
 
@@ -568,7 +568,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::EnchantedLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -584,7 +584,7 @@ impl LoginService<'_> {
             .await
         {
             Ok(r) => r,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => return self.start_failed(e, || self.check_email_page()),
         };
         let s = |k: &str| reply.body.get(k).and_then(Value::as_str).map(str::to_owned);
         let (Some(pending_ref), Some(link_id)) = (s("pendingRef"), s("linkId")) else {
@@ -731,7 +731,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::Otp) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -753,7 +753,7 @@ impl LoginService<'_> {
                 .map(str::to_owned),
             // Unknown users get the same code form (no account enumeration).
             Err(DescopeError::Rejected { .. }) => None,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => return self.start_failed(e, || self.check_email_page()),
         };
         let state = match StateCodec::issue(
             LoginKind::Otp,
@@ -924,7 +924,17 @@ impl LoginService<'_> {
             .await
         {
             Ok(r) => r,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => {
+                let notice = match kind {
+                    LoginKind::Sso => "Single sign-on is not available for that organisation.",
+                    LoginKind::OAuth
+                    | LoginKind::Flow
+                    | LoginKind::MagicLink
+                    | LoginKind::EnchantedLink
+                    | LoginKind::Otp => "That sign-in provider is not available.",
+                };
+                return self.start_failed(e, || self.bad_start(req, &return_to, notice));
+            }
         };
         let Some(target) = reply
             .body
@@ -1026,7 +1036,6 @@ impl LoginService<'_> {
     fn start_checks(
         &self,
         req: &Req<'_>,
-        _email_required: bool,
     ) -> Result<(Option<String>, String), Box<Response<Bytes>>> {
         let return_to = self
             .core
@@ -1292,14 +1301,18 @@ impl LoginService<'_> {
         }
     }
 
-    /// A login start Descope refused: the user sees the generic
-    /// confirmation (no account enumeration); outages get the 503 page.
-    fn start_failed(&self, e: DescopeError, return_to: &str) -> Response<Bytes> {
+    /// A login start Descope could not serve: a refusal answers `rejected`
+    /// (for e-mail starts the generic confirmation, so nobody learns which
+    /// accounts exist); outages get the 503 page.
+    fn start_failed(
+        &self,
+        e: DescopeError,
+        rejected: impl FnOnce() -> Response<Bytes>,
+    ) -> Response<Bytes> {
         match e {
             DescopeError::Rejected { status, code } => {
                 tracing::info!(%status, %code, "descope refused a login start");
-                let _ = return_to;
-                page(pages::check_email(&self.core.settings.pages, None))
+                rejected()
             }
             DescopeError::InvalidResponse => {
                 tracing::warn!("descope login start: unusable answer");
@@ -1312,6 +1325,10 @@ impl LoginService<'_> {
                 self.unavailable()
             }
         }
+    }
+
+    fn check_email_page(&self) -> Response<Bytes> {
+        page(pages::check_email(&self.core.settings.pages, None))
     }
 
     fn unavailable(&self) -> Response<Bytes> {

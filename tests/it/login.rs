@@ -513,6 +513,19 @@ async fn sso_round_trip_and_legacy_saml_paths() {
     gw.assert_signed_in(&jar).await;
     assert_eq!(gw.emu.calls("/v1/auth/sso/authorize"), 1);
     assert_eq!(gw.emu.calls("/v1/auth/sso/exchange"), 1);
+    // An organisation without SSO: back to the login page, with a notice.
+    let resp = gw
+        .get("/_auth/sso/start?tenant=carol%40nowhere.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Single sign-on is not available for that organisation.")
+    );
 
     let gw = spawn(
         r#"methods = ["sso"]
