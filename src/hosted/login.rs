@@ -156,6 +156,11 @@ impl Req<'_> {
 // === impl LoginCore ===
 
 impl LoginCore {
+    /// What the HTML pages show (app name, logo, prefix, methods).
+    pub fn page_settings(&self) -> &PageSettings {
+        &self.settings.pages
+    }
+
     /// Builds the login endpoints from explicit settings.
     pub fn new(settings: LoginSettings, codec: StateCodec, cookies: CookieSettings) -> Self {
         let public_origin = settings.public_url.origin().ascii_serialization();
