@@ -123,8 +123,15 @@ impl IdentityHeaders {
 
     /// Whether an inbound header name is an identity header to remove.
     pub fn is_identity_header(&self, name: &str) -> bool {
-        let n = normalize_name(name);
-        self.strip_exact.contains(&n) || BUILTIN_PREFIXES.iter().any(|p| n.starts_with(p))
+        // `HeaderMap` names are already lower case; only fold when needed, so
+        // the common case allocates nothing.
+        let n: std::borrow::Cow<'_, str> =
+            if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+                normalize_name(name).into()
+            } else {
+                name.into()
+            };
+        self.strip_exact.contains(n.as_ref()) || BUILTIN_PREFIXES.iter().any(|p| n.starts_with(p))
     }
 
     /// Removes every inbound identity header, in all spellings and duplicates.

@@ -377,6 +377,8 @@ fn authority(u: &url::Url) -> String {
 pub struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
+    /// When the last frame arrived; the timer is re-armed lazily from it.
+    last: tokio::time::Instant,
     timer: Pin<Box<tokio::time::Sleep>>,
 }
 
@@ -385,6 +387,7 @@ impl<B> IdleTimeout<B> {
         Self {
             inner,
             idle,
+            last: tokio::time::Instant::now(),
             timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
@@ -409,13 +412,18 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
-                let deadline = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(deadline);
+                this.last = tokio::time::Instant::now();
                 Poll::Ready(r.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyIdleTimeout)))),
-                Poll::Pending => Poll::Pending,
+            Poll::Pending => loop {
+                if this.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let deadline = this.last + this.idle;
+                if deadline <= tokio::time::Instant::now() {
+                    return Poll::Ready(Some(Err(Box::new(BodyIdleTimeout))));
+                }
+                this.timer.as_mut().reset(deadline);
             },
         }
     }

@@ -213,6 +213,10 @@ mod idle {
     pub struct IdleIo<T> {
         inner: T,
         idle: Duration,
+        /// Last time a byte moved. The timer is not reset on every read and
+        /// write (that would touch the timer wheel per I/O); when it fires,
+        /// it is re-armed from `last` if there was activity since.
+        last: Instant,
         timer: Pin<Box<Sleep>>,
     }
 
@@ -221,17 +225,26 @@ mod idle {
             Self {
                 inner,
                 idle,
+                last: Instant::now(),
                 timer: Box::pin(tokio::time::sleep(idle)),
             }
         }
 
         fn touch(&mut self) {
-            let d = Instant::now() + self.idle;
-            self.timer.as_mut().reset(d);
+            self.last = Instant::now();
         }
 
         fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-            self.timer.as_mut().poll(cx).is_ready()
+            loop {
+                if self.timer.as_mut().poll(cx).is_pending() {
+                    return false;
+                }
+                let deadline = self.last + self.idle;
+                if deadline <= Instant::now() {
+                    return true;
+                }
+                self.timer.as_mut().reset(deadline);
+            }
         }
     }
 

@@ -242,3 +242,68 @@ async fn hot_reload_flips_decisions_and_survives_bad_files() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
+    // An upstream that sends headers and one chunk, then stalls forever.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = stall.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            });
+        }
+    });
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let toml = base_toml(
+        &emu,
+        &up,
+        &format!(
+            "[upstreams.stall]\nurl = \"http://{stall_addr}\"\nbody_idle_timeout = \"1s\"\n\
+             [[routes]]\npath = \"/stall/**\"\naccess = \"public\"\nupstream = \"stall\"\n\
+             [[routes]]\npath = \"/**\"\naccess = \"public\"\n"
+        ),
+    )
+    .replace("[admin]", "idle_timeout = \"1s\"\n[admin]");
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+
+    // A stalled body ends (with an error) instead of holding the client forever;
+    // the bytes that did arrive were streamed first.
+    let resp = gw.get("/stall/x").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = tokio::time::timeout(Duration::from_secs(20), resp.bytes()).await;
+    assert!(
+        matches!(body, Ok(Err(_))),
+        "the stalled body was cut off: {body:?}"
+    );
+
+    // An idle keep-alive connection is closed by the gateway.
+    let mut s = tokio::net::TcpStream::connect(gw.handle.addr)
+        .await
+        .unwrap();
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: gw.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection was closed");
+}
