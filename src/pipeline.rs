@@ -177,6 +177,9 @@ pub fn match_route<'a>(
     host: Option<&str>,
     canon: &CanonicalPath,
     method: &Method,
+    // A CORS preflight on an `allow_preflight` route is let through whatever
+    // `methods` says (it goes upstream unauthenticated).
+    preflight: bool,
 ) -> Matched<'a> {
     let policy = &generation.config.policy;
     match policy.find(host, canon) {
@@ -197,7 +200,7 @@ pub fn match_route<'a>(
             if route.access == Access::Deny {
                 return Matched::Deny("route denies");
             }
-            if !route.allows_method(method) {
+            if !route.allows_method(method) && !(preflight && route.allow_preflight) {
                 return Matched::MethodNotAllowed;
             }
             Matched::Target(Target::Route(route, m.captures))
@@ -409,7 +412,8 @@ async fn handle_inner(
 
     // 3. Route.
     let host = request_host(req.uri(), req.headers());
-    let target = match match_route(generation, host.as_deref(), &canon, req.method()) {
+    let preflight = is_preflight(req.method(), req.headers());
+    let target = match match_route(generation, host.as_deref(), &canon, req.method(), preflight) {
         Matched::BadPath => {
             log.reason = "encoded slash";
             return json_error(

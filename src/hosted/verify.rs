@@ -80,7 +80,18 @@ pub async fn handle(
         .host
         .as_deref()
         .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
-    let target = match match_route(generation, host.as_deref(), &canon, &original.method) {
+    let preflight = original.method == Method::OPTIONS
+        && req.headers().contains_key(header::ORIGIN)
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let target = match match_route(
+        generation,
+        host.as_deref(),
+        &canon,
+        &original.method,
+        preflight,
+    ) {
         Matched::BadPath => {
             log.decision = Decision::Invalid;
             log.reason = "encoded slash";
@@ -111,11 +122,7 @@ pub async fn handle(
         Target::Route(r, _) => (r.access, r.allow_preflight),
         Target::DefaultAuthenticated => (Access::Authenticated, false),
     };
-    let preflight = original.method == Method::OPTIONS
-        && req.headers().contains_key(header::ORIGIN)
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+
     if access == Access::Public || (preflight_ok && preflight) {
         log.decision = Decision::Allowed;
         log.reason = "public";

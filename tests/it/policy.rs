@@ -462,3 +462,36 @@ async fn host_routes_and_case_insensitive_paths() {
     assert_eq!(gw.get("/ADMIN").send().await.unwrap().status(), 401);
     assert_eq!(gw.get("/other").send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn cors_preflight_goes_upstream_only_on_allow_preflight_routes() {
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/api/**\"\nmethods = [\"GET\", \"POST\"]\nallow_preflight = true\nunauthenticated = \"401\"\n\
+         [[routes]]\npath = \"/other/**\"\n",
+    )
+    .await;
+    let preflight = |path: &str| {
+        gw.client
+            .request(reqwest::Method::OPTIONS, gw.url(path))
+            .header("origin", "https://spa.example")
+            .header("access-control-request-method", "POST")
+            .header("x-auth-user-id", "spoof")
+            .send()
+    };
+    let r = preflight("/api/items").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let seen = gw.upstream.last();
+    assert_eq!(seen.method, "OPTIONS");
+    assert!(!seen.headers.contains_key("x-auth-user-id"));
+    // A plain OPTIONS (not a preflight) is still subject to `methods`.
+    let r = gw
+        .client
+        .request(reqwest::Method::OPTIONS, gw.url("/api/items"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    // Without allow_preflight a preflight needs a session like anything else.
+    assert_eq!(preflight("/other/x").await.unwrap().status(), 401);
+    assert_eq!(gw.upstream.count(), 1);
+}
