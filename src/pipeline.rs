@@ -200,7 +200,7 @@ pub fn match_route<'a>(
             if route.access == Access::Deny {
                 return Matched::Deny("route denies");
             }
-            if !route.allows_method(method) && !(preflight && route.allow_preflight) {
+            if !(route.allows_method(method) || (preflight && route.allow_preflight)) {
                 return Matched::MethodNotAllowed;
             }
             Matched::Target(Target::Route(route, m.captures))
