@@ -159,10 +159,12 @@ async fn login_page(
             let (parts, _body) = req.into_parts();
             core.login_page(login_deps(state), &parts).map(full)
         }
-        None => json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "login_unavailable",
-            "No login method is configured on this gateway (or [session] secret is missing).",
+        // A gateway without login methods (API-only, or login hosted
+        // elsewhere) still answers the redirect target with a plain page.
+        None => crate::http_util::html_page(
+            StatusCode::OK,
+            &format!("Sign in to {}", cfg.login.app_name),
+            "No login method is configured on this gateway. Ask its administrator how to sign in.",
         ),
     };
     append_cookies(&mut r, &session.set_cookies);
