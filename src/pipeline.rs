@@ -443,27 +443,23 @@ async fn handle_inner(
         Target::DefaultAuthenticated => (Access::Authenticated, false),
     };
     let forward_path = forward_path(&target, &canon, req.uri().query());
+    let upstream = Forwarding {
+        state,
+        generation,
+        info,
+        request_id,
+        target: &target,
+        path_and_query: &forward_path,
+    };
 
-    if access == Access::Public || (preflight_ok && is_preflight(req.method(), req.headers())) {
+    if access == Access::Public || (preflight_ok && preflight) {
         log.decision = Decision::Allowed;
         log.reason = if access == Access::Public {
             "public"
         } else {
             "preflight"
         };
-        return forward(
-            state,
-            generation,
-            req,
-            info,
-            request_id,
-            &target,
-            &forward_path,
-            None,
-            Vec::new(),
-            log,
-        )
-        .await;
+        return upstream.send(req, None, Vec::new(), log).await;
     }
 
     // 4–5. Session.
@@ -473,19 +469,7 @@ async fn handle_inner(
             if access == Access::Optional {
                 log.decision = Decision::Allowed;
                 log.reason = "optional; descope unavailable";
-                return forward(
-                    state,
-                    generation,
-                    req,
-                    info,
-                    request_id,
-                    &target,
-                    &forward_path,
-                    None,
-                    Vec::new(),
-                    log,
-                )
-                .await;
+                return upstream.send(req, None, Vec::new(), log).await;
             }
             log.decision = Decision::Unavailable;
             log.reason = "descope unavailable";
@@ -495,19 +479,7 @@ async fn handle_inner(
         if access == Access::Optional {
             log.decision = Decision::Allowed;
             log.reason = "optional; anonymous";
-            return forward(
-                state,
-                generation,
-                req,
-                info,
-                request_id,
-                &target,
-                &forward_path,
-                None,
-                session.set_cookies,
-                log,
-            )
-            .await;
+            return upstream.send(req, None, session.set_cookies, log).await;
         }
         log.decision = Decision::Unauthenticated;
         log.reason = session.reason;
@@ -559,19 +531,9 @@ async fn handle_inner(
         }
     }
     let identity = Identity { claims, tenant };
-    forward(
-        state,
-        generation,
-        req,
-        info,
-        request_id,
-        &target,
-        &forward_path,
-        Some(identity),
-        session.set_cookies,
-        log,
-    )
-    .await
+    upstream
+        .send(req, Some(identity), session.set_cookies, log)
+        .await
 }
 
 /// The verified identity to inject.
@@ -631,111 +593,126 @@ pub fn strip_gateway_cookies(generation: &Generation, headers: &mut HeaderMap) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn forward(
-    state: &AppState,
-    generation: &Generation,
-    mut req: Request<Incoming>,
-    info: &ClientInfo,
-    request_id: &str,
-    target: &Target<'_>,
-    path_and_query: &str,
-    identity: Option<Identity>,
-    set_cookies: Vec<HeaderValue>,
-    log: &mut AccessLog,
-) -> Response<Body> {
-    let cfg = &generation.config;
-    if let Some(limit) = cfg.server.max_body_bytes
-        && req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > limit)
-    {
-        log.reason = "body too large";
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "The request body is too large.",
-        );
-    }
-    let Some(upstream) = generation.upstreams.get(target.upstream()) else {
-        log.decision = Decision::Invalid;
-        log.reason = "unknown upstream";
-        return json_error(
-            StatusCode::BAD_GATEWAY,
-            "bad_gateway",
-            "The upstream is not available.",
-        );
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
-    let forward_auth = req.extensions_mut().remove::<ForwardAuthorization>();
-    let forward_header = req.extensions_mut().remove::<ForwardHeader>();
-    let headers = req.headers_mut();
-    let upgrade = strip_hop_by_hop(headers);
-    generation.identity.apply(
-        headers,
-        identity
-            .as_ref()
-            .map(|i| (i.claims.as_ref(), i.tenant.as_deref())),
-    );
-    strip_gateway_cookies(generation, headers);
-    if cfg.session.accept_bearer && bearer_token(headers).is_some() {
-        headers.remove(header::AUTHORIZATION);
-    }
-    if let Some(ForwardAuthorization(v)) = forward_auth {
-        headers.insert(header::AUTHORIZATION, v);
-    }
-    if let Some(ForwardHeader(h, v)) = forward_header {
-        headers.insert(h, v);
-    }
-    if let (Some(signer), Some(id)) = (&state.assertion, &identity)
-        && let Some(jwt) = signer.sign(
-            &cfg.server.public_origin,
-            upstream.cfg.url.as_str(),
-            &id.claims,
-            id.tenant.as_deref(),
-        )
-        && let Ok(v) = HeaderValue::from_str(&jwt)
-    {
-        headers.insert(signer.cfg.header.clone(), v);
-    }
-    set_forwarding_headers(headers, info, host.as_deref(), request_id);
-    match upstream
-        .forward(req, path_and_query, upgrade, cfg.server.max_body_bytes)
-        .await
-    {
-        Ok(mut resp) => {
-            log.upstream_status = Some(resp.status().as_u16());
-            append_cookies(&mut resp, &set_cookies);
-            resp
-        }
-        Err(e) => {
-            state
-                .metrics
-                .upstream_errors
-                .with_label_values(&[e.kind()])
-                .inc();
-            tracing::warn!(upstream = %upstream.cfg.name, error = %e, "upstream failed");
-            log.reason = e.kind();
-            let status = e.status();
-            let mut resp = json_error(
-                status,
-                if status == StatusCode::GATEWAY_TIMEOUT {
-                    "gateway_timeout"
-                } else {
-                    "bad_gateway"
-                },
-                "The upstream service did not answer.",
+/// Everything about a request's upstream leg that is fixed once the route is
+/// known; `send` does the forwarding (identity, headers, stream, errors).
+struct Forwarding<'a> {
+    state: &'a AppState,
+    generation: &'a Generation,
+    info: &'a ClientInfo,
+    request_id: &'a str,
+    target: &'a Target<'a>,
+    path_and_query: &'a str,
+}
+
+impl Forwarding<'_> {
+    async fn send(
+        &self,
+        mut req: Request<Incoming>,
+        identity: Option<Identity>,
+        set_cookies: Vec<HeaderValue>,
+        log: &mut AccessLog,
+    ) -> Response<Body> {
+        let Self {
+            state,
+            generation,
+            info,
+            request_id,
+            target,
+            path_and_query,
+        } = *self;
+        let cfg = &generation.config;
+        if let Some(limit) = cfg.server.max_body_bytes
+            && req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|len| len > limit)
+        {
+            log.reason = "body too large";
+            return json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
             );
-            append_cookies(&mut resp, &set_cookies);
-            resp
+        }
+        let Some(upstream) = generation.upstreams.get(target.upstream()) else {
+            log.decision = Decision::Invalid;
+            log.reason = "unknown upstream";
+            return json_error(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "The upstream is not available.",
+            );
+        };
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+        let forward_auth = req.extensions_mut().remove::<ForwardAuthorization>();
+        let forward_header = req.extensions_mut().remove::<ForwardHeader>();
+        let headers = req.headers_mut();
+        let upgrade = strip_hop_by_hop(headers);
+        generation.identity.apply(
+            headers,
+            identity
+                .as_ref()
+                .map(|i| (i.claims.as_ref(), i.tenant.as_deref())),
+        );
+        strip_gateway_cookies(generation, headers);
+        if cfg.session.accept_bearer && bearer_token(headers).is_some() {
+            headers.remove(header::AUTHORIZATION);
+        }
+        if let Some(ForwardAuthorization(v)) = forward_auth {
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        if let Some(ForwardHeader(h, v)) = forward_header {
+            headers.insert(h, v);
+        }
+        if let (Some(signer), Some(id)) = (&state.assertion, &identity)
+            && let Some(jwt) = signer.sign(
+                &cfg.server.public_origin,
+                upstream.cfg.url.as_str(),
+                &id.claims,
+                id.tenant.as_deref(),
+            )
+            && let Ok(v) = HeaderValue::from_str(&jwt)
+        {
+            headers.insert(signer.cfg.header.clone(), v);
+        }
+        set_forwarding_headers(headers, info, host.as_deref(), request_id);
+        match upstream
+            .forward(req, path_and_query, upgrade, cfg.server.max_body_bytes)
+            .await
+        {
+            Ok(mut resp) => {
+                log.upstream_status = Some(resp.status().as_u16());
+                append_cookies(&mut resp, &set_cookies);
+                resp
+            }
+            Err(e) => {
+                state
+                    .metrics
+                    .upstream_errors
+                    .with_label_values(&[e.kind()])
+                    .inc();
+                tracing::warn!(upstream = %upstream.cfg.name, error = %e, "upstream failed");
+                log.reason = e.kind();
+                let status = e.status();
+                let mut resp = json_error(
+                    status,
+                    if status == StatusCode::GATEWAY_TIMEOUT {
+                        "gateway_timeout"
+                    } else {
+                        "bad_gateway"
+                    },
+                    "The upstream service did not answer.",
+                );
+                append_cookies(&mut resp, &set_cookies);
+                resp
+            }
         }
     }
 }
