@@ -21,6 +21,8 @@ mod paths;
 mod policy;
 /// Proxying: hop-by-hop, X-Forwarded-*, 502/504, streaming, WebSocket, strip_prefix.
 mod proxy;
+/// Ways around the gateway: smuggling, host and header desync, hosted-prefix tricks.
+mod security;
 /// TLS (rustls, ALPN, certificate reload) and h2c.
 mod tls;
 /// Token attacks and JWKS behaviour.

@@ -1,0 +1,111 @@
+//! Ways around the gateway: request shapes whose meaning differs between the
+//! gateway's decision and what the upstream (or the ingress) acts on.
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// A restrictive host route followed by a public catch-all: the classic shape
+/// where any disagreement about the request's host is a bypass.
+const HOST_ROUTES: &str = r#"
+[[routes]]
+host = "admin.test"
+path = "/**"
+roles = ["admin"]
+[[routes]]
+path = "/**"
+access = "public"
+"#;
+
+#[tokio::test]
+async fn duplicate_host_header_is_refused() {
+    let gw = TestGateway::spawn(HOST_ROUTES).await;
+    // The gateway would judge by the first Host, an upstream may serve the last.
+    let (status, _) = gw
+        .raw("GET /x HTTP/1.1\r\nHost: www.test\r\nHost: admin.test\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 400);
+    // Neither does a Host that is not a bare host[:port].
+    for host in [
+        "www.test@admin.test",
+        "admin.test#.www.test",
+        "admin.test/x",
+    ] {
+        let (status, _) = gw
+            .raw(&format!(
+                "GET /x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(status, 400, "{host}");
+    }
+    // Nor an HTTP/1.1 request without any host (it would skip host routes).
+    let (status, _) = gw.raw("GET /x HTTP/1.1\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(status, 400);
+    assert_eq!(gw.upstream.count(), 0, "nothing reaches the upstream");
+}
+
+#[tokio::test]
+async fn absolute_form_authority_must_agree_with_host() {
+    let gw = TestGateway::spawn(HOST_ROUTES).await;
+    // RFC 9112 §3.2.2: a server takes the host from an absolute-form target
+    // and ignores Host; the gateway must not judge by a different one.
+    let (status, _) = gw
+        .raw("GET http://admin.test/x HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(gw.upstream.count(), 0);
+    // Agreeing authority and Host (any letter case, a port) are fine.
+    let (status, _) = gw
+        .raw("GET http://WWW.test:80/x HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn nginx_verify_ignores_client_supplied_original_host() {
+    let gw = TestGateway::spawn(&format!(
+        "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{HOST_ROUTES}"
+    ))
+    .await;
+    // The README's nginx snippet sets X-Original-URI and -Method only; every
+    // other client header reaches the subrequest as the client wrote it.
+    let r = gw
+        .get("/_auth/verify")
+        .header("host", "admin.test")
+        .header("x-original-uri", "/secret")
+        .header("x-original-host", "www.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn encoded_slash_in_the_hosted_prefix_is_refused() {
+    let gw = TestGateway::spawn(
+        "[forward_auth]\nmode = \"envoy\"\ntrusted_callers = [\"127.0.0.1/32\"]\n[[routes]]\npath = \"/**\"\n",
+    )
+    .await;
+    for target in ["/_auth%2Fverify/x", "/_auth%2fme", "/_auth/verify%2Fx"] {
+        let (status, _) = gw.raw(&raw_get(target, "")).await;
+        assert_eq!(status, 400, "{target}");
+    }
+    // Forward-auth: an encoded slash into the hosted prefix is no free pass.
+    let r = gw.get("/_auth/verify/_auth%2Fadmin").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn verify_does_not_wave_through_a_disguised_hosted_prefix() {
+    let gw = TestGateway::spawn(
+        "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n[[routes]]\npath = \"/**\"\nroles = [\"admin\"]\n",
+    )
+    .await;
+    let ask = |uri: &'static str| gw.get("/_auth/verify").header("x-original-uri", uri).send();
+    // The real hosted endpoints stay reachable (login must work)...
+    assert_eq!(ask("/_auth/login?return_to=/").await.unwrap().status(), 200);
+    // ...but an ingress routes `/_auth;x/...` to the app: route rules apply.
+    assert_eq!(ask("/_auth;x/admin").await.unwrap().status(), 401);
+    // nginx mode answers 403 for a refused (encoded-slash) path.
+    assert_eq!(ask("/_auth%2Fadmin").await.unwrap().status(), 403);
+}
