@@ -109,3 +109,35 @@ async fn verify_does_not_wave_through_a_disguised_hosted_prefix() {
     // nginx mode answers 403 for a refused (encoded-slash) path.
     assert_eq!(ask("/_auth%2Fadmin").await.unwrap().status(), 403);
 }
+
+#[tokio::test]
+async fn tenant_header_in_another_spelling_is_refused() {
+    let gw = TestGateway::spawn(
+        r#"
+[[routes]]
+path = "/th/**"
+tenant = "header:X-Tenant-Id"
+"#,
+    )
+    .await;
+    let t = gw.session("U-1", json!({"tenants": {"T1": {}}}));
+    let ok = gw
+        .get("/th/x")
+        .bearer_auth(&t)
+        .header("x-tenant-id", "T1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    // CGI/PHP-style upstreams read X_Tenant_Id as X-Tenant-Id: the gateway
+    // checked T1, the app could act on T2.
+    let n = gw.upstream.count();
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/th/x",
+            &format!("Authorization: Bearer {t}\r\nX-Tenant-Id: T1\r\nX_Tenant_Id: T2\r\n"),
+        ))
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(gw.upstream.count(), n);
+}
