@@ -194,8 +194,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    // Only a WebSocket upgrade is passed on. Any other protocol switch
+    // (`h2c` above all) would turn the connection into a tunnel to the
+    // upstream on which every later request bypasses the gateway's
+    // decision ("h2c smuggling"); such requests go upstream as plain
+    // requests, without `Upgrade`. A single `Upgrade` value only.
     let upgrade = if upgrade_requested {
-        headers.get(header::UPGRADE).cloned()
+        let mut values = headers.get_all(header::UPGRADE).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None)
+                if v.to_str()
+                    .is_ok_and(|p| p.trim().eq_ignore_ascii_case("websocket")) =>
+            {
+                Some(v.clone())
+            }
+            _ => None,
+        }
     } else {
         None
     };

@@ -141,3 +141,70 @@ tenant = "header:X-Tenant-Id"
     assert_eq!(status, 403);
     assert_eq!(gw.upstream.count(), n);
 }
+
+#[tokio::test]
+async fn h2c_upgrade_is_not_passed_on() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\naccess = \"public\"\n").await;
+    // An upstream that accepts h2c would otherwise hand the client a raw
+    // HTTP/2 connection on which no later request is judged by the gateway.
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/healthz",
+            "Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let seen = gw.upstream.last();
+    assert!(seen.headers.get("upgrade").is_none(), "{:?}", seen.headers);
+    assert!(seen.headers.get("http2-settings").is_none());
+    // A WebSocket upgrade is still passed on (see proxy::websocket_*).
+}
+
+#[tokio::test]
+async fn transfer_encoding_with_content_length_cannot_smuggle() {
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/pub/**\"\naccess = \"public\"\n[[routes]]\npath = \"/**\"\nroles = [\"admin\"]\n",
+    )
+    .await;
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let chunk = format!("{:x}\r\n{smuggled}\r\n0\r\n\r\n", smuggled.len());
+    let req = format!(
+        "POST /pub/x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}"
+    );
+    let (status, _) = gw.raw(&req).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for r in gw.upstream.requests() {
+        assert!(
+            !r.target.starts_with("/admin"),
+            "smuggled: {r:?} (status {status})"
+        );
+        // Whatever was forwarded carries one framing only.
+        assert!(
+            r.headers.get("transfer-encoding").is_none()
+                || r.headers.get("content-length").is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn identity_header_with_odd_spelling_never_reaches_upstream() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\naccess = \"public\"\n").await;
+    for spoof in [
+        "X-Auth-User-Id : evil\r\n",
+        "X-Auth-User-Id:evil\r\n x-continued: 1\r\n",
+        "X-AUTH_USER-ID: evil\r\n",
+        "Connection: keep-alive, X-Auth-User-Id\r\nX-Auth-User-Id: evil\r\n",
+    ] {
+        let n = gw.upstream.count();
+        let (status, _) = gw.raw(&raw_get("/x", spoof)).await;
+        if gw.upstream.count() > n {
+            let seen = gw.upstream.last();
+            for (k, v) in &seen.headers {
+                assert!(
+                    v.as_bytes() != b"evil",
+                    "{spoof:?} reached the upstream as {k}: {v:?} (status {status})"
+                );
+            }
+        }
+    }
+}
