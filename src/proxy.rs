@@ -326,6 +326,16 @@ impl Upstream {
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        } else if matches!(parts.method, http::Method::GET | http::Method::HEAD)
+            && !body.is_end_stream()
+        {
+            // A body on GET/HEAD is framed correctly here, but an upstream
+            // that ignores it would read it as the next request on this
+            // pooled connection — one sent on behalf of someone else and
+            // never judged by the gateway. Such a connection is not reused.
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;

@@ -208,3 +208,22 @@ async fn identity_header_with_odd_spelling_never_reaches_upstream() {
         }
     }
 }
+
+#[tokio::test]
+async fn get_with_a_body_does_not_reuse_the_upstream_connection() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\naccess = \"public\"\n").await;
+    let smuggled = "GET /admin HTTP/1.1\r\nHost: gw.test\r\n\r\n";
+    let req = format!(
+        "GET /x HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{smuggled}",
+        smuggled.len()
+    );
+    let (status, _) = gw.raw(&req).await;
+    assert_eq!(status, 200);
+    let seen = gw.upstream.last();
+    assert_eq!(seen.target, "/x");
+    assert_eq!(seen.body_len, smuggled.len());
+    assert_eq!(seen.headers["connection"], "close");
+    // Without a body the pooled connection is kept.
+    gw.raw(&raw_get("/y", "")).await;
+    assert!(gw.upstream.last().headers.get("connection").is_none());
+}
