@@ -66,6 +66,18 @@ pub const DEFAULT_CLAIMS_CACHE_CAPACITY: usize = 100_000;
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Login starts per client IP and per email.
 pub const DEFAULT_START_RATE_LIMIT: &str = "10/min";
+/// `@descope/web-component`, pinned, from the npm mirror of jsDelivr (self-host by overriding).
+pub const DEFAULT_WEB_COMPONENT_URL: &str =
+    "https://cdn.jsdelivr.net/npm/@descope/web-component@4.3.2/dist/index.js";
+/// SRI hash of [`DEFAULT_WEB_COMPONENT_URL`] (sha384 of the npm package's file).
+pub const DEFAULT_WEB_COMPONENT_INTEGRITY: &str =
+    "sha384-jkNsr0xLvx++Lu94mSjNN2kMpYJuzCLUyM3KMd85wCLtlU+FW6K7kfWWVDlDLyTo";
+/// `@descope/web-js-sdk`, pinned.
+pub const DEFAULT_WEB_JS_SDK_URL: &str =
+    "https://cdn.jsdelivr.net/npm/@descope/web-js-sdk@1.53.0/dist/index.umd.js";
+/// SRI hash of [`DEFAULT_WEB_JS_SDK_URL`].
+pub const DEFAULT_WEB_JS_SDK_INTEGRITY: &str =
+    "sha384-kfSWE1ut2bU+6lhWl3hQaf77homlQNYXTM3U1btrJUb43lkRp3NstXxsezKuga7+";
 /// Descope flow used by the `flow` login method.
 pub const DEFAULT_FLOW_ID: &str = "sign-in";
 

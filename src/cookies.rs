@@ -137,16 +137,30 @@ impl CookieSettings {
     }
 
     /// `Set-Cookie` values that delete every session/refresh cookie (and chunk) the request carried.
+    /// With `host_prefix`, leftover unprefixed twins (from a config without
+    /// the prefix) are deleted too; login state cookies are left alone.
     pub fn clear_all(&self, request: &HeaderMap) -> Vec<HeaderValue> {
-        let names = [self.session_cookie_name(), self.refresh_cookie_name()];
         let mut seen: Vec<&str> = Vec::new();
         let jar = request_cookies(request);
         for (name, _) in &jar {
-            if names.iter().any(|base| is_name_or_chunk(name, base)) && !seen.contains(name) {
+            if self.is_token_cookie(name) && !seen.contains(name) {
                 seen.push(name);
             }
         }
         seen.into_iter().map(|n| self.removal(n)).collect()
+    }
+
+    /// A session or refresh cookie or chunk, with or without `__Host-`.
+    fn is_token_cookie(&self, name: &str) -> bool {
+        let bare = name.strip_prefix(HOST_PREFIX).unwrap_or(name);
+        if bare.len() != name.len() && !self.host_prefix {
+            // `__Host-` cookies cannot be deleted without `Secure`; they are
+            // not ours when the prefix is off.
+            return false;
+        }
+        [&self.session_name, &self.refresh_name]
+            .into_iter()
+            .any(|base| is_name_or_chunk(bare, base))
     }
 
     /// Whether a cookie name belongs to the gateway (never forwarded upstream):

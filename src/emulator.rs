@@ -32,7 +32,8 @@
 //! `permissions` (including those granted by the roles), `tenants`
 //! (`{id: {roles, permissions}}`), `dct` after a tenant select, and `email` /
 //! `name` when known. A refresh always reflects the user's *current* roles and
-//! tenants. Every refresh token issued is registered by `jti`; logout,
+//! tenants. `dct` is never set implicitly (Descope's "exactly one tenant"
+//! rule is not emulated). Every refresh token issued is registered by `jti`; logout,
 //! `logoutall`, `revoke_user` and rotation (when on) make it unusable.
 //!
 //! # Seed file (`--seed FILE`, [`EmulatorOptions::seed`])
@@ -61,7 +62,17 @@
 //! roles = ["admin"]                      # project-level roles
 //! password = "correct horse"             # optional, for password sign-in
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
+//! claims = { department = "eng" }        # optional extra session-token claims
+//!
+//! [[access_keys]]
+//! key = "K-ci-secret"                    # sent as Bearer <projectId>:<key>; no ':'
+//! id = "K-ci"                            # optional; the session's `sub`
+//! roles = ["admin"]
+//! tenants = [{ id = "T-acme", roles = ["member"] }]
 //! ```
+//!
+//! Unknown keys are errors. `config/dev-seed.toml` (used by `portcullis dev`)
+//! is a complete example.
 //!
 //! # Control API
 //!
@@ -125,8 +136,9 @@ pub enum IssuerMode {
 pub struct EmulatorOptions {
     pub project_id: String,
     pub key_type: KeyType,
-    /// Required by the management API when set; when `None`, any key is accepted
-    /// as long as one is given.
+    /// Required by the management API when set. When `None`, the control
+    /// token is required instead if one is set (so a remote emulator is never
+    /// open), else any non-empty key is accepted.
     pub management_key: Option<String>,
     /// Protects `/emulator/*` when set.
     pub control_token: Option<String>,
@@ -369,12 +381,25 @@ impl Emulator {
         self.shared.lock().calls.get(path).copied().unwrap_or(0)
     }
 
+    /// Calls served on `/v1/auth/refresh`.
+    pub fn refresh_calls(&self) -> u64 {
+        self.calls("/v1/auth/refresh")
+    }
+
+    /// Answers the next `n` calls on `path` with `status` (and a default
+    /// Descope error body), then serves normally again.
+    pub fn fail_next(&self, path: &str, n: u32, status: u16) {
+        self.set_fault(path, Fault::status(status).times(n));
+    }
+
     /// Forgets every call count.
     pub fn reset_calls(&self) {
         self.shared.lock().calls.clear();
     }
 
-    /// Applies `fault` to calls on `path` (replacing any fault set there).
+    /// Applies `fault` to calls on `path` (replacing any fault set there);
+    /// the path `"*"` applies to every endpoint without a fault of its own
+    /// (never to the control API under `/emulator/`).
     pub fn set_fault(&self, path: &str, fault: Fault) {
         self.shared.lock().faults.insert(path.to_owned(), fault);
     }
@@ -418,6 +443,12 @@ impl Emulator {
         self.shared.lock().set_user_tenants(login_id, tenants)
     }
 
+    /// Replaces the extra session claims of a user (what a Descope JWT
+    /// template would add); `false` if no such login id.
+    pub fn set_user_claims(&self, login_id: &str, claims: Map<String, Value>) -> bool {
+        self.shared.lock().set_user_claims(login_id, claims)
+    }
+
     /// The user id for a login id.
     pub fn user_id(&self, login_id: &str) -> Option<String> {
         self.shared
@@ -437,7 +468,8 @@ impl Emulator {
     }
 
     /// Stops accepting, closes open connections and waits for the server task.
-    pub async fn shutdown(self) {
+    /// Takes `&self` so that a shared (`Arc`) handle can be shut down too.
+    pub async fn shutdown(&self) {
         self.server.shutdown().await;
     }
 }

@@ -39,6 +39,10 @@ pub const DEFAULT_LINK_STATE_TTL: Duration = Duration::from_secs(30 * 60);
 /// Minimum length of `[session] secret` (and of each previous secret).
 pub const MIN_SECRET_LEN: usize = 32;
 
+/// State cookies a browser keeps besides the one being set: older ones are
+/// deleted, so reloading the login page never piles up cookies.
+pub const MAX_STATE_COOKIES: usize = 4;
+
 /// Random bytes in a nonce (base64url: 22 characters).
 const NONCE_BYTES: usize = 16;
 /// Length of an encoded nonce.
@@ -261,9 +265,45 @@ impl StateCodec {
     }
 }
 
+impl StateCodec {
+    /// `Set-Cookie` deletions for the request's state cookies beyond the
+    /// newest `keep` valid ones (invalid and expired ones always go).
+    pub fn prune_state_cookies(
+        &self,
+        settings: &StateCookieSettings,
+        headers: &HeaderMap,
+        keep: usize,
+        now: u64,
+    ) -> Vec<HeaderValue> {
+        let mut valid: Vec<(u64, String)> = Vec::new();
+        let mut out = Vec::new();
+        for (name, value) in all_cookies(headers) {
+            if !name.starts_with(STATE_COOKIE_PREFIX) {
+                continue;
+            }
+            match self.open(Purpose::Cookie, &value, now) {
+                Ok(s) if state_cookie_name(&s.nonce) == name => valid.push((s.expires_at, name)),
+                Ok(_) | Err(_) => out.push(clear_named(settings, name)),
+            }
+        }
+        valid.sort_by_key(|v| std::cmp::Reverse(v.0));
+        out.extend(
+            valid
+                .into_iter()
+                .skip(keep)
+                .map(|(_, name)| clear_named(settings, name)),
+        );
+        out
+    }
+}
+
 /// `Set-Cookie` deleting the state cookie of `nonce` (after use, or on failure).
 pub fn clear_state_cookie(settings: &StateCookieSettings, nonce: &str) -> HeaderValue {
-    let c = Cookie::build((state_cookie_name(nonce), ""))
+    clear_named(settings, state_cookie_name(nonce))
+}
+
+fn clear_named(settings: &StateCookieSettings, name: String) -> HeaderValue {
+    let c = Cookie::build((name, ""))
         .http_only(true)
         .secure(settings.secure)
         .same_site(cookie::SameSite::Lax)
@@ -309,14 +349,22 @@ fn mac_input(purpose: Purpose, payload: &str) -> Vec<u8> {
 
 /// Values of every cookie called `name` across all `Cookie` headers.
 fn request_cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
+    all_cookies(headers)
+        .into_iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// `(name, value)` of every cookie across all `Cookie` headers.
+fn all_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .filter(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
+        .map(|c| (c.name().to_owned(), c.value().to_owned()))
         .collect()
 }
 

@@ -112,31 +112,21 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
     }
     let mut sections: Vec<String> = Vec::new();
     let mut oauth_buttons = String::new();
+    let mut email_done = false;
     for m in &s.methods {
         match m {
             LoginMethod::Flow => {
                 if let Some(fnonce) = v.flow_nonce {
-                    sections.push(flow_section(s, fnonce, &nonce));
+                    sections.push(flow_section(s, fnonce));
                 }
             }
-            LoginMethod::MagicLink => sections.push(email_form(
-                &format!("{p}/magiclink"),
-                "magiclink",
-                "Email me a sign-in link",
-                &rt,
-            )),
-            LoginMethod::EnchantedLink => sections.push(email_form(
-                &format!("{p}/enchantedlink"),
-                "enchantedlink",
-                "Email me an enchanted link",
-                &rt,
-            )),
-            LoginMethod::Otp => sections.push(email_form(
-                &format!("{p}/otp"),
-                "otp",
-                "Email me a one-time code",
-                &rt,
-            )),
+            // One e-mail field serves every e-mail method: a button each.
+            LoginMethod::MagicLink | LoginMethod::EnchantedLink | LoginMethod::Otp => {
+                if !email_done {
+                    email_done = true;
+                    sections.push(email_form(s, &rt));
+                }
+            }
             LoginMethod::OAuth(provider) => {
                 let href = format!(
                     "{p}/oauth/start?provider={}&return_to={}",
@@ -383,20 +373,47 @@ fn message_with_body(s: &PageSettings, status: StatusCode, title: &str, body: &s
     }
 }
 
-fn email_form(action: &str, method: &str, button: &str, rt_escaped: &str) -> String {
+/// The e-mail form: one field, one submit button per configured e-mail
+/// method (`formaction`), the first one primary.
+fn email_form(s: &PageSettings, rt_escaped: &str) -> String {
+    let p = &s.auth_prefix;
+    let mut buttons = String::new();
+    let mut first_action = None;
+    for m in &s.methods {
+        let (path, method, label) = match m {
+            LoginMethod::MagicLink => ("/magiclink", "magiclink", "Email me a sign-in link"),
+            LoginMethod::EnchantedLink => (
+                "/enchantedlink",
+                "enchantedlink",
+                "Email me an enchanted link",
+            ),
+            LoginMethod::Otp => ("/otp", "otp", "Email me a one-time code"),
+            LoginMethod::Flow | LoginMethod::OAuth(_) | LoginMethod::Sso => continue,
+        };
+        let action = escape(&format!("{p}{path}"));
+        let class = if first_action.is_none() {
+            ""
+        } else {
+            r#" class="secondary""#
+        };
+        first_action.get_or_insert_with(|| action.clone());
+        let _ = write!(
+            buttons,
+            r#"<button type="submit" formaction="{action}" data-method="{method}"{class}>{label}</button>"#
+        );
+    }
     format!(
-        r#"<form method="post" action="{}" class="method" data-method="{method}">
-<label for="{method}-email">Email</label>
-<input id="{method}-email" name="email" type="email" autocomplete="email" required>
+        r#"<form method="post" action="{}" class="method" data-method="email">
+<label for="login-email">Email</label>
+<input id="login-email" name="email" type="email" autocomplete="email" required>
 <input type="hidden" name="return_to" value="{rt_escaped}">
-<button type="submit">{}</button>
+{buttons}
 </form>"#,
-        escape(action),
-        escape(button)
+        first_action.unwrap_or_default()
     )
 }
 
-fn flow_section(s: &PageSettings, login_nonce: &str, _csp_nonce: &str) -> String {
+fn flow_section(s: &PageSettings, login_nonce: &str) -> String {
     let base = s
         .descope_base_url
         .as_deref()
@@ -440,7 +457,12 @@ fn flow_scripts(s: &PageSettings, nonce: &str) -> String {
       body: JSON.stringify({{ sessionJwt: d.sessionJwt, refreshJwt: d.refreshJwt, nonce: box.dataset.nonce }})
     }}).then(function (r) {{
       return r.json().then(function (j) {{
-        if (r.ok && j.return_to) {{ window.location.assign(j.return_to); }} else {{ err.hidden = false; }}
+        if (r.ok && j.return_to) {{
+          // The gateway's HttpOnly cookies now hold the session: drop any copy
+          // the Descope SDK persisted in script-readable storage.
+          try {{ ['DS', 'DSR'].forEach(function (k) {{ localStorage.removeItem(k); }}); }} catch (x) {{}}
+          window.location.assign(j.return_to);
+        }} else {{ err.hidden = false; }}
       }});
     }}).catch(function () {{ err.hidden = false; }});
   }});
@@ -482,8 +504,8 @@ const CSS: &str = "\
 :root{color-scheme:light dark;--fg:#1b1f24;--bg:#f4f5f7;--card:#fff;--accent:#2f5bea;--muted:#5b6470;--border:#d5d9e0}\
 @media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--bg:#15171a;--card:#1f2226;--accent:#7a9cff;--muted:#a0a8b3;--border:#3a3f46}}\
 *{box-sizing:border-box}\
-body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\
-.card{width:min(26rem,92vw);background:var(--card);border:1px solid var(--border);border-radius:12px;padding:2rem;box-shadow:0 4px 24px rgba(0,0,0,.06)}\
+body{margin:0;min-height:100vh;display:flex;padding:1.5rem .75rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\
+.card{margin:auto;width:min(26rem,92vw);background:var(--card);border:1px solid var(--border);border-radius:12px;padding:2rem;box-shadow:0 4px 24px rgba(0,0,0,.06)}\
 header{text-align:center;margin-bottom:1.25rem}.logo{display:block;margin:0 auto .5rem}\
 .app{margin:0;color:var(--muted);font-size:.9rem}h1{margin:.25rem 0 0;font-size:1.4rem}\
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}\

@@ -484,7 +484,7 @@ async fn handle_inner(
         Matched::Deny(reason) => {
             log.decision = Decision::Forbidden;
             log.reason = reason;
-            return forbidden(req.method(), req.headers());
+            return forbidden_page(generation, req.method(), req.headers());
         }
         Matched::MethodNotAllowed => {
             log.reason = "method not allowed";
@@ -548,7 +548,7 @@ async fn handle_inner(
             }
             log.decision = Decision::Unavailable;
             log.reason = "descope unavailable";
-            return unavailable(req.method(), req.headers(), retry_after);
+            return unavailable_page(generation, req.method(), req.headers(), retry_after);
         }
         // 6. No valid session.
         if access == Access::Optional {
@@ -591,7 +591,7 @@ async fn handle_inner(
                 log.decision = Decision::Forbidden;
                 tracing::debug!(reason = %denial.reason, "rules denied");
                 log.reason = "rules denied";
-                let mut resp = forbidden(req.method(), req.headers());
+                let mut resp = forbidden_page(generation, req.method(), req.headers());
                 append_cookies(&mut resp, &session.set_cookies);
                 return resp;
             }
@@ -856,6 +856,44 @@ pub fn login_redirect(cfg: &crate::config::Config, return_to: &str) -> Response<
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
+}
+
+/// 403 with the hosted login look (and a "sign in as someone else" button)
+/// when login pages are configured; otherwise [`forbidden`].
+pub fn forbidden_page(
+    generation: &Generation,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    match &generation.login {
+        Some(core) if is_browser_navigation(method, headers) => {
+            page_response(crate::pages::forbidden(core.page_settings()))
+        }
+        _ => forbidden(method, headers),
+    }
+}
+
+/// 503 for browsers with the hosted login look when configured; otherwise [`unavailable`].
+pub fn unavailable_page(
+    generation: &Generation,
+    method: &Method,
+    headers: &HeaderMap,
+    retry_after: Option<Duration>,
+) -> Response<Body> {
+    match &generation.login {
+        Some(core) if is_browser_navigation(method, headers) => {
+            let mut resp = page_response(crate::pages::unavailable(core.page_settings()));
+            let secs = retry_after.map_or(5, |d| d.as_secs().max(1));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp
+        }
+        _ => unavailable(method, headers, retry_after),
+    }
+}
+
+fn page_response(page: crate::pages::Page) -> Response<Body> {
+    page.into_response().map(crate::http_util::full)
 }
 
 /// 403: a small HTML page for browsers, JSON otherwise.

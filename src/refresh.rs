@@ -17,7 +17,10 @@
 //! loses a rotated refresh token: the result is stored and handed to the next
 //! request that presents the same (old) token within `refresh_reuse`. That is
 //! how a request carrying a token this replica just rotated gets the same
-//! [`Refreshed`] (with the new cookies) instead of a logout.
+//! [`Refreshed`] (with the new cookies) instead of a logout. A rotation is
+//! remembered for at least [`ROTATED_GRACE`], never past the new session's
+//! expiry: the old token is dead at Descope, so this is the only answer a
+//! late request can get.
 //!
 //! State is per replica and bounded: reuse entries expire after
 //! `refresh_reuse`, are swept as the table grows, and the table never holds
@@ -43,6 +46,11 @@ pub const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest pause honoured from a `Retry-After` (a bogus huge value must not
 /// disable refresh for hours).
 pub const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Least time a refresh that rotated the refresh token keeps answering for
+/// the old token (a browser that lost the response, a slow tab), even with a
+/// shorter `refresh_reuse`; bounded by the new session's expiry.
+pub const ROTATED_GRACE: Duration = Duration::from_secs(60);
 
 /// Most finished results kept for reuse; beyond it, results are not cached
 /// (single-flight still applies to calls in flight).
@@ -231,9 +239,7 @@ impl Refresher {
             Start::Lead(rx) => wait(rx).await,
         }
     }
-}
 
-impl Refresher {
     /// Drops any stored result for `refresh_jwt`, and any stored success that
     /// handed out `refresh_jwt` as its (rotated) refresh token, so a signed-out
     /// token is not answered from the reuse table. Calls in flight are left alone.
@@ -393,6 +399,7 @@ impl Inner {
     /// off or the table is full), sweeping expired entries as it grows.
     fn finish(&self, key: Key, outcome: Outcome) {
         let now = Instant::now();
+        let keep = self.keep_for(&outcome);
         let mut state = self.lock();
         if state.slots.len() >= state.next_sweep {
             state.slots.retain(|_, slot| match slot {
@@ -401,18 +408,48 @@ impl Inner {
             });
             state.next_sweep = (state.slots.len() * 2).max(SWEEP_FLOOR);
         }
-        if self.reuse.is_zero() || state.slots.len() > MAX_ENTRIES {
+        if keep.is_zero() || state.slots.len() > MAX_ENTRIES {
             state.slots.remove(&key);
         } else {
             state.slots.insert(
                 key,
                 Slot::Done {
                     outcome,
-                    until: now + self.reuse,
+                    until: now + keep,
                 },
             );
         }
     }
+
+    /// How long an outcome answers for its refresh token: `refresh_reuse`;
+    /// a rotation at least [`ROTATED_GRACE`] (the old token is dead at
+    /// Descope, so this answer is the only one a late request can get). A
+    /// success never outlives its session's `exp`.
+    fn keep_for(&self, outcome: &Outcome) -> Duration {
+        match outcome {
+            Ok(r) => {
+                let keep = if r.refresh_rotated {
+                    self.reuse.max(ROTATED_GRACE)
+                } else {
+                    self.reuse
+                };
+                match r.claims.expires_at() {
+                    Some(exp) => keep.min(Duration::from_secs(
+                        exp.saturating_sub(unix_now()).max(0).unsigned_abs(),
+                    )),
+                    None => keep,
+                }
+            }
+            Err(_) => self.reuse,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Looks `key` up, dropping expired results and abandoned flights.

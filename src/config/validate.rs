@@ -693,14 +693,26 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
             .clone()
             .unwrap_or_else(|| "Portcullis".to_string()),
         logo_url: l.logo_url.clone(),
-        web_component_url: l.web_component_url.clone().unwrap_or_else(|| {
-            "https://cdn.jsdelivr.net/npm/@descope/web-component@3/dist/index.js".to_string()
+        web_component_url: l
+            .web_component_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WEB_COMPONENT_URL.to_string()),
+        // The pinned default carries its SRI hash; a self-hosted URL carries
+        // whatever the operator configures.
+        web_component_integrity: l.web_component_integrity.clone().or_else(|| {
+            l.web_component_url
+                .is_none()
+                .then(|| DEFAULT_WEB_COMPONENT_INTEGRITY.to_string())
         }),
-        web_component_integrity: l.web_component_integrity.clone(),
-        web_js_sdk_url: l.web_js_sdk_url.clone().unwrap_or_else(|| {
-            "https://cdn.jsdelivr.net/npm/@descope/web-js-sdk@1/dist/index.umd.js".to_string()
+        web_js_sdk_url: l
+            .web_js_sdk_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_WEB_JS_SDK_URL.to_string()),
+        web_js_sdk_integrity: l.web_js_sdk_integrity.clone().or_else(|| {
+            l.web_js_sdk_url
+                .is_none()
+                .then(|| DEFAULT_WEB_JS_SDK_INTEGRITY.to_string())
         }),
-        web_js_sdk_integrity: l.web_js_sdk_integrity.clone(),
         sso_legacy_saml: l.sso_legacy_saml.unwrap_or(false),
     }
 }

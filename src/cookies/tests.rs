@@ -429,6 +429,26 @@ fn clear_all_deletes_only_what_the_request_carried() {
 }
 
 #[test]
+fn clear_all_with_host_prefix_also_deletes_unprefixed_twins() {
+    let h = headers(&["__Host-DS=a; DS=old; DSR.0=x; __Host-other=1; portcullis_state_n=s"]);
+    let got = names(&settings(true).clear_all(&h));
+    assert_eq!(
+        got,
+        vec![
+            ("__Host-DS".to_owned(), true),
+            ("DS".to_owned(), true),
+            ("DSR.0".to_owned(), true)
+        ]
+    );
+    // Without the prefix, `__Host-` cookies are not the gateway's to delete.
+    let got = names(&settings(false).clear_all(&h));
+    assert_eq!(
+        got,
+        vec![("DS".to_owned(), true), ("DSR.0".to_owned(), true)]
+    );
+}
+
+#[test]
 fn gateway_cookie_names() {
     let s = settings(true);
     let cases = [
@@ -459,4 +479,31 @@ fn debug_of_tokens_is_redacted() {
         refresh: Some("secret-refresh".into()),
     };
     assert!(!format!("{t:?}").contains("secret"));
+}
+
+/// Random `Cookie` header bytes (seeded, reproducible): reading, clearing
+/// and setting never panic, and whatever is read came from the header.
+#[test]
+fn random_cookie_headers_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let alphabet: &[u8] = b"DSR.0123=; \t\"\\,abc_-\x7f\xff";
+    let s = settings(false);
+    for _ in 0..5000 {
+        let len = rng.random_range(0..64);
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+            .collect();
+        let Ok(v) = HeaderValue::from_bytes(&bytes) else {
+            continue;
+        };
+        let mut h = HeaderMap::new();
+        h.append(COOKIE, v);
+        let t = s.read(&h);
+        for token in [t.session, t.refresh].into_iter().flatten() {
+            assert!(token.len() <= bytes.len());
+        }
+        let _ = s.clear_all(&h);
+        let _ = s.set_session(&h, "a.b.c", Some("d.e.f"));
+    }
 }

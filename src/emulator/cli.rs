@@ -21,7 +21,8 @@ pub struct EmulatorArgs {
     pub project_id: String,
     #[arg(long, value_enum, default_value_t = super::KeyType::Ec)]
     pub key_type: super::KeyType,
-    /// Management key the management API requires (any key is accepted when unset).
+    /// Management key the management API requires (when unset: the control
+    /// token if given, else any non-empty key).
     #[arg(long, env = "DESCOPE_MANAGEMENT_KEY", hide_env_values = true)]
     pub management_key: Option<String>,
     /// Seed file (TOML: permissions, roles, tenants, users).
@@ -97,11 +98,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         ..EmulatorOptions::default()
     };
     let emulator = Emulator::spawn(args.listen, opts).await?;
-    eprintln!(
-        "WARNING: this is the Portcullis Descope-API EMULATOR, NOT DESCOPE. \
-         Its tokens are signed with throw-away keys and it keeps everything in memory. \
-         Never point production at it."
-    );
+    eprintln!();
+    eprintln!("  !!! WARNING: this is the Portcullis Descope-API EMULATOR, NOT DESCOPE. !!!");
+    eprintln!("  !!! Tokens are signed with throw-away keys; all state is in memory.     !!!");
+    eprintln!("  !!! Never point production at it.                                       !!!");
+    eprintln!();
     {
         let mut out = std::io::stdout().lock();
         writeln!(

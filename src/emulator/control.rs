@@ -17,9 +17,11 @@
 //! | `POST revoke` | `{userId}` or `{loginId}` | `{}` |
 //! | `POST cookie-mode`, `POST rotation` | `{enabled}` | `{}` |
 //! | `POST session-ttl`, `POST refresh-ttl` | `{seconds}` | `{}` |
+//! | `GET users` | — | `{users: [{userId, loginIds, name, email, roles, tenants}]}` |
 //! | `POST users` | a seed-file user (`loginId`, `name`, `email`, `roles`, `tenants`, ...) | `{userId}` |
 //! | `POST users/roles` | `{loginId, roles}` | `{}` |
 //! | `POST users/tenants` | `{loginId, tenants: [{id, roles}]}` | `{}` |
+//! | `POST users/claims` | `{loginId, claims: {...}}` | `{}` |
 //! | `GET outbox.json` / `GET outbox` | — | entries (JSON) / HTML page |
 
 use std::time::Duration;
@@ -162,6 +164,20 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
             }
             None => missing("seconds"),
         },
+        (&Method::GET, "users") => {
+            let st = shared.lock();
+            let users: Vec<Value> = st
+                .users
+                .values()
+                .map(|u| {
+                    json!({"userId": u.user_id, "loginIds": u.login_ids, "name": u.name,
+                           "email": u.email, "roles": u.roles,
+                           "tenants": u.tenants.iter().map(|t| json!({"id": t.id, "roles": t.roles}))
+                               .collect::<Vec<_>>()})
+                })
+                .collect();
+            json(StatusCode::OK, &json!({ "users": users }))
+        }
         (&Method::POST, "users") => {
             let spec: UserSpec = match serde_json::from_value(Value::Object(body)) {
                 Ok(s) => s,
@@ -197,6 +213,19 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
                 .unwrap_or_default();
             let login_id = str_field(&body, &["loginId"]);
             if shared.lock().set_user_tenants(login_id, tenants) {
+                ok_empty()
+            } else {
+                unknown_user()
+            }
+        }
+        (&Method::POST, "users/claims") => {
+            let claims = body
+                .get("claims")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let login_id = str_field(&body, &["loginId"]);
+            if shared.lock().set_user_claims(login_id, claims) {
                 ok_empty()
             } else {
                 unknown_user()

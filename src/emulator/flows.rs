@@ -14,6 +14,7 @@ use super::http::{Req, Resp, append_query, error, json, missing, ok_empty, str_f
 use super::routes::{internal, jwt_response};
 use super::state::{
     Authorization, LINK_TTL_SECS, OTP_TTL_SECS, OtpCode, PendingLogin, PendingSession, State,
+    StepUp,
 };
 use super::{OutboxEntry, Shared, UserSpec, now_secs, random_hex};
 
@@ -59,28 +60,32 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
     } else {
         Map::new()
     };
+    let step_up = match step_up(shared, req, &body) {
+        Ok(s) => s,
+        Err(resp) => return Some(resp),
+    };
     let resp = match (post, segments.as_slice()) {
         (true, ["magiclink", "verify"]) => verify_token(shared, &body),
         (true, ["magiclink", mode, method]) => match Mode::parse(mode) {
-            Some(mode) => link_start(shared, &body, mode, method, false),
+            Some(mode) => link_start(shared, &body, mode, method, false, step_up),
             None => return None,
         },
         (true, ["enchantedlink", "verify"]) => enchanted_verify(shared, &body),
         (true, ["enchantedlink", "pending-session"]) => pending_session(shared, &body),
         (true, ["enchantedlink", mode, method]) => match Mode::parse(mode) {
-            Some(mode) => link_start(shared, &body, mode, method, true),
+            Some(mode) => link_start(shared, &body, mode, method, true, step_up),
             None => return None,
         },
         (true, ["otp", "verify", method]) => otp_verify(shared, &body, method),
         (true, ["otp", mode, method]) => match Mode::parse(mode) {
-            Some(mode) => otp_start(shared, &body, mode, method),
+            Some(mode) => otp_start(shared, &body, mode, method, step_up),
             None => return None,
         },
         (true, ["totp", "signup"]) => totp_signup(shared, &body),
         (true, ["totp", "update"]) => totp_update(shared, &body),
-        (true, ["totp", "verify"]) => totp_verify(shared, &body),
+        (true, ["totp", "verify"]) => totp_verify(shared, &body, step_up),
         (true, ["password", "signup"]) => password_signup(shared, &body),
-        (true, ["password", "signin"]) => password_signin(shared, &body),
+        (true, ["password", "signin"]) => password_signin(shared, &body, step_up),
         (true, ["password", "replace"]) => password_replace(shared, &body),
         (true, ["password", "update"]) => password_update(shared, &body),
         (true, ["password", "reset"]) => password_reset(shared, &body),
@@ -90,12 +95,12 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
                     "uppercase": false, "number": false, "nonAlphanumeric": false}),
         ),
         (true, ["accesskey", "exchange"]) => access_key_exchange(shared, req),
-        (true, ["oauth", "authorize"]) => authorize(shared, req, "oauth", true),
-        (true, ["oauth", "authorize", "signin"]) => authorize(shared, req, "oauth", false),
+        (true, ["oauth", "authorize"]) => authorize(shared, req, "oauth", true, step_up),
+        (true, ["oauth", "authorize", "signin"]) => authorize(shared, req, "oauth", false, step_up),
         (true, ["oauth", "authorize", "signup" | "signup-in" | "update"]) => {
-            authorize(shared, req, "oauth", true)
+            authorize(shared, req, "oauth", true, step_up)
         }
-        (true, ["sso" | "saml", "authorize"]) => authorize(shared, req, "sso", true),
+        (true, ["sso" | "saml", "authorize"]) => authorize(shared, req, "sso", true, step_up),
         (true, ["oauth" | "sso" | "saml", "exchange"] | ["oauth", "authorize", "exchange"]) => {
             exchange(shared, &body)
         }
@@ -106,8 +111,53 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
 
 // === shared helpers ===
 
+/// The session a step-up / MFA login adds to: when the login options (nested
+/// under `loginOptions`, or the body itself for OAuth/SSO) ask for `stepup`
+/// or `mfa`, the refresh token in `Bearer pid:refreshJwt` must be valid.
+fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Option<StepUp>, Resp> {
+    let options = body
+        .get("loginOptions")
+        .and_then(Value::as_object)
+        .unwrap_or(body);
+    let wanted = ["stepup", "stepUp", "mfa"]
+        .iter()
+        .any(|k| options.get(*k).and_then(Value::as_bool).unwrap_or(false));
+    if !wanted {
+        return Ok(None);
+    }
+    let parts = req.bearer_parts();
+    let Some(token) = parts.get(1).filter(|t| !t.is_empty()) else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "E061301",
+            "Unauthorized",
+            "Step-up and MFA logins need the current refresh token",
+        ));
+    };
+    let claims = shared
+        .lock()
+        .check_refresh(token)
+        .map_err(|r| super::routes::refused(Some(r)))?;
+    let amr = claims
+        .get("amr")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Some(StepUp { sub, amr }))
+}
+
 /// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
 pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
+    st.sweep();
     let token = random_hex(24);
     st.tokens.insert(token.clone(), login);
     token
@@ -115,6 +165,7 @@ pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
 
 /// Stores an enchanted-link token and its pending session; returns `(token, pendingRef)`.
 pub(crate) fn new_enchanted(st: &mut State, login: PendingLogin) -> (String, String) {
+    st.sweep();
     let token = random_hex(24);
     let pending_ref = random_hex(16);
     st.enchanted_tokens
@@ -130,8 +181,14 @@ pub(crate) fn new_enchanted(st: &mut State, login: PendingLogin) -> (String, Str
 }
 
 /// A fresh six-digit OTP for `login_id`.
-pub(crate) fn new_otp(st: &mut State, login_id: &str, first_seen: bool) -> String {
+pub(crate) fn new_otp(
+    st: &mut State,
+    login_id: &str,
+    first_seen: bool,
+    step_up: Option<StepUp>,
+) -> String {
     use rand::Rng as _;
+    st.sweep();
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     st.otp_codes.insert(
         login_id.to_lowercase(),
@@ -140,6 +197,7 @@ pub(crate) fn new_otp(st: &mut State, login_id: &str, first_seen: bool) -> Strin
             expires_at: now_secs().saturating_add(OTP_TTL_SECS),
             attempts: 0,
             first_seen,
+            step_up,
         },
     );
     code
@@ -164,7 +222,15 @@ fn complete(shared: &Shared, st: &mut State, login: &PendingLogin) -> Resp {
         user.verified_email = true;
     }
     let issuer = shared.issuer();
-    let amr = json!([login.amr]);
+    // A step-up adds this factor to the factors of the same user's session.
+    let mut factors: Vec<String> = match &login.step_up {
+        Some(s) if s.sub == login.user_id => s.amr.clone(),
+        Some(_) | None => Vec::new(),
+    };
+    if !factors.iter().any(|f| f == login.amr) {
+        factors.push(login.amr.to_owned());
+    }
+    let amr = json!(factors);
     match st.issue(
         &issuer,
         &login.user_id,
@@ -289,6 +355,7 @@ fn link_start(
     mode: Mode,
     method: &str,
     enchanted: bool,
+    step_up: Option<StepUp>,
 ) -> Resp {
     if !valid_method(method) || (enchanted && method != "email") {
         return error(
@@ -316,6 +383,7 @@ fn link_start(
         custom_claims: custom_claims(body),
         tenant: None,
         first_seen: created,
+        step_up,
     };
     if enchanted {
         let (token, pending_ref) = new_enchanted(&mut st, login);
@@ -434,7 +502,13 @@ fn pending_session(shared: &Shared, body: &Map<String, Value>) -> Resp {
 
 // === OTP ===
 
-fn otp_start(shared: &Shared, body: &Map<String, Value>, mode: Mode, method: &str) -> Resp {
+fn otp_start(
+    shared: &Shared,
+    body: &Map<String, Value>,
+    mode: Mode,
+    method: &str,
+    step_up: Option<StepUp>,
+) -> Resp {
     if !valid_method(method) {
         return error(
             StatusCode::BAD_REQUEST,
@@ -450,7 +524,7 @@ fn otp_start(shared: &Shared, body: &Map<String, Value>, mode: Mode, method: &st
         Err(resp) => return resp,
     };
     let (to, masked_key) = destination(&st, &user_id, &login_id, method);
-    let code = new_otp(&mut st, &login_id, created);
+    let code = new_otp(&mut st, &login_id, created, step_up);
     st.send(outbox_entry(
         "otp",
         &login_id,
@@ -491,6 +565,7 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         return wrong_code();
     }
     let first_seen = entry.first_seen;
+    let step_up = entry.step_up.clone();
     st.otp_codes.remove(&key);
     let Some(user_id) = st.user_id_by_login(login_id) else {
         return user_not_found();
@@ -509,6 +584,7 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         custom_claims: custom_claims(body),
         tenant: None,
         first_seen,
+        step_up,
     };
     complete(shared, &mut st, &login)
 }
@@ -559,7 +635,7 @@ fn totp_provision(st: &mut State, user_id: &str, login_id: &str) -> Resp {
     )
 }
 
-fn totp_verify(shared: &Shared, body: &Map<String, Value>) -> Resp {
+fn totp_verify(shared: &Shared, body: &Map<String, Value>, step_up: Option<StepUp>) -> Resp {
     let login_id = str_field(body, &["loginId"]);
     let code = str_field(body, &["code"]);
     let mut st = shared.lock();
@@ -583,6 +659,7 @@ fn totp_verify(shared: &Shared, body: &Map<String, Value>) -> Resp {
         custom_claims: custom_claims(body),
         tenant: None,
         first_seen: false,
+        step_up,
     };
     complete(shared, &mut st, &login)
 }
@@ -659,6 +736,7 @@ fn password_login(user_id: String, first_seen: bool) -> PendingLogin {
         custom_claims: Map::new(),
         tenant: None,
         first_seen,
+        step_up: None,
     }
 }
 
@@ -680,14 +758,18 @@ fn check_password(st: &State, login_id: &str, password: &str) -> Result<String, 
     }
 }
 
-fn password_signin(shared: &Shared, body: &Map<String, Value>) -> Resp {
+fn password_signin(shared: &Shared, body: &Map<String, Value>, step_up: Option<StepUp>) -> Resp {
     let mut st = shared.lock();
     match check_password(
         &st,
         str_field(body, &["loginId"]),
         str_field(body, &["password"]),
     ) {
-        Ok(user_id) => complete(shared, &mut st, &password_login(user_id, false)),
+        Ok(user_id) => {
+            let mut login = password_login(user_id, false);
+            login.step_up = step_up;
+            complete(shared, &mut st, &login)
+        }
         Err(resp) => resp,
     }
 }
@@ -745,6 +827,7 @@ fn password_reset(shared: &Shared, body: &Map<String, Value>) -> Resp {
         custom_claims: Map::new(),
         tenant: None,
         first_seen: false,
+        step_up: None,
     };
     let token = new_token(&mut st, login);
     let link = if uri.is_empty() {
@@ -788,10 +871,17 @@ fn access_key_exchange(shared: &Shared, req: &Req) -> Resp {
     }
     let mut claims = Map::new();
     claims.insert("roles".into(), json!(key.roles));
+    claims.insert("permissions".into(), json!(st.permissions_of(&key.roles)));
     let tenants: Map<String, Value> = key
         .tenants
         .iter()
-        .map(|t| (t.id.clone(), json!({"roles": t.roles, "permissions": []})))
+        .map(|t| {
+            let permissions = st.permissions_of(&t.roles);
+            (
+                t.id.clone(),
+                json!({"roles": t.roles, "permissions": permissions}),
+            )
+        })
         .collect();
     claims.insert("tenants".into(), Value::Object(tenants));
     let options = body.get("loginOptions").and_then(Value::as_object);
@@ -827,7 +917,13 @@ fn access_key_exchange(shared: &Shared, req: &Req) -> Resp {
 /// `POST /v1/auth/oauth/authorize?provider=&redirectURL=` and
 /// `/v1/auth/{sso,saml}/authorize?tenant=&redirectURL=` → `{url}` of the
 /// hosted consent / IdP page.
-fn authorize(shared: &Shared, req: &Req, kind: &'static str, allow_signup: bool) -> Resp {
+fn authorize(
+    shared: &Shared,
+    req: &Req,
+    kind: &'static str,
+    allow_signup: bool,
+    step_up: Option<StepUp>,
+) -> Resp {
     let redirect_url = req
         .query_any(&["redirectURL", "redirectUrl", "redirect_url"])
         .unwrap_or_default()
@@ -852,6 +948,7 @@ fn authorize(shared: &Shared, req: &Req, kind: &'static str, allow_signup: bool)
         }
     };
     let state = random_hex(16);
+    st.sweep();
     st.authorizations.insert(
         state.clone(),
         Authorization {
@@ -860,6 +957,7 @@ fn authorize(shared: &Shared, req: &Req, kind: &'static str, allow_signup: bool)
             redirect_url,
             allow_signup,
             expires_at: now_secs().saturating_add(LINK_TTL_SECS),
+            step_up,
         },
     );
     let page = if kind == "oauth" {
@@ -933,6 +1031,7 @@ pub(crate) fn consent(
         custom_claims: Map::new(),
         tenant: None,
         first_seen: created,
+        step_up: auth.step_up.clone(),
     };
     let code = new_token(st, login);
     if auth.redirect_url.is_empty() {

@@ -280,8 +280,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
-/// `Bearer <pid>:<managementKey>` with the configured key (any non-empty key
-/// when none is configured).
+/// `Bearer <pid>:<managementKey>` with the configured key, else the control
+/// token when one is set, else any non-empty key.
 fn authorized(shared: &Shared, req: &Req) -> bool {
     let parts = req.bearer_parts();
     let (Some(pid), Some(key)) = (parts.first(), parts.get(1)) else {
@@ -290,7 +290,11 @@ fn authorized(shared: &Shared, req: &Req) -> bool {
     if pid != &shared.project_id || key.is_empty() {
         return false;
     }
-    match &shared.management_key {
+    match shared
+        .management_key
+        .as_ref()
+        .or(shared.control_token.as_ref())
+    {
         Some(expected) => {
             aws_lc_rs::constant_time::verify_slices_are_equal(key.as_bytes(), expected.as_bytes())
                 .is_ok()
@@ -647,13 +651,24 @@ fn create_access_key(shared: &Shared, body: &Map<String, Value>) -> Resp {
     )
 }
 
-/// The user a test helper names, creating nothing: 400 when unknown.
+/// The user a test helper names, creating nothing: 400 when unknown, and
+/// when not a test user (Descope's `/v1/mgmt/tests/generate/*` only serve
+/// users created with `user/create/test`).
 fn helper_user(st: &State, body: &Map<String, Value>) -> Result<String, Resp> {
     let login_id = str_field(body, &["loginId"]);
     if login_id.is_empty() {
         return Err(missing("loginId"));
     }
-    st.user_id_by_login(login_id).ok_or_else(user_not_found)
+    let user_id = st.user_id_by_login(login_id).ok_or_else(user_not_found)?;
+    if !st.users.get(&user_id).is_some_and(|u| u.test) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "E011004",
+            "Invalid arguments",
+            "The test-user helpers only serve test users (user/create/test)",
+        ));
+    }
+    Ok(user_id)
 }
 
 fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {
@@ -662,7 +677,7 @@ fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {
     if let Err(resp) = helper_user(&st, body) {
         return resp;
     }
-    let code = flows::new_otp(&mut st, &login_id, false);
+    let code = flows::new_otp(&mut st, &login_id, false, None);
     json(StatusCode::OK, &json!({"code": code, "loginId": login_id}))
 }
 
@@ -681,6 +696,7 @@ fn generate_link(shared: &Shared, body: &Map<String, Value>, enchanted: bool) ->
         custom_claims: Map::new(),
         tenant: None,
         first_seen: false,
+        step_up: None,
     };
     if enchanted {
         let (token, pending_ref) = flows::new_enchanted(&mut st, login);
@@ -734,6 +750,7 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
             .unwrap_or_default(),
         tenant: None,
         first_seen,
+        step_up: None,
     };
     let token = flows::new_token(&mut st, login);
     json(StatusCode::OK, &json!({ "token": token }))

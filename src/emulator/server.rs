@@ -21,6 +21,9 @@ use crate::descope::wire::ErrorBody;
 /// Largest request body read (management bodies are small).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Fault path that applies to every endpoint without a fault of its own.
+pub(crate) const WILDCARD: &str = "*";
+
 /// Returned by the service to make hyper close the connection unanswered.
 #[derive(Debug, thiserror::Error)]
 #[error("connection dropped by an injected fault")]
@@ -28,13 +31,21 @@ pub(crate) struct Dropped;
 
 pub(crate) struct ServerHandle {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ServerHandle {
-    pub(crate) async fn shutdown(self) {
+    /// Stops the accept loop and closes connections; later calls return at once.
+    pub(crate) async fn shutdown(&self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 }
 
@@ -62,7 +73,10 @@ pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> ServerHandle 
         }
         conns.shutdown().await;
     });
-    ServerHandle { stop, task }
+    ServerHandle {
+        stop,
+        task: std::sync::Mutex::new(Some(task)),
+    }
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
@@ -144,7 +158,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dro
         headers: parts.headers,
         body,
     };
-    Ok(routes::dispatch(&shared, &req))
+    let method = req.method.clone();
+    let resp = routes::dispatch(&shared, &req);
+    // Path and status only: query strings and bodies may carry tokens.
+    tracing::debug!(target: "portcullis::emulator", %method, path = %req.path, status = resp.status().as_u16(), "emulator request");
+    Ok(resp)
 }
 
 /// The fault to apply to this call, consuming one use of a counted fault.
@@ -152,16 +170,21 @@ fn take_fault(
     faults: &mut std::collections::HashMap<String, super::Fault>,
     path: &str,
 ) -> Option<FaultKind> {
-    let fault = faults.get_mut(path)?;
+    let key = if faults.contains_key(path) {
+        path
+    } else {
+        WILDCARD
+    };
+    let fault = faults.get_mut(key)?;
     let kind = fault.kind.clone();
     match fault.times {
         None => {}
         Some(0) => {
-            faults.remove(path);
+            faults.remove(key);
             return None;
         }
         Some(1) => {
-            faults.remove(path);
+            faults.remove(key);
         }
         Some(n) => fault.times = Some(n - 1),
     }

@@ -18,6 +18,8 @@ use crate::descope::wire::{UserResponse, UserTenant};
 pub enum SeedError {
     #[error("seed file is not valid TOML for the emulator seed format")]
     Parse(#[from] toml::de::Error),
+    #[error("seed access key {0:?}: a key must be non-empty and contain no ':'")]
+    AccessKey(String),
 }
 
 /// A user to create (seed file `[[users]]`, `Emulator::add_user`).
@@ -36,6 +38,9 @@ pub struct UserSpec {
     pub password: Option<String>,
     /// A test user (management `create/test`); deleted by "delete all test users".
     pub test: bool,
+    /// Extra claims put in every session token of this user (what a Descope
+    /// JWT template would add), e.g. `{ department = "eng" }`.
+    pub claims: Map<String, Value>,
 }
 
 /// A user's membership of one tenant.
@@ -73,11 +78,22 @@ struct SeedTenant {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct SeedAccessKey {
+    /// The secret clients send as `Bearer <projectId>:<key>`; no `:` allowed.
+    key: String,
+    id: Option<String>,
+    roles: Vec<String>,
+    tenants: Vec<TenantMembership>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct Seed {
     permissions: Vec<SeedPermission>,
     roles: Vec<SeedRole>,
     tenants: Vec<SeedTenant>,
     users: Vec<UserSpec>,
+    access_keys: Vec<SeedAccessKey>,
 }
 
 /// A user record.
@@ -105,6 +121,8 @@ pub(crate) struct User {
     pub(crate) totp_secret: Option<Vec<u8>>,
     /// Has completed a login before (drives `firstSeen`).
     pub(crate) seen: bool,
+    /// Extra session claims (seed `claims`, `Emulator::set_user_claims`).
+    pub(crate) custom_claims: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -150,6 +168,17 @@ pub(crate) struct PendingLogin {
     pub(crate) tenant: Option<String>,
     /// Whether the user was created by this login (sign-up): `firstSeen`.
     pub(crate) first_seen: bool,
+    /// Step-up / MFA: the session this login adds a factor to.
+    pub(crate) step_up: Option<StepUp>,
+}
+
+/// The current session of a step-up or MFA login (`loginOptions.stepup` /
+/// `mfa` with the refresh token in the Authorization header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepUp {
+    pub(crate) sub: String,
+    /// Factors already in the session (`amr`).
+    pub(crate) amr: Vec<String>,
 }
 
 /// An enchanted-link session waiting for its link to be clicked.
@@ -203,6 +232,7 @@ pub(crate) struct OtpCode {
     pub(crate) expires_at: i64,
     pub(crate) attempts: u32,
     pub(crate) first_seen: bool,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// An access key created through the management API.
@@ -225,6 +255,7 @@ pub(crate) struct Authorization {
     /// Sign-up allowed: pick-or-create; sign-in only otherwise.
     pub(crate) allow_signup: bool,
     pub(crate) expires_at: i64,
+    pub(crate) step_up: Option<StepUp>,
 }
 
 /// OTP lifetime.
@@ -296,6 +327,20 @@ impl State {
         for u in seed.users {
             self.upsert_user(u);
         }
+        for k in seed.access_keys {
+            if k.key.is_empty() || k.key.contains(':') {
+                return Err(SeedError::AccessKey(k.id.unwrap_or_default()));
+            }
+            self.access_keys.insert(
+                k.key,
+                AccessKey {
+                    id: k.id.unwrap_or_else(|| random_id("K")),
+                    roles: k.roles,
+                    tenants: k.tenants,
+                    expires_at: 0,
+                },
+            );
+        }
         Ok(())
     }
 
@@ -346,6 +391,7 @@ impl State {
             user.password = spec.password;
         }
         user.test = spec.test;
+        user.custom_claims = spec.claims;
         user_id
     }
 
@@ -355,6 +401,16 @@ impl State {
         };
         if let Some(user) = self.users.get_mut(&id) {
             user.roles = roles;
+        }
+        true
+    }
+
+    pub(crate) fn set_user_claims(&mut self, login_id: &str, claims: Map<String, Value>) -> bool {
+        let Some(id) = self.user_id_by_login(login_id) else {
+            return false;
+        };
+        if let Some(user) = self.users.get_mut(&id) {
+            user.custom_claims = claims;
         }
         true
     }
@@ -423,7 +479,7 @@ impl State {
     // === claims and tokens ===
 
     /// Permissions granted by `roles` (deduplicated, in role order).
-    fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+    pub(crate) fn permissions_of(&self, roles: &[String]) -> Vec<String> {
         let mut seen = HashSet::new();
         roles
             .iter()
@@ -458,6 +514,9 @@ impl State {
         }
         if !user.name.is_empty() {
             claims.insert("name".into(), json!(user.name));
+        }
+        for (k, v) in &user.custom_claims {
+            claims.insert(k.clone(), v.clone());
         }
         claims
     }
@@ -606,6 +665,19 @@ impl State {
                 .or_insert(RefreshRecord { sub, revoked: true })
                 .revoked = true;
         }
+    }
+
+    /// Forgets expired single-use tokens, codes and pending logins, so that a
+    /// long-running emulator does not grow without bound.
+    pub(crate) fn sweep(&mut self) {
+        let now = now_secs();
+        self.tokens.retain(|_, l| l.expires_at >= now);
+        self.pending_sessions
+            .retain(|_, s| s.login.expires_at >= now);
+        let live: HashSet<String> = self.pending_sessions.keys().cloned().collect();
+        self.enchanted_tokens.retain(|_, r| live.contains(r));
+        self.otp_codes.retain(|_, c| c.expires_at >= now);
+        self.authorizations.retain(|_, a| a.expires_at >= now);
     }
 
     /// Appends to the outbox and returns the entry.

@@ -38,8 +38,8 @@ use crate::config::LoginMethod;
 use crate::cookies::CookieSettings;
 use crate::descope::{DescopeClient, DescopeError, DescopeReply};
 use crate::login_state::{
-    DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, Purpose, StateCodec,
-    StateCookieSettings, clear_state_cookie, now_unix,
+    DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, MAX_STATE_COOKIES, Purpose,
+    StateCodec, StateCookieSettings, clear_state_cookie, now_unix,
 };
 use crate::pages::{self, LoginView, PageSettings};
 use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
@@ -156,6 +156,11 @@ impl Req<'_> {
 // === impl LoginCore ===
 
 impl LoginCore {
+    /// What the HTML pages show (app name, logo, prefix, methods).
+    pub fn page_settings(&self) -> &PageSettings {
+        &self.settings.pages
+    }
+
     /// Builds the login endpoints from explicit settings.
     pub fn new(settings: LoginSettings, codec: StateCodec, cookies: CookieSettings) -> Self {
         let public_origin = settings.public_url.origin().ascii_serialization();
@@ -267,7 +272,7 @@ impl LoginCore {
         let return_to = self.sanitize_return_to(
             first(parts.uri.query().unwrap_or("").as_bytes(), "return_to").as_deref(),
         );
-        harden(svc.render_login(&return_to, None, StatusCode::OK))
+        harden(svc.render_login(&parts.headers, &return_to, None, StatusCode::OK))
     }
 
     /// Serves one login endpoint other than `GET /login`. `body` is at most
@@ -373,6 +378,7 @@ impl LoginService<'_> {
 
     fn render_login(
         &self,
+        headers: &HeaderMap,
         return_to: &str,
         notice: Option<&str>,
         status: StatusCode,
@@ -388,11 +394,7 @@ impl LoginService<'_> {
                 now_unix(),
             ) {
                 Ok(state) => {
-                    cookies.push(
-                        self.core
-                            .codec
-                            .state_cookie(&self.core.state_cookie, &state),
-                    );
+                    cookies = self.state_cookies(headers, &state);
                     flow_nonce = Some(state.nonce);
                 }
                 Err(e) => tracing::error!(error = %e, "cannot create a login nonce"),
@@ -451,7 +453,10 @@ impl LoginService<'_> {
             tracing::info!(reason = %e, "flow session refused: tokens");
             return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
         }
-        let resp = json_response(StatusCode::OK, &json!({ "return_to": state.return_to }));
+        let resp = json_response(
+            StatusCode::OK,
+            &json!({ "return_to": self.landing(&state.return_to) }),
+        );
         let mut cookies = self.session_cookies(req.headers(), session, Some(refresh));
         cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
         with_cookies(resp, cookies)
@@ -463,12 +468,12 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::MagicLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let state = match StateCodec::issue(
             LoginKind::MagicLink,
@@ -498,7 +503,7 @@ impl LoginService<'_> {
                 let masked = reply.body.get("maskedEmail").and_then(Value::as_str);
                 page(pages::check_email(&self.core.settings.pages, masked))
             }
-            Err(e) => self.start_failed(e, &return_to),
+            Err(e) => self.start_failed(e, || self.check_email_page()),
         }
     }
 
@@ -568,12 +573,12 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::EnchantedLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let path = format!("/v1/auth/enchantedlink/{}/email", self.signin_variant());
         let body = json!({ "loginId": email, "URI": self.url("/enchantedlink/verify") });
@@ -584,7 +589,7 @@ impl LoginService<'_> {
             .await
         {
             Ok(r) => r,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => return self.start_failed(e, || self.check_email_page()),
         };
         let s = |k: &str| reply.body.get(k).and_then(Value::as_str).map(str::to_owned);
         let (Some(pending_ref), Some(link_id)) = (s("pendingRef"), s("linkId")) else {
@@ -601,17 +606,14 @@ impl LoginService<'_> {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
+        let cookies = self.state_cookies(req.headers(), &state);
         let p = pages::enchanted_wait(
             &self.core.settings.pages,
             &link_id,
             &state.nonce,
             s("maskedEmail").as_deref(),
         );
-        with_cookies(page(p), vec![cookie])
+        with_cookies(page(p), cookies)
     }
 
     async fn enchanted_verify(&self, req: &Req<'_>) -> Response<Bytes> {
@@ -692,9 +694,12 @@ impl LoginService<'_> {
                         self.session_cookies(req.headers(), &session, refresh.as_deref());
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
                     let resp = if post {
-                        json_response(StatusCode::OK, &json!({ "return_to": state.return_to }))
+                        json_response(
+                            StatusCode::OK,
+                            &json!({ "return_to": self.landing(&state.return_to) }),
+                        )
                     } else {
-                        redirect(StatusCode::SEE_OTHER, &state.return_to)
+                        redirect(StatusCode::SEE_OTHER, &self.landing(&state.return_to))
                     };
                     with_cookies(resp, cookies)
                 }
@@ -731,12 +736,12 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::Otp) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req, true) {
+        let (email, return_to) = match self.start_checks(req) {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
         let Some(email) = email else {
-            return self.bad_start(&return_to, "Please enter a valid email address.");
+            return self.bad_start(req, &return_to, "Please enter a valid email address.");
         };
         let path = format!("/v1/auth/otp/{}/email", self.signin_variant());
         let body = json!({ "loginId": email });
@@ -753,7 +758,7 @@ impl LoginService<'_> {
                 .map(str::to_owned),
             // Unknown users get the same code form (no account enumeration).
             Err(DescopeError::Rejected { .. }) => None,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => return self.start_failed(e, || self.check_email_page()),
         };
         let state = match StateCodec::issue(
             LoginKind::Otp,
@@ -765,17 +770,14 @@ impl LoginService<'_> {
             Ok(s) => s,
             Err(e) => return self.internal(&e),
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
+        let cookies = self.state_cookies(req.headers(), &state);
         let p = pages::otp_code(
             &self.core.settings.pages,
             &state.nonce,
             masked.as_deref(),
             None,
         );
-        with_cookies(page(p), vec![cookie])
+        with_cookies(page(p), cookies)
     }
 
     async fn otp_verify(&self, req: &Req<'_>) -> Response<Bytes> {
@@ -859,7 +861,11 @@ impl LoginService<'_> {
                     .iter()
                     .any(|m| matches!(m, LoginMethod::OAuth(p) if *p == provider));
                 if !offered {
-                    return self.bad_start(&return_to, "That sign-in provider is not available.");
+                    return self.bad_start(
+                        req,
+                        &return_to,
+                        "That sign-in provider is not available.",
+                    );
                 }
                 ("provider", provider)
             }
@@ -877,12 +883,17 @@ impl LoginService<'_> {
                     || tenant.chars().any(char::is_control)
                 {
                     return self.bad_start(
+                        req,
                         &return_to,
                         "Please enter your work email or organisation ID.",
                     );
                 }
                 if tenant.contains('@') && !self.email_allowed(&tenant) {
-                    return self.bad_start(&return_to, "That email address cannot sign in here.");
+                    return self.bad_start(
+                        req,
+                        &return_to,
+                        "That email address cannot sign in here.",
+                    );
                 }
                 ("tenant", tenant)
             }
@@ -892,7 +903,7 @@ impl LoginService<'_> {
             keys.push(format!("email:{}", value.to_lowercase()));
         }
         if !self.rate_ok(&keys) {
-            return self.rate_limited(&return_to);
+            return self.rate_limited(req, &return_to);
         }
         let state = match StateCodec::issue(
             kind,
@@ -918,7 +929,17 @@ impl LoginService<'_> {
             .await
         {
             Ok(r) => r,
-            Err(e) => return self.start_failed(e, &return_to),
+            Err(e) => {
+                let notice = match kind {
+                    LoginKind::Sso => "Single sign-on is not available for that organisation.",
+                    LoginKind::OAuth
+                    | LoginKind::Flow
+                    | LoginKind::MagicLink
+                    | LoginKind::EnchantedLink
+                    | LoginKind::Otp => "That sign-in provider is not available.",
+                };
+                return self.start_failed(e, || self.bad_start(req, &return_to, notice));
+            }
         };
         let Some(target) = reply
             .body
@@ -929,11 +950,8 @@ impl LoginService<'_> {
             tracing::warn!("authorize answer without a usable url");
             return self.unavailable();
         };
-        let cookie = self
-            .core
-            .codec
-            .state_cookie(&self.core.state_cookie, &state);
-        with_cookies(redirect(StatusCode::FOUND, target), vec![cookie])
+        let cookies = self.state_cookies(req.headers(), &state);
+        with_cookies(redirect(StatusCode::FOUND, target), cookies)
     }
 
     /// `(authorize path, our callback sub-path)` for OAuth / SSO.
@@ -1023,7 +1041,6 @@ impl LoginService<'_> {
     fn start_checks(
         &self,
         req: &Req<'_>,
-        _email_required: bool,
     ) -> Result<(Option<String>, String), Box<Response<Bytes>>> {
         let return_to = self
             .core
@@ -1034,9 +1051,11 @@ impl LoginService<'_> {
             return Err(Box::new(self.forbidden_origin()));
         }
         if !req.is_form() {
-            return Err(Box::new(
-                self.bad_start(&return_to, "Please use the sign-in form."),
-            ));
+            return Err(Box::new(self.bad_start(
+                req,
+                &return_to,
+                "Please use the sign-in form.",
+            )));
         }
         let email = req.form("email").map(|e| e.trim().to_owned());
         let email = match email {
@@ -1044,16 +1063,18 @@ impl LoginService<'_> {
             Some(_) | None => return Ok((None, return_to)),
         };
         if !self.email_allowed(&email) {
-            return Err(Box::new(
-                self.bad_start(&return_to, "That email address cannot sign in here."),
-            ));
+            return Err(Box::new(self.bad_start(
+                req,
+                &return_to,
+                "That email address cannot sign in here.",
+            )));
         }
         let keys = [
             format!("ip:{}", req.client_ip),
             format!("email:{}", email.to_lowercase()),
         ];
         if !self.rate_ok(&keys) {
-            return Err(Box::new(self.rate_limited(&return_to)));
+            return Err(Box::new(self.rate_limited(req, &return_to)));
         }
         Ok((Some(email), return_to))
     }
@@ -1099,7 +1120,10 @@ impl LoginService<'_> {
                 if let Some(s) = state {
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &s.nonce));
                 }
-                with_cookies(redirect(StatusCode::SEE_OTHER, return_to), cookies)
+                with_cookies(
+                    redirect(StatusCode::SEE_OTHER, &self.landing(return_to)),
+                    cookies,
+                )
             }
             Err(e) => {
                 tracing::warn!(reason = %e, "tokens from descope refused");
@@ -1120,10 +1144,11 @@ impl LoginService<'_> {
         &self,
         reply: &DescopeReply,
     ) -> Result<(String, Option<String>), LoginError> {
-        let (session, refresh) =
-            tokens_of(reply).ok_or(LoginError::Inconsistent("no session token"))?;
-        self.verify_pair(&session, refresh.as_deref()).await?;
-        Ok((session, refresh))
+        // Body `sessionJwt`/`refreshJwt`, else the `Set-Cookie`s (cookie mode).
+        let pair = reply.tokens()?;
+        self.verify_pair(&pair.session_jwt, pair.refresh_jwt.as_deref())
+            .await?;
+        Ok((pair.session_jwt, pair.refresh_jwt))
     }
 
     /// Both tokens verify, are a session (`drn` DS) and a refresh token
@@ -1177,14 +1202,40 @@ impl LoginService<'_> {
         None
     }
 
-    // --- failure pages -----------------------------------------------------
-
-    fn bad_start(&self, return_to: &str, notice: &str) -> Response<Bytes> {
-        self.render_login(return_to, Some(notice), StatusCode::BAD_REQUEST)
+    /// Where a finished login lands: the signed `return_to`, checked again
+    /// against the current policy (an origin removed from
+    /// `allowed_redirect_origins` since the login started no longer counts).
+    fn landing(&self, return_to: &str) -> String {
+        self.core.settings.redirect.sanitize(Some(return_to))
     }
 
-    fn rate_limited(&self, return_to: &str) -> Response<Bytes> {
+    /// The state cookie for `state`, plus deletions of the browser's older
+    /// state cookies beyond [`MAX_STATE_COOKIES`].
+    fn state_cookies(&self, headers: &HeaderMap, state: &LoginState) -> Vec<HeaderValue> {
+        let mut v = self.core.codec.prune_state_cookies(
+            &self.core.state_cookie,
+            headers,
+            MAX_STATE_COOKIES,
+            now_unix(),
+        );
+        v.push(self.core.codec.state_cookie(&self.core.state_cookie, state));
+        v
+    }
+
+    // --- failure pages -----------------------------------------------------
+
+    fn bad_start(&self, req: &Req<'_>, return_to: &str, notice: &str) -> Response<Bytes> {
+        self.render_login(
+            req.headers(),
+            return_to,
+            Some(notice),
+            StatusCode::BAD_REQUEST,
+        )
+    }
+
+    fn rate_limited(&self, req: &Req<'_>, return_to: &str) -> Response<Bytes> {
         let mut resp = self.render_login(
+            req.headers(),
             return_to,
             Some("Too many sign-in attempts. Please wait a minute and try again."),
             StatusCode::TOO_MANY_REQUESTS,
@@ -1255,14 +1306,18 @@ impl LoginService<'_> {
         }
     }
 
-    /// A login start Descope refused: the user sees the generic
-    /// confirmation (no account enumeration); outages get the 503 page.
-    fn start_failed(&self, e: DescopeError, return_to: &str) -> Response<Bytes> {
+    /// A login start Descope could not serve: a refusal answers `rejected`
+    /// (for e-mail starts the generic confirmation, so nobody learns which
+    /// accounts exist); outages get the 503 page.
+    fn start_failed(
+        &self,
+        e: DescopeError,
+        rejected: impl FnOnce() -> Response<Bytes>,
+    ) -> Response<Bytes> {
         match e {
             DescopeError::Rejected { status, code } => {
                 tracing::info!(%status, %code, "descope refused a login start");
-                let _ = return_to;
-                page(pages::check_email(&self.core.settings.pages, None))
+                rejected()
             }
             DescopeError::InvalidResponse => {
                 tracing::warn!("descope login start: unusable answer");
@@ -1275,6 +1330,10 @@ impl LoginService<'_> {
                 self.unavailable()
             }
         }
+    }
+
+    fn check_email_page(&self) -> Response<Bytes> {
+        page(pages::check_email(&self.core.settings.pages, None))
     }
 
     fn unavailable(&self) -> Response<Bytes> {
@@ -1294,30 +1353,6 @@ impl LoginService<'_> {
             true,
         ))
     }
-}
-
-/// Session and refresh token of a Descope auth answer: body
-/// `sessionJwt`/`refreshJwt`, else the `DS`/`DSR` `Set-Cookie`.
-fn tokens_of(reply: &DescopeReply) -> Option<(String, Option<String>)> {
-    let body = |k: &str| {
-        reply
-            .body
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let cookie = |k: &str| {
-        reply
-            .set_cookies
-            .iter()
-            .rev()
-            .find(|(n, v)| n == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
-    let session = body("sessionJwt").or_else(|| cookie("DS"))?;
-    let refresh = body("refreshJwt").or_else(|| cookie("DSR"));
-    Some((session, refresh))
 }
 
 /// First value of `name` in urlencoded `data`.

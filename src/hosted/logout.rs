@@ -10,7 +10,8 @@
 //! ```
 //!
 //! A refresh token that fails local verification is never sent to Descope
-//! (the cookies are still cleared). If Descope cannot be reached, `logout`
+//! (the cookies are still cleared). Without signing keys at all, `logout-all`
+//! and Bearer calls answer 503 rather than claim a revocation. If Descope cannot be reached, `logout`
 //! still clears the cookies (this browser is signed out), while `logout-all`
 //! answers 503 and keeps them, so the user can retry the revocation of every
 //! other session instead of being told it happened.
@@ -22,6 +23,7 @@ use crate::app::{AppState, Generation};
 use crate::descope::DescopeError;
 use crate::http_util::{Body, accepts_html, escape_html, json_error, respond};
 use crate::pipeline::{append_cookies, bearer_token, unavailable};
+use crate::session::SessionError;
 
 /// Which logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +125,12 @@ async fn logout(
                     }
                 }
             }
+            // No signing keys (Descope unreachable since start-up): the token
+            // cannot be checked, so it cannot be revoked either.
+            Err(SessionError::KeysUnavailable) if scope == Scope::All || bearer_only => {
+                tracing::warn!("logout impossible: signing keys unavailable");
+                return unavailable(method, headers, None);
+            }
             Err(e) => {
                 tracing::debug!(reason = %e, "logout with an invalid refresh token");
                 if bearer_only {
@@ -140,7 +148,7 @@ async fn logout(
     }
 
     let mut resp = if accepts_html(headers) {
-        let target = crate::hosted::safe_return_to(cfg, &cfg.login.after_logout);
+        let target = after_logout_target(cfg);
         let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
         if let Ok(v) = HeaderValue::from_str(&target) {
             r.headers_mut().insert(header::LOCATION, v);
@@ -151,6 +159,18 @@ async fn logout(
     };
     append_cookies(&mut resp, &cookies.clear_all(headers));
     resp
+}
+
+/// `[login] after_logout` when it is a safe relative path, an allowed origin,
+/// or on the gateway's own origin (config validation accepts all three); else `/`.
+fn after_logout_target(cfg: &crate::config::Config) -> String {
+    let configured = &cfg.login.after_logout;
+    if let Ok(u) = url::Url::parse(configured)
+        && u.origin().ascii_serialization() == cfg.server.public_origin
+    {
+        return u.to_string();
+    }
+    crate::hosted::safe_return_to(cfg, configured)
 }
 
 /// `GET`: a page with one button that POSTs (same origin) to the endpoint.

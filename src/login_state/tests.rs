@@ -246,3 +246,53 @@ fn flip_first(s: &str) -> String {
     let first = if s.starts_with('A') { 'B' } else { 'A' };
     format!("{first}{}", &s[1..])
 }
+
+#[test]
+fn pruning_keeps_the_newest_valid_state_cookies() {
+    let c = codec();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut by_age = Vec::new();
+    for i in 0..6u64 {
+        let mut s = state(LoginKind::Flow);
+        s.expires_at = NOW + 100 + i;
+        by_age.push(s.nonce.clone());
+        pairs.push((state_cookie_name(&s.nonce), c.seal(Purpose::Cookie, &s)));
+    }
+    let mut expired = state(LoginKind::Flow);
+    expired.expires_at = NOW - 1;
+    pairs.push((
+        state_cookie_name(&expired.nonce),
+        c.seal(Purpose::Cookie, &expired),
+    ));
+    pairs.push((format!("{STATE_COOKIE_PREFIX}junk"), "junk".into()));
+    // A valid value under another nonce's name is not ours either.
+    let planted = c.seal(Purpose::Cookie, &state(LoginKind::Flow));
+    pairs.push((format!("{STATE_COOKIE_PREFIX}{}", "A".repeat(22)), planted));
+    pairs.push(("DS".into(), "session".into()));
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let removed: Vec<String> = c
+        .prune_state_cookies(&settings(), &cookie_header(&refs), 4, NOW)
+        .iter()
+        .map(|v| {
+            let text = v.to_str().expect("ascii").to_owned();
+            Cookie::parse(text).expect("valid").name().to_owned()
+        })
+        .collect();
+    let mut want: Vec<String> = vec![
+        state_cookie_name(&by_age[0]),
+        state_cookie_name(&by_age[1]),
+        state_cookie_name(&expired.nonce),
+        format!("{STATE_COOKIE_PREFIX}junk"),
+        format!("{STATE_COOKIE_PREFIX}{}", "A".repeat(22)),
+    ];
+    let mut got = removed.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    // Nothing to prune below the bound.
+    let one = cookie_header(&refs[..1]);
+    assert!(c.prune_state_cookies(&settings(), &one, 4, NOW).is_empty());
+}

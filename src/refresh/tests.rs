@@ -25,6 +25,11 @@ fn fake_claims(token: &str, prefix: &str, drn: &str) -> Result<Arc<Claims>, Sess
     let mut m = serde_json::Map::new();
     m.insert("sub".into(), json!(sub));
     m.insert("drn".into(), json!(drn));
+    // `S:<sub>:exp<epoch secs>` carries an expiry.
+    if let Some(exp) = parts.next().and_then(|p| p.strip_prefix("exp")) {
+        let exp: i64 = exp.parse().map_err(|_| SessionError::Malformed)?;
+        m.insert("exp".into(), json!(exp));
+    }
     Ok(Arc::new(Claims::from_verified(m)))
 }
 
@@ -190,6 +195,52 @@ async fn rotation_returns_the_new_refresh_token_and_reuses_it_for_the_old_one() 
     let late = h.refresher.refresh("R:U1:old").await.expect("ok");
     assert!(Arc::ptr_eq(&first, &late));
     assert_eq!(h.fake.calls(REFRESH_PATH), 1);
+}
+
+#[tokio::test]
+async fn a_rotation_is_remembered_even_without_reuse() {
+    let h = harness(Duration::ZERO, |r, n| {
+        let sub = presented_sub(r);
+        Answer::json(
+            200,
+            json!({"sessionJwt": format!("S:{sub}:{n}"), "refreshJwt": format!("R:{sub}:rotated{n}")}),
+        )
+    })
+    .await;
+    let first = h.refresher.refresh("R:U1:old").await.expect("ok");
+    let late = h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert!(Arc::ptr_eq(&first, &late));
+    assert_eq!(h.fake.calls(REFRESH_PATH), 1);
+}
+
+#[tokio::test]
+async fn a_rotation_is_not_remembered_past_the_session_expiry() {
+    let h = harness(Duration::ZERO, |r, n| {
+        let sub = presented_sub(r);
+        // A session that is already past its expiry when stored.
+        Answer::json(
+            200,
+            json!({"sessionJwt": format!("S:{sub}:exp1"), "refreshJwt": format!("R:{sub}:rotated{n}")}),
+        )
+    })
+    .await;
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 2);
+}
+
+#[tokio::test]
+async fn a_success_is_not_reused_past_the_session_expiry() {
+    let h = harness(DEFAULT_REFRESH_REUSE, |r, _| {
+        Answer::json(
+            200,
+            json!({"sessionJwt": format!("S:{}:exp1", presented_sub(r))}),
+        )
+    })
+    .await;
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    h.refresher.refresh("R:U1:old").await.expect("ok");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 2);
 }
 
 #[tokio::test]

@@ -11,6 +11,9 @@ mod config;
 mod forward_auth;
 /// Identity headers: presets, spoofing in every spelling, token forwarding.
 mod identity;
+/// Hosted login: every flow against the emulator, state-cookie CSRF, open
+/// redirects, sign-in only, e-mail domains, rate limits.
+mod login;
 /// A real nginx with `auth_request` in front of an app, asking `/verify`.
 mod nginx;
 /// Admin listener, readiness, metrics, reload, shutdown.
@@ -21,6 +24,8 @@ mod paths;
 mod policy;
 /// Proxying: hop-by-hop, X-Forwarded-*, 502/504, streaming, WebSocket, strip_prefix.
 mod proxy;
+/// Transparent refresh, session cookies (chunks), logout, Descope outages.
+mod refresh;
 /// Ways around the gateway: smuggling, host and header desync, hosted-prefix tricks.
 mod security;
 /// TLS (rustls, ALPN, certificate reload) and h2c.

@@ -113,7 +113,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\naccess = \"public\"\n").await;
     let in_flight = tokio::spawn(gw.get("/__hold").send());
     // Wait until the upstream has the request.
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if gw.upstream.count() == 1 {
             break;
         }
@@ -125,7 +125,7 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let release = gw.upstream.release.clone();
     let addr = gw.handle.addr;
     let shutdown = tokio::spawn(gw.handle.shutdown());
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if !state.is_ready() {
             break;
         }

@@ -17,26 +17,39 @@ pub(super) enum Origin {
 }
 
 /// Classifies a request against `public_origin` (`scheme://host[:port]`).
-/// `Origin` wins when present; otherwise `Sec-Fetch-Site`.
+/// A real `Origin` wins when present; otherwise `Sec-Fetch-Site` decides.
+///
+/// `Origin: null` is what browsers send for a form POST from a page with
+/// `Referrer-Policy: no-referrer` (all our pages), so it defers to
+/// `Sec-Fetch-Site`, which browsers compute from the real initiator and
+/// scripts cannot set; without it, `null` stays cross-origin.
 pub(super) fn origin_check(headers: &HeaderMap, public_origin: &str) -> Origin {
-    let mut origins = headers.get_all(header::ORIGIN).iter();
-    if let Some(o) = origins.next() {
-        let single = origins.next().is_none();
-        let same = o
+    let all: Vec<&HeaderValue> = headers.get_all(header::ORIGIN).iter().collect();
+    match all.as_slice() {
+        [] => fetch_site(headers).unwrap_or(Origin::Unknown),
+        [o] if *o == "null" => match fetch_site(headers) {
+            Some(Origin::Same) => Origin::Same,
+            Some(Origin::Cross | Origin::Unknown) | None => Origin::Cross,
+        },
+        [o] if o
             .to_str()
-            .is_ok_and(|o| o.eq_ignore_ascii_case(public_origin));
-        return if same && single {
+            .is_ok_and(|o| o.eq_ignore_ascii_case(public_origin)) =>
+        {
             Origin::Same
-        } else {
-            Origin::Cross
-        };
+        }
+        _ => Origin::Cross,
     }
-    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        Some(v) if v.eq_ignore_ascii_case("same-origin") => Origin::Same,
-        Some(v) if v.eq_ignore_ascii_case("none") => Origin::Unknown,
-        Some(_) => Origin::Cross,
-        None => Origin::Unknown,
-    }
+}
+
+/// `Sec-Fetch-Site`: `same-origin` → same, `none` (typed URL) → unknown,
+/// anything else → cross; absent → `None`.
+fn fetch_site(headers: &HeaderMap) -> Option<Origin> {
+    let v = headers.get("sec-fetch-site")?;
+    Some(match v.to_str() {
+        Ok(v) if v.eq_ignore_ascii_case("same-origin") => Origin::Same,
+        Ok(v) if v.eq_ignore_ascii_case("none") => Origin::Unknown,
+        Ok(_) | Err(_) => Origin::Cross,
+    })
 }
 
 pub(super) fn page(p: Page) -> Response<Bytes> {

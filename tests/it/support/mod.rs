@@ -369,7 +369,7 @@ impl TestGateway {
 
 /// Waits until the gateway says it is ready (keys loaded), polling the admin listener.
 pub async fn wait_ready(handle: &GatewayHandle) {
-    for _ in 0..500 {
+    for _ in 0..3000 {
         if handle.state.is_ready() {
             return;
         }

@@ -1,0 +1,485 @@
+// Real-browser end-to-end tests of Portcullis' hosted login (run via ./run).
+//
+// Starts, on free loopback ports: the Descope-API emulator (`portcullis
+// emulator`), a demo upstream (below) that shows the identity headers it
+// receives, a stand-in for the Descope web component, and the gateway
+// (`portcullis run` with a config written here). Then headless Debian
+// Chromium goes through every login flow.
+//
+// The `flow` scenario does NOT exercise Descope's real web component or a
+// real Descope Flow: the page loads a local stand-in script that defines
+// `<descope-wc>` and dispatches the same `success` CustomEvent, with the same
+// `detail` fields (a JWTResponse: sessionJwt, refreshJwt, user, ...), as
+// `@descope/web-component` does. What is tested is the gateway's page script
+// and `POST {auth_prefix}/session`.
+
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const BIN = process.env.PORTCULLIS_BIN;
+const OUT = process.env.E2E_OUTPUT || path.resolve('test-output/e2e');
+const DOCS = process.env.E2E_DOCS;
+const PID = 'P2e2etestproject00000000000000';
+const SECRET = 'e2e-secret-e2e-secret-e2e-secret-0123456789';
+const TIMEOUT = 20_000;
+const STEP_TIMEOUT = 8_000;
+
+const children = [];
+const servers = [];
+process.on('exit', () => {
+  for (const c of children) {
+    try { c.kill('SIGTERM'); } catch { /* already gone */ }
+  }
+});
+
+// --- processes and servers -------------------------------------------------
+
+async function freePort() {
+  const s = net.createServer();
+  await new Promise((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+function start(args, env = {}) {
+  const child = spawn(BIN, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, RUST_LOG: 'warn', ...env },
+  });
+  children.push(child);
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  child.on('exit', (code) => {
+    if (code && !child.stopping) console.error(`${args[0]} exited ${code}: ${stderr}`);
+  });
+  return child;
+}
+
+async function startEmulator(dir) {
+  const seed = path.join(dir, 'seed.toml');
+  fs.writeFileSync(seed, `
+[[tenants]]
+id = "T-acme"
+name = "Acme"
+sso = true
+domains = ["acme.test"]
+
+[[users]]
+login_id = "alice@example.com"
+user_id = "U-alice"
+name = "Alice Example"
+roles = ["member"]
+
+[[users]]
+login_id = "bob@acme.test"
+user_id = "U-bob"
+name = "Bob Acme"
+tenants = [{ id = "T-acme", roles = ["member"] }]
+`);
+  const child = start(['emulator', '--listen', '127.0.0.1:0', '--project-id', PID, '--seed', seed]);
+  const rl = readline.createInterface({ input: child.stdout });
+  const line = await new Promise((resolve, reject) => {
+    rl.once('line', resolve);
+    child.once('exit', () => reject(new Error('emulator exited')));
+  });
+  const m = /listening on (http:\/\/\S+)/.exec(line);
+  if (!m) throw new Error(`unexpected emulator output: ${line}`);
+  return m[1];
+}
+
+function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+/** The demo app: shows the identity headers the gateway forwarded. */
+async function startUpstream() {
+  const server = http.createServer((req, res) => {
+    const rows = Object.entries(req.headers)
+      .filter(([k]) => k.startsWith('x-auth-'))
+      .map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`)
+      .join('');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(`<!doctype html><title>Demo app</title><h1>Demo app</h1>
+<p>Path: <code id="path">${escapeHtml(req.url)}</code></p>
+<p>User: <strong id="user">${escapeHtml(req.headers['x-auth-user-id'] || '')}</strong></p>
+<table>${rows}</table>`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return `http://127.0.0.1:${server.address().port}`;
+}
+
+async function emu(emuUrl, method, p, body) {
+  const r = await fetch(`${emuUrl}${p}`, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!r.ok) throw new Error(`emulator ${p}: ${r.status}`);
+  return r.json();
+}
+
+/**
+ * Stand-in for @descope/web-component: defines <descope-wc>, renders one
+ * button, and on click dispatches `success` with a JWTResponse-shaped detail
+ * holding tokens the emulator minted for Alice.
+ */
+async function startStandIn(emuUrl) {
+  const server = http.createServer(async (req, res) => {
+    if (req.url === '/sdk.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' });
+      res.end('/* @descope/web-js-sdk stand-in: nothing needed */\n');
+      return;
+    }
+    if (req.url !== '/wc.js') { res.writeHead(404); res.end(); return; }
+    const { token: sessionJwt } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', ttlSecs: 600 });
+    const { token: refreshJwt } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', refresh: true, ttlSecs: 3600 });
+    const detail = {
+      sessionJwt, refreshJwt, cookieDomain: '', cookiePath: '/', cookieMaxAge: 3600,
+      cookieExpiration: Math.floor(Date.now() / 1000) + 3600, firstSeen: false,
+      user: { userId: 'U-alice', loginIds: ['alice@example.com'], name: 'Alice Example', email: 'alice@example.com' },
+    };
+    res.writeHead(200, { 'content-type': 'text/javascript' });
+    res.end(`(function () {
+  var detail = ${JSON.stringify(detail)};
+  class DescopeWcStandIn extends HTMLElement {
+    connectedCallback() {
+      var b = document.createElement('button');
+      b.type = 'button';
+      b.id = 'standin-login';
+      b.textContent = 'Continue as Alice (web-component stand-in, project ' + this.getAttribute('project-id') + ')';
+      b.addEventListener('click', () => {
+        // Like web-js-sdk's persistTokens: a script-readable copy.
+        localStorage.setItem('DS', detail.sessionJwt);
+        localStorage.setItem('DSR', detail.refreshJwt);
+        this.dispatchEvent(new CustomEvent('success', { detail: detail, bubbles: true, composed: true }));
+      });
+      this.appendChild(b);
+    }
+  }
+  customElements.define('descope-wc', DescopeWcStandIn);
+})();
+`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return `http://127.0.0.1:${server.address().port}`;
+}
+
+async function startGateway(dir, emuUrl, upstream, standIn) {
+  const port = await freePort();
+  const gw = `http://127.0.0.1:${port}`;
+  const file = path.join(dir, 'portcullis.toml');
+  fs.writeFileSync(file, `
+[server]
+listen = "127.0.0.1:${port}"
+public_url = "${gw}"
+
+[admin]
+listen = ""
+
+[descope]
+project_id = "${PID}"
+base_url = "${emuUrl}"
+
+[session]
+secret = "env:E2E_PORTCULLIS_SECRET"
+
+[login]
+methods = ["flow", "magiclink", "enchantedlink", "otp", "oauth:google", "sso"]
+app_name = "Portcullis demo"
+web_component_url = "${standIn}/wc.js"
+web_js_sdk_url = "${standIn}/sdk.js"
+after_logout = "/"
+
+[upstreams.default]
+url = "${upstream}"
+
+[[routes]]
+path = "/admin/**"
+roles = ["superuser"]
+
+[[routes]]
+path = "/**"
+access = "authenticated"
+`);
+  start(['run', '-c', file], { E2E_PORTCULLIS_SECRET: SECRET });
+  // Ready when the login page renders and minted tokens verify (keys loaded).
+  const { token } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', ttlSecs: 600 });
+  for (let i = 0; i < 600; i++) {
+    try {
+      const r = await fetch(`${gw}/_auth/me`, { headers: { authorization: `Bearer ${token}` } });
+      if (r.status === 200) return gw;
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('gateway never became ready');
+}
+
+// --- helpers -----------------------------------------------------------------
+
+function check(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function lastSent(emuUrl, kind, loginId) {
+  const entries = await emu(emuUrl, 'GET', '/emulator/outbox.json');
+  const e = entries.filter((x) => x.kind === kind && x.loginId === loginId).pop();
+  check(e, `no ${kind} sent to ${loginId}`);
+  return e;
+}
+
+async function calls(emuUrl, p) {
+  const r = await emu(emuUrl, 'GET', `/emulator/calls?path=${encodeURIComponent(p)}`);
+  return r.count ?? 0;
+}
+
+async function shot(page, name) {
+  const file = path.join(OUT, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}
+
+async function userOnPage(page) {
+  return (await page.textContent('#user'))?.trim();
+}
+
+// --- scenarios ---------------------------------------------------------------
+
+function scenarios(env) {
+  const { gw, emuUrl, browser } = env;
+  const fresh = async () => {
+    const c = await browser.newContext();
+    c.setDefaultTimeout(STEP_TIMEOUT);
+    return c;
+  };
+  return [
+    ['magic link via the outbox lands on the original return_to', async () => {
+      const ctx = await fresh();
+      env.aliceContext = ctx;
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/docs/page?x=1`);
+      check(page.url().startsWith(`${gw}/_auth/login?return_to=`), `not on login: ${page.url()}`);
+      await page.waitForSelector('descope-wc #standin-login');
+      const login = await shot(page, 'login-page');
+      if (DOCS) fs.copyFileSync(login, path.join(DOCS, 'login.png'));
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="magiclink"]');
+      await page.waitForSelector('[data-page="check-email"]');
+      await shot(page, 'magiclink-check-email');
+      const { link } = await lastSent(emuUrl, 'magiclink', 'alice@example.com');
+      check(link.startsWith(`${gw}/_auth/magiclink/verify?`), `link ${link}`);
+      await page.goto(link); // interstitial, auto-submitted by its script
+      await page.waitForURL(`${gw}/docs/page?x=1`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'magiclink-done');
+    }],
+
+    ['OAuth round trip through the consent page', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/reports?month=11`);
+      await page.click('a[data-provider="google"]');
+      await page.waitForURL(`${emuUrl}/emulator/oauth/consent?**`);
+      await shot(page, 'oauth-consent');
+      await page.click('button[data-login-id="alice@example.com"]');
+      await page.waitForURL(`${gw}/reports?month=11`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'oauth-done');
+      await ctx.close();
+    }],
+
+    ['SSO round trip through the IdP page', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/t/acme`);
+      await page.fill('#sso-tenant', 'bob@acme.test');
+      await page.click('form[data-method="sso"] button');
+      await page.waitForURL(`${emuUrl}/emulator/sso/idp?**`);
+      await shot(page, 'sso-idp');
+      await page.click('button[data-login-id="bob@acme.test"]');
+      await page.waitForURL(`${gw}/t/acme`);
+      check(await userOnPage(page) === 'U-bob', 'upstream did not see Bob');
+      await shot(page, 'sso-done');
+      await ctx.close();
+    }],
+
+    ['enchanted link: the waiting tab signs in when the link is clicked elsewhere', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/wiki/Home`);
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="enchantedlink"]');
+      const number = (await page.textContent('.link-number')).trim();
+      await shot(page, 'enchantedlink-waiting');
+      const sent = await lastSent(emuUrl, 'enchantedlink', 'alice@example.com');
+      check(sent.code === number, `page shows ${number}, email says ${sent.code}`);
+      const phone = await fresh(); // another device
+      const other = await phone.newPage();
+      await other.goto(sent.link);
+      await other.waitForSelector('text=Return to the tab where you started');
+      await shot(other, 'enchantedlink-clicked');
+      check((await phone.cookies()).every((c) => c.name !== 'DS'), 'the clicking device got a session');
+      await page.waitForURL(`${gw}/wiki/Home`, { timeout: TIMEOUT });
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'enchantedlink-done');
+      await phone.close();
+      await ctx.close();
+    }],
+
+    ['one-time code typed into the code form', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/inbox?folder=work`);
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="otp"]');
+      await page.waitForSelector('#otp-code');
+      await shot(page, 'otp-code-form');
+      const { code } = await lastSent(emuUrl, 'otp', 'alice@example.com');
+      await page.fill('#otp-code', code);
+      await page.click('form[data-method="otp-verify"] button');
+      await page.waitForURL(`${gw}/inbox?folder=work`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'otp-done');
+      await ctx.close();
+    }],
+
+    ['two tabs log in at once, finishing in the opposite order', async () => {
+      const ctx = await fresh();
+      const [one, two] = [await ctx.newPage(), await ctx.newPage()];
+      for (const [page, where] of [[one, '/tab/one'], [two, '/tab/two']]) {
+        await page.goto(`${gw}${where}`);
+        await page.click('a[data-provider="google"]');
+        await page.waitForURL(`${emuUrl}/emulator/oauth/consent?**`);
+      }
+      // Each tab's OAuth start set its own state cookie (the login page's
+      // flow nonces add more): none overwrote the other.
+      const states = (await ctx.cookies()).filter((c) => c.name.startsWith('portcullis_state_'));
+      check(states.length >= 2 && states.every((c) => c.path === '/_auth' && c.httpOnly && c.sameSite === 'Lax'),
+        `state cookies: ${JSON.stringify(states.map((c) => [c.path, c.httpOnly, c.sameSite]))}`);
+      await two.click('button[data-login-id="alice@example.com"]');
+      await two.waitForURL(`${gw}/tab/two`);
+      await one.click('button[data-login-id="alice@example.com"]');
+      await one.waitForURL(`${gw}/tab/one`);
+      check(await userOnPage(one) === 'U-alice' && await userOnPage(two) === 'U-alice', 'both tabs signed in');
+      await shot(one, 'two-tabs-done');
+      await ctx.close();
+    }],
+
+    ['flow page posts the web component session to /session', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/flow/landing`);
+      await page.click('#standin-login');
+      await page.waitForURL(`${gw}/flow/landing`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      const left = await page.evaluate(() => [localStorage.getItem('DS'), localStorage.getItem('DSR')]);
+      check(left.every((v) => v === null), 'tokens left in localStorage');
+      const ds = (await ctx.cookies(gw)).find((c) => c.name === 'DS');
+      check(ds && ds.httpOnly, 'no HttpOnly session cookie');
+      await shot(page, 'flow-done');
+      await ctx.close();
+    }],
+
+    ['an expired session is refreshed transparently in the browser', async () => {
+      const ctx = env.aliceContext;
+      check(ctx, 'needs the magic-link session');
+      const { token: expired } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', ttlSecs: -120 });
+      await ctx.addCookies([{ name: 'DS', value: expired, url: gw }]);
+      const before = await calls(emuUrl, '/v1/auth/refresh');
+      const page = await ctx.newPage();
+      const resp = await page.goto(`${gw}/after/expiry`);
+      check(resp.status() === 200, `status ${resp.status()}`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      check(await calls(emuUrl, '/v1/auth/refresh') === before + 1, 'no refresh call');
+      const ds = (await ctx.cookies(gw)).find((c) => c.name === 'DS');
+      check(ds && ds.value !== expired, 'the session cookie was not renewed');
+      await shot(page, 'refresh-done');
+      await page.close();
+    }],
+
+    ['a forbidden route shows the 403 page', async () => {
+      const page = await env.aliceContext.newPage();
+      const resp = await page.goto(`${gw}/admin/panel`);
+      check(resp.status() === 403, `status ${resp.status()}`);
+      check((await page.content()).includes('Access denied'), '403 page text');
+      await shot(page, 'forbidden');
+      await page.close();
+    }],
+
+    ['logout clears the session', async () => {
+      const ctx = env.aliceContext;
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/_auth/logout`);
+      await shot(page, 'logout-confirm');
+      await page.click('form button[type="submit"]');
+      await page.waitForURL(`${gw}/_auth/login?**`);
+      const names = (await ctx.cookies(gw)).map((c) => c.name);
+      check(!names.includes('DS') && !names.includes('DSR'), `cookies left: ${names}`);
+      await page.goto(`${gw}/docs/page`);
+      check(page.url().startsWith(`${gw}/_auth/login`), 'still signed in after logout');
+      await shot(page, 'logout-done');
+      await ctx.close();
+    }],
+  ];
+}
+
+// --- main --------------------------------------------------------------------
+
+async function main() {
+  check(BIN, 'PORTCULLIS_BIN is not set (use ./run)');
+  fs.mkdirSync(OUT, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-'));
+  const emuUrl = await startEmulator(dir);
+  const upstream = await startUpstream();
+  const standIn = await startStandIn(emuUrl);
+  const gw = await startGateway(dir, emuUrl, upstream, standIn);
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // playwright gives every launch a fresh temporary --user-data-dir itself
+    // (and refuses one in args).
+  });
+  const env = { gw, emuUrl, browser };
+  let passed = 0;
+  let failed = 0;
+  for (const [name, run] of scenarios(env)) {
+    const t0 = Date.now();
+    try {
+      await run();
+      passed++;
+      console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+    } catch (e) {
+      failed++;
+      console.log(`FAIL ${name}: ${e.message.split('\n')[0]}`);
+      const pages = browser.contexts().flatMap((c) => c.pages());
+      const last = pages[pages.length - 1];
+      if (last) {
+        const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+        await shot(last, `failed-${slug}`).catch(() => {});
+        const text = await last.evaluate(() => document.body?.innerText ?? '').catch(() => '');
+        console.log(`     at ${last.url()}: ${text.replace(/\s+/g, ' ').slice(0, 300)}`);
+      }
+    }
+  }
+  await browser.close();
+  for (const s of servers) s.close();
+  for (const c of children) { c.stopping = true; c.kill('SIGTERM'); }
+  fs.rmSync(dir, { recursive: true, force: true });
+  console.log(`e2e: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 ? 0 : 1;
+}
+
+main().catch((e) => {
+  console.error(e);
+  console.log('e2e: 0 passed, 1 failed');
+  process.exit(1);
+});
