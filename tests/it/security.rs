@@ -227,3 +227,64 @@ async fn get_with_a_body_does_not_reuse_the_upstream_connection() {
     gw.raw(&raw_get("/y", "")).await;
     assert!(gw.upstream.last().headers.get("connection").is_none());
 }
+
+#[tokio::test]
+async fn reload_refuses_a_descope_change_it_cannot_apply() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    let v1 = base_toml(
+        &emu,
+        &up,
+        "[[routes]]\npath = \"/**\"\nroles = [\"admin\"]\n",
+    );
+    std::fs::write(&path, &v1).unwrap();
+    init();
+    let handle = portcullis::app::start(
+        portcullis::config::Config::load(&path).unwrap(),
+        portcullis::app::StartOptions {
+            config_path: Some(path.clone()),
+            signals: false,
+        },
+    )
+    .await
+    .unwrap();
+    wait_ready(&handle).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/x", handle.addr);
+    let token = session_token(&emu, "U-r", json!({"roles": ["viewer"]}));
+    // The operator moves to another project (and relaxes the route). The
+    // validator was built for the old project at start: installing this
+    // would keep accepting the old project's tokens while claiming success.
+    let v2 = v1
+        .replace(PROJECT_ID, "P2otherproject000000000000000")
+        .replace("roles = [\"admin\"]", "roles = [\"viewer\"]");
+    std::fs::write(&path, v2).unwrap();
+    let metrics_url = format!("http://{}/metrics", handle.admin_addr.unwrap());
+    let mut refused = false;
+    for _ in 0..100 {
+        let m = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("portcullis_config_reloads_total{result=\"error\"} 1") {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(refused, "the reload was refused and counted");
+    let status = client
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403, "the last good configuration keeps serving");
+}
