@@ -227,6 +227,14 @@ pub fn check_host(
     if version == http::Version::HTTP_11 && first.is_none() && req_uri.authority().is_none() {
         return Err("no Host header");
     }
+    // Userinfo in the authority (`http://user@admin.test/`): host routes
+    // would see `user@admin.test`, an upstream given it as Host `admin.test`.
+    if req_uri
+        .authority()
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err("userinfo in the request authority");
+    }
     // A Host must be a bare `host[:port]`: `a@admin.test` or
     // `x#.example.com` would be judged by one reading and served by another.
     if let Some(h) = first {

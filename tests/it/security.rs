@@ -54,6 +54,15 @@ async fn absolute_form_authority_must_agree_with_host() {
         .await;
     assert_eq!(status, 400);
     assert_eq!(gw.upstream.count(), 0);
+    // Userinfo in the authority, with or without a Host.
+    for req in [
+        "GET http://u@admin.test/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET http://u@admin.test/x HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, _) = gw.raw(req).await;
+        assert_eq!(status, 400, "{req:?}");
+    }
+    assert_eq!(gw.upstream.count(), 0);
     // Agreeing authority and Host (any letter case, a port) are fine.
     let (status, _) = gw
         .raw("GET http://WWW.test:80/x HTTP/1.1\r\nHost: www.test\r\nConnection: close\r\n\r\n")
