@@ -297,3 +297,25 @@ async fn reload_refuses_a_descope_change_it_cannot_apply() {
         .status();
     assert_eq!(status, 403, "the last good configuration keeps serving");
 }
+
+#[tokio::test]
+async fn gateway_cookies_never_reach_the_upstream_in_any_shape() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\naccess = \"public\"\n").await;
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/x",
+            "Cookie: app=1; DS=s; __Host-DS=h\r\nCookie: DS.0=a;DS.1=b ; DSR=r; __Host-DSR.3=c\r\nCookie: portcullis_state_abc=st; app2=2\r\nAuthorization: Bearer not-a-token\r\n",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let seen = gw.upstream.last();
+    let cookies: Vec<_> = seen
+        .headers
+        .get_all("cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies, vec!["app=1; app2=2".to_string()]);
+    // The consumed Authorization header is not forwarded either.
+    assert!(seen.headers.get("authorization").is_none());
+}
