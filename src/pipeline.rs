@@ -505,6 +505,16 @@ async fn handle_inner(
         Matched::Target(t) => t,
     };
     log.route = target.name().to_string();
+    if let Target::Route(r, _) = &target
+        && !method_overrides_allowed(r, req.headers())
+    {
+        log.reason = "method override not allowed";
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        );
+    }
     let (access, preflight_ok) = match &target {
         Target::Route(r, _) => (r.access, r.allow_preflight),
         Target::DefaultAuthenticated => (Access::Authenticated, false),
@@ -639,6 +649,32 @@ async fn handle_inner(
         log,
     )
     .await
+}
+
+/// Headers with which many frameworks (Laravel, Symfony, Express
+/// method-override, ASP.NET) let a POST act as another method.
+const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether every method-override header names a method the route allows
+/// (always true for a route without `methods`). Otherwise a route limited
+/// to `GET, POST` would let `POST` + `X-HTTP-Method-Override: DELETE` reach
+/// an app that acts on the override.
+fn method_overrides_allowed(route: &Route, headers: &HeaderMap) -> bool {
+    if route.methods().is_none() {
+        return true;
+    }
+    METHOD_OVERRIDE_HEADERS.iter().all(|name| {
+        headers.get_all(*name).iter().all(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|m| Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok())
+                .is_some_and(|m| route.allows_method(&m))
+        })
+    })
 }
 
 /// Whether a canonical match path is `auth_prefix` or below it.

@@ -278,6 +278,20 @@ pub fn set_forwarding_headers(
         headers.remove("x-forwarded-port");
         headers.remove("x-forwarded-prefix");
     }
+    // Path-override headers: IIS URL Rewrite and frameworks built on it
+    // (older Symfony, Zend, Laminas) serve `X-Original-URL` / `X-Rewrite-URL`
+    // instead of the request line, so `GET /public` + `X-Original-URL: /admin`
+    // would be judged as /public and served as /admin. The gateway forwards
+    // the path it decided on and nothing else may name another one, from any
+    // peer.
+    for name in ["x-original-url", "x-rewrite-url"] {
+        headers.remove(name);
+    }
+    if !info.trusted {
+        for name in ["x-original-uri", "x-forwarded-uri", "x-forwarded-path"] {
+            headers.remove(name);
+        }
+    }
     set(headers, "x-real-ip", &info.client_ip.to_string());
     set(headers, "x-request-id", request_id);
 }

@@ -319,3 +319,64 @@ async fn gateway_cookies_never_reach_the_upstream_in_any_shape() {
     // The consumed Authorization header is not forwarded either.
     assert!(seen.headers.get("authorization").is_none());
 }
+
+#[tokio::test]
+async fn path_override_headers_never_reach_the_upstream() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/public/**\"\naccess = \"public\"\n").await;
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/public/x",
+            "X-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nX-Original-URI: /admin\r\nX-Forwarded-Uri: /admin\r\nX-Forwarded-Path: /admin\r\n",
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let seen = gw.upstream.last();
+    for h in [
+        "x-original-url",
+        "x-rewrite-url",
+        "x-original-uri",
+        "x-forwarded-uri",
+        "x-forwarded-path",
+    ] {
+        assert!(seen.headers.get(h).is_none(), "{h} reached the upstream");
+    }
+}
+
+#[tokio::test]
+async fn method_override_cannot_escape_a_route_method_list() {
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/ro/**\"\naccess = \"public\"\nmethods = [\"GET\", \"POST\"]\n[[routes]]\npath = \"/any/**\"\naccess = \"public\"\n",
+    )
+    .await;
+    let post = |path: &str, hdr: Option<(&'static str, &'static str)>| {
+        let mut r = gw.client.post(gw.url(path));
+        if let Some((k, v)) = hdr {
+            r = r.header(k, v);
+        }
+        r.send()
+    };
+    assert_eq!(post("/ro/x", None).await.unwrap().status(), 200);
+    assert_eq!(
+        post("/ro/x", Some(("x-http-method-override", "post")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for h in [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+    ] {
+        let r = post("/ro/x", Some((h, "DELETE"))).await.unwrap();
+        assert_eq!(r.status(), 405, "{h}");
+    }
+    // A route without a method list is not affected.
+    assert_eq!(
+        post("/any/x", Some(("x-http-method-override", "DELETE")))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
