@@ -663,7 +663,7 @@ const METHOD_OVERRIDE_HEADERS: &[&str] = &[
 /// (always true for a route without `methods`). Otherwise a route limited
 /// to `GET, POST` would let `POST` + `X-HTTP-Method-Override: DELETE` reach
 /// an app that acts on the override.
-fn method_overrides_allowed(route: &Route, headers: &HeaderMap) -> bool {
+pub fn method_overrides_allowed(route: &Route, headers: &HeaderMap) -> bool {
     if route.methods().is_none() {
         return true;
     }

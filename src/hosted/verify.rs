@@ -123,6 +123,23 @@ pub async fn handle(
         Matched::Target(t) => t,
     };
     log.route = target.name().to_string();
+    // The ingress forwards the client's method-override headers to the app
+    // as they are: judge them as the proxy path does.
+    if let Target::Route(r, _) = &target
+        && !crate::pipeline::method_overrides_allowed(r, req.headers())
+    {
+        log.decision = Decision::Forbidden;
+        log.reason = "method override not allowed";
+        return if nginx {
+            forbidden()
+        } else {
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed here.",
+            )
+        };
+    }
     let (access, preflight_ok) = match &target {
         Target::Route(r, _) => (r.access, r.allow_preflight),
         Target::DefaultAuthenticated => (Access::Authenticated, false),

@@ -380,3 +380,23 @@ async fn method_override_cannot_escape_a_route_method_list() {
         200
     );
 }
+
+#[tokio::test]
+async fn verify_judges_method_overrides_too() {
+    let gw = TestGateway::spawn(
+        "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n[[routes]]\npath = \"/ro/**\"\naccess = \"public\"\nmethods = [\"GET\", \"POST\"]\n",
+    )
+    .await;
+    let ask = |override_to: Option<&'static str>| {
+        let mut r = gw
+            .get("/_auth/verify")
+            .header("x-original-uri", "/ro/x")
+            .header("x-original-method", "POST");
+        if let Some(m) = override_to {
+            r = r.header("x-http-method-override", m);
+        }
+        r.send()
+    };
+    assert_eq!(ask(None).await.unwrap().status(), 200);
+    assert_eq!(ask(Some("DELETE")).await.unwrap().status(), 403);
+}
