@@ -208,6 +208,56 @@ pub fn match_route<'a>(
     }
 }
 
+/// Refuses requests whose host is ambiguous, before anything is decided on
+/// it: more than one `Host` header (RFC 9112 §3.2: 400), or a `Host` that
+/// names another host than the URI authority (absolute-form on HTTP/1.1,
+/// `:authority` on HTTP/2). Host routes judge by one value; an upstream (or a
+/// proxy behind us) could pick the other one — the last `Host`, or the
+/// authority as RFC 9112 §3.2.2 tells origin servers to — and serve a host the
+/// decision was not made for. Ports are not compared (routes ignore them).
+/// An HTTP/1.1 request without any host is refused too (RFC 9112 §3.2): it
+/// would skip every `host` route and reach the upstream's default host.
+pub fn check_host(
+    version: http::Version,
+    req_uri: &http::Uri,
+    headers: &HeaderMap,
+) -> Result<(), &'static str> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    if version == http::Version::HTTP_11 && first.is_none() && req_uri.authority().is_none() {
+        return Err("no Host header");
+    }
+    // Userinfo in the authority (`http://user@admin.test/`): host routes
+    // would see `user@admin.test`, an upstream given it as Host `admin.test`.
+    if req_uri
+        .authority()
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err("userinfo in the request authority");
+    }
+    // A Host must be a bare `host[:port]`: `a@admin.test` or
+    // `x#.example.com` would be judged by one reading and served by another.
+    if let Some(h) = first {
+        let valid = h.to_str().ok().is_some_and(|h| {
+            !h.contains('@') && (h.is_empty() || h.parse::<http::uri::Authority>().is_ok())
+        });
+        if !valid {
+            return Err("malformed Host header");
+        }
+    }
+    if let (Some(h), Some(a)) = (first, req_uri.authority()) {
+        let h = h.to_str().unwrap_or_default();
+        let norm = |v: &str| strip_port(v).trim_end_matches('.').to_ascii_lowercase();
+        if norm(h) != norm(a.host()) {
+            return Err("Host header differs from the request authority");
+        }
+    }
+    Ok(())
+}
+
 /// The request host without port, lower-cased (`Host`, or the URI authority on HTTP/2).
 pub fn request_host(req_uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
     let raw = headers
@@ -395,15 +445,36 @@ async fn handle_inner(
         }
     };
     log.path = canon.match_path().to_string();
+    if let Err(reason) = check_host(req.version(), req.uri(), req.headers()) {
+        log.reason = reason;
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "The request host is ambiguous.",
+        );
+    }
 
     // 2. Hosted endpoints.
     let prefix = cfg.server.auth_prefix.as_str();
     let mp = canon.match_path();
-    if mp == prefix
-        || mp
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with('/'))
-    {
+    if is_hosted_path(mp, prefix) {
+        // No hosted endpoint is reached through an encoded slash:
+        // `/_auth%2Fverify` must not reach one under a spelling an ingress
+        // or the app routes elsewhere. Only Envoy's `/verify/<original
+        // path>` carries a path of its own, checked there against the
+        // original path's route (`allow_encoded_slash`).
+        let n = prefix.split('/').filter(|s| !s.is_empty()).count();
+        let segs = canon.segments();
+        let head_has_slash = segs.iter().take(n + 1).any(|s| s.decoded.contains('/'));
+        let verify_path = segs.get(n).is_some_and(|s| s.decoded == "verify");
+        if head_has_slash || (canon.has_encoded_slash() && !verify_path) {
+            log.reason = "encoded slash";
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "Encoded slashes are not allowed here.",
+            );
+        }
         log.decision = Decision::Hosted;
         log.route = "(hosted)".into();
         let sub = mp[prefix.len()..].to_string();
@@ -438,6 +509,16 @@ async fn handle_inner(
         Matched::Target(t) => t,
     };
     log.route = target.name().to_string();
+    if let Target::Route(r, _) = &target
+        && !method_overrides_allowed(r, req.headers())
+    {
+        log.reason = "method override not allowed";
+        return json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed here.",
+        );
+    }
     let (access, preflight_ok) = match &target {
         Target::Route(r, _) => (r.access, r.allow_preflight),
         Target::DefaultAuthenticated => (Access::Authenticated, false),
@@ -534,6 +615,40 @@ async fn handle_inner(
     upstream
         .send(req, Some(identity), session.set_cookies, log)
         .await
+}
+
+/// Headers with which many frameworks (Laravel, Symfony, Express
+/// method-override, ASP.NET) let a POST act as another method.
+const METHOD_OVERRIDE_HEADERS: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Whether every method-override header names a method the route allows
+/// (always true for a route without `methods`). Otherwise a route limited
+/// to `GET, POST` would let `POST` + `X-HTTP-Method-Override: DELETE` reach
+/// an app that acts on the override.
+pub fn method_overrides_allowed(route: &Route, headers: &HeaderMap) -> bool {
+    if route.methods().is_none() {
+        return true;
+    }
+    METHOD_OVERRIDE_HEADERS.iter().all(|name| {
+        headers.get_all(*name).iter().all(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|m| Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok())
+                .is_some_and(|m| route.allows_method(&m))
+        })
+    })
+}
+
+/// Whether a canonical match path is `auth_prefix` or below it.
+pub fn is_hosted_path(match_path: &str, prefix: &str) -> bool {
+    match_path == prefix
+        || match_path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The verified identity to inject.

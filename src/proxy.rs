@@ -194,8 +194,22 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    // Only a WebSocket upgrade is passed on. Any other protocol switch
+    // (`h2c` above all) would turn the connection into a tunnel to the
+    // upstream on which every later request bypasses the gateway's
+    // decision ("h2c smuggling"); such requests go upstream as plain
+    // requests, without `Upgrade`. A single `Upgrade` value only.
     let upgrade = if upgrade_requested {
-        headers.get(header::UPGRADE).cloned()
+        let mut values = headers.get_all(header::UPGRADE).iter();
+        match (values.next(), values.next()) {
+            (Some(v), None)
+                if v.to_str()
+                    .is_ok_and(|p| p.trim().eq_ignore_ascii_case("websocket")) =>
+            {
+                Some(v.clone())
+            }
+            _ => None,
+        }
     } else {
         None
     };
@@ -264,6 +278,20 @@ pub fn set_forwarding_headers(
         headers.remove("x-forwarded-port");
         headers.remove("x-forwarded-prefix");
     }
+    // Path-override headers: IIS URL Rewrite and frameworks built on it
+    // (older Symfony, Zend, Laminas) serve `X-Original-URL` / `X-Rewrite-URL`
+    // instead of the request line, so `GET /public` + `X-Original-URL: /admin`
+    // would be judged as /public and served as /admin. The gateway forwards
+    // the path it decided on and nothing else may name another one, from any
+    // peer.
+    for name in ["x-original-url", "x-rewrite-url"] {
+        headers.remove(name);
+    }
+    if !info.trusted {
+        for name in ["x-original-uri", "x-forwarded-uri", "x-forwarded-path"] {
+            headers.remove(name);
+        }
+    }
     set(headers, "x-real-ip", &info.client_ip.to_string());
     set(headers, "x-request-id", request_id);
 }
@@ -312,6 +340,16 @@ impl Upstream {
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        } else if matches!(parts.method, http::Method::GET | http::Method::HEAD)
+            && !body.is_end_stream()
+        {
+            // A body on GET/HEAD is framed correctly here, but an upstream
+            // that ignores it would read it as the next request on this
+            // pooled connection — one sent on behalf of someone else and
+            // never judged by the gateway. Such a connection is not reused.
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;

@@ -90,7 +90,16 @@ pub async fn watch(
         if text.is_some() && text == last_text {
             continue;
         }
-        match Config::load(&path) {
+        let loaded = Config::load(&path);
+        if let Ok(cfg) = &loaded
+            && let Some(key) = descope_change(&state.current().config, cfg)
+        {
+            state.metrics.reloads.with_label_values(&["error"]).inc();
+            tracing::error!(path = %path.display(), key, "configuration reload refused: this [descope] setting only takes effect on a restart; keeping the last good configuration");
+            last_text = text;
+            continue;
+        }
+        match loaded {
             Ok(cfg) => {
                 state.install(cfg);
                 state.metrics.reloads.with_label_values(&["ok"]).inc();
@@ -103,5 +112,27 @@ pub async fn watch(
                 last_text = text;
             }
         }
+    }
+}
+
+/// The first `[descope]` setting that differs between the running and the new
+/// config, among those the session validator and Descope client were built
+/// with at start. Installing such a config would report success while tokens
+/// were still accepted for the old project, audience or key source, so the
+/// reload is refused instead (a restart applies it).
+fn descope_change(old: &Config, new: &Config) -> Option<&'static str> {
+    let (a, b) = (&old.descope, &new.descope);
+    if a.project_id != b.project_id {
+        Some("descope.project_id")
+    } else if a.audience != b.audience {
+        Some("descope.audience")
+    } else if a.base_url != b.base_url {
+        Some("descope.base_url")
+    } else if a.seed_keys != b.seed_keys {
+        Some("descope.jwks_file")
+    } else if a.ca_file != b.ca_file {
+        Some("descope.ca_file")
+    } else {
+        None
     }
 }

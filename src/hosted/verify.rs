@@ -71,7 +71,23 @@ pub async fn handle(
     // The hosted endpoints themselves are always reachable (login must work).
     let prefix = cfg.server.auth_prefix.as_str();
     let mp = canon.match_path();
-    if mp == prefix || mp.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')) {
+    // `;parameters` on the prefix (`/_auth;x/admin`) are dropped for
+    // matching, but an ingress routes that spelling to the app, not to us:
+    // judge it by the route rules instead of waving it through.
+    let prefix_segments = prefix.split('/').filter(|s| !s.is_empty()).count();
+    let prefix_spelled_plainly = canon
+        .segments()
+        .iter()
+        .take(prefix_segments)
+        .all(|s| s.params.is_empty());
+    if crate::pipeline::is_hosted_path(mp, prefix) && prefix_spelled_plainly {
+        // An encoded slash (`/_auth%2Fadmin`) is no hosted endpoint: the
+        // ingress or the app may well route that spelling to the app.
+        if canon.has_encoded_slash() {
+            log.decision = Decision::Invalid;
+            log.reason = "encoded slash";
+            return bad_request(nginx);
+        }
         log.decision = Decision::Allowed;
         log.reason = "hosted endpoint";
         return allow(generation, None, Vec::new());
@@ -118,6 +134,23 @@ pub async fn handle(
         Matched::Target(t) => t,
     };
     log.route = target.name().to_string();
+    // The ingress forwards the client's method-override headers to the app
+    // as they are: judge them as the proxy path does.
+    if let Target::Route(r, _) = &target
+        && !crate::pipeline::method_overrides_allowed(r, req.headers())
+    {
+        log.decision = Decision::Forbidden;
+        log.reason = "method override not allowed";
+        return if nginx {
+            forbidden()
+        } else {
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed here.",
+            )
+        };
+    }
     let (access, preflight_ok) = match &target {
         Target::Route(r, _) => (r.access, r.allow_preflight),
         Target::DefaultAuthenticated => (Access::Authenticated, false),
@@ -264,9 +297,12 @@ fn read_original(
     }
     let host = match mode {
         ForwardAuthMode::Traefik => get("x-forwarded-host").map(str::to_string),
-        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => get("x-original-host")
-            .or_else(|| get("host"))
-            .map(str::to_string),
+        // Only the request's own Host: nothing in the documented ingress
+        // setup overwrites `X-Original-Host`, so under nginx `auth_request`
+        // (which passes client headers to the subrequest) it would be the
+        // client's word, letting it pick a laxer host route (DESIGN §5.1:
+        // the mode fixes where the original request is read from).
+        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => get("host").map(str::to_string),
     };
     Some(Original {
         method,

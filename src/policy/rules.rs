@@ -138,7 +138,15 @@ impl Rules {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or(""),
             TenantSource::Header(name) => {
-                let mut values = headers.get_all(name).iter();
+                // Every spelling counts: CGI/PHP-style upstreams (and nginx
+                // with `underscores_in_headers`) read `X_Tenant_Id` as
+                // `X-Tenant-Id`, so a second value under another spelling is
+                // a repeat too, not a header the app will ignore.
+                let want = crate::identity::normalize_name(name.as_str());
+                let mut values = headers
+                    .iter()
+                    .filter(|(k, _)| crate::identity::normalize_name(k.as_str()) == want)
+                    .map(|(_, v)| v);
                 match (values.next(), values.next()) {
                     (Some(v), None) => v.to_str().map(str::trim).unwrap_or(""),
                     // Absent, or repeated (which one would the app believe?).

@@ -26,6 +26,8 @@ mod policy;
 mod proxy;
 /// Transparent refresh, session cookies (chunks), logout, Descope outages.
 mod refresh;
+/// Ways around the gateway: smuggling, host and header desync, hosted-prefix tricks.
+mod security;
 /// TLS (rustls, ALPN, certificate reload) and h2c.
 mod tls;
 /// Token attacks and JWKS behaviour.

@@ -62,6 +62,7 @@ http {{
       proxy_set_header        Content-Length "";
       proxy_set_header        X-Original-URI $request_uri;
       proxy_set_header        X-Original-Method $request_method;
+      proxy_set_header        Host $host;
     }}
     location / {{
       auth_request /_portcullis_verify;
