@@ -113,6 +113,14 @@ impl IdentityHeaders {
             .map(|n| HeaderName::from_bytes(n.as_bytes()).expect("preset names are valid"))
             .collect();
         all_names.extend(cfg.extra_headers.iter().map(|(h, _)| h.clone()));
+        // Forward-auth answers name these too (always empty there), so an
+        // ingress that copies every answer header overwrites a client's copy.
+        if let crate::config::ForwardToken::Header(h) = &cfg.forward_token {
+            all_names.push(h.clone());
+        }
+        if let Some(a) = &cfg.assertion {
+            all_names.push(a.header.clone());
+        }
         Self {
             preset: cfg.preset,
             strip_exact,

@@ -227,3 +227,23 @@ async fn untrusted_callers_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
 }
+
+#[tokio::test]
+async fn verify_answers_name_the_token_and_assertion_headers_too() {
+    let gw = TestGateway::spawn(&format!(
+        "[forward_auth]\nmode = \"nginx\"\n[identity]\nforward_token = \"header:X-Session-Jwt\"\n[identity.assertion]\nenabled = true\n{ROUTES}"
+    ))
+    .await;
+    let admin = gw.session("U-admin", json!({"roles": ["admin"]}));
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-original-uri", "/admin/x")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Present (so an ingress overwrites a client's copy) and empty (no token leaves in answers).
+    assert_eq!(r.headers()["x-session-jwt"], "");
+    assert_eq!(r.headers()["x-portcullis-assertion"], "");
+}
