@@ -115,21 +115,20 @@ pub async fn handle(
         .with_label_values(&[&log.route])
         .observe(elapsed.as_secs_f64());
     m.in_flight.dec();
-    tracing::info!(
-        target: "portcullis::access",
-        request_id = %request_id,
-        client = %info.client_ip,
-        method = %method,
-        path = %log.path,
-        route = %log.route,
-        decision = log.decision.as_str(),
-        reason = log.reason,
-        user = log.user.as_deref().unwrap_or("-"),
+    crate::telemetry::access(&crate::telemetry::AccessLine {
+        request_id: &request_id,
+        client: info.client_ip,
+        method: method.as_str(),
+        path: &log.path,
+        route: &log.route,
+        decision: log.decision.as_str(),
+        reason: log.reason,
+        user: log.user.as_deref().unwrap_or("-"),
         status,
-        upstream_status = log.upstream_status.unwrap_or(0),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+        upstream_status: log.upstream_status.unwrap_or(0),
+        latency_ms: elapsed.as_secs_f64() * 1000.0,
+    });
+
     resp
 }
 
