@@ -140,7 +140,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
         }
         (&Method::POST, "revoke") => {
             let mut st = shared.lock();
-            let user_id = match str_field(&body, &["userId"]) {
+            let user_id = match str_field(&body, &["userId", "sub"]) {
                 "" => st
                     .user_id_by_login(str_field(&body, &["loginId"]))
                     .unwrap_or_default(),

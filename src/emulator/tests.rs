@@ -484,6 +484,16 @@ async fn faults_status_rate_limit_latency_and_drop() {
         "times(1)"
     );
 
+    emu.set_fault(&keys, Fault::status(429).times(1));
+    let resp = c.get(&url).send().await.expect("reachable");
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
     emu.set_fault(&keys, Fault::rate_limit(7));
     let resp = c.get(&url).send().await.expect("reachable");
     assert_eq!(resp.status(), 429);
@@ -506,7 +516,7 @@ async fn faults_status_rate_limit_latency_and_drop() {
 
     emu.clear_faults();
     assert_eq!(c.get(&url).send().await.expect("ok").status(), 200);
-    assert_eq!(emu.calls(&keys), 6);
+    assert_eq!(emu.calls(&keys), 7);
     emu.reset_calls();
     assert_eq!(emu.calls(&keys), 0);
     emu.shutdown().await;
