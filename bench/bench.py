@@ -53,6 +53,8 @@ WARMUP = os.environ.get("WARMUP", "1s")
 CONNECTIONS = int(os.environ.get("CONNECTIONS", "64"))
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 ONLY = [t for t in os.environ.get("TARGETS", "").split(",") if t]
+# PERF=portcullis-auth,portcullis-public: perf-record those targets in the last round.
+PERF = [t for t in os.environ.get("PERF", "").split(",") if t]
 PROJECT_ID = "P2benchBenchBenchBenchBench0"
 CONTROL_TOKEN = "bench-control-token"
 SECRET = "bench-session-secret-0123456789abcdef0123456789"
@@ -498,12 +500,21 @@ def main() -> int:
             for t in targets:
                 if rnd == 1 and WARMUP not in ("", "0", "0s"):
                     run_wrk(t.url, WARMUP, t.headers, None)
+                perf = None
+                if PERF and t.pid and t.name in PERF and rnd == ROUNDS:
+                    perf = start_perf(t, scratch)
                 r = run_wrk(t.url, DURATION, t.headers, t.pid)
+                if perf is not None:
+                    perf.wait()
                 t.results.append(r)
                 flag = f"  ({r.bad} bad responses/errors)" if r.bad else ""
                 log(f"round {rnd} {t.name:18} {r.rps:>10,.0f} req/s  p99 {r.p99_ms:.2f} ms{flag}")
 
         report(targets)
+        for t in targets:
+            data = scratch / f"perf-{t.name}.data"
+            if data.exists():
+                perf_report(t.name, data)
         return 0 if all(not r.bad for t in targets for r in t.results) else 1
     finally:
         procs.stop_all()
@@ -511,6 +522,31 @@ def main() -> int:
             log(f"scratch kept: {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def start_perf(t: Target, scratch: Path) -> subprocess.Popen | None:
+    """perf record the proxy for most of this round (PERF=target,target)."""
+    if not shutil.which("perf"):
+        log("PERF set but perf is not installed (apt-get install linux-perf): no profile")
+        return None
+    secs = max(1, int(to_ms(DURATION) / 1000) - 1)
+    return subprocess.Popen(
+        ["taskset", "-c", LOAD_CPU, "perf", "record", "-q", "-F", "999", "-g", "-p", str(t.pid),
+         "-o", str(scratch / f"perf-{t.name}.data"), "--", "sleep", str(secs)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def perf_report(name: str, data: Path) -> None:
+    out = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio", "-g", "none"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    rows = [l.rstrip() for l in out.splitlines() if l.strip() and not l.startswith("#")]
+    print(f"\nperf, {name} (self time, top 30):")
+    for line in rows[:30]:
+        print("  " + re.sub(r"\s{3,}", "   ", line.strip())[:160])
 
 
 def check_portcullis(gw_port: int, up_port: int, cookie: str, gw: Proc) -> None:
