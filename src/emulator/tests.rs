@@ -967,11 +967,24 @@ async fn otp_wrong_code_then_right_code() {
     .await;
     assert_eq!(resp.status(), 200);
 
-    // The management test helper produces a usable code too.
-    let generated: Value = mgmt(
+    // The management test helper produces a usable code too (for test
+    // users only, as Descope's does; bob is an ordinary user).
+    let refused = mgmt(
         &emu,
         "/v1/mgmt/tests/generate/otp",
         json!({"loginId": "bob@example.com", "deliveryMethod": "email"}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    emu.add_user(UserSpec {
+        login_id: "tess@example.com".into(),
+        test: true,
+        ..UserSpec::default()
+    });
+    let generated: Value = mgmt(
+        &emu,
+        "/v1/mgmt/tests/generate/otp",
+        json!({"loginId": "tess@example.com", "deliveryMethod": "email"}),
     )
     .await
     .json()
@@ -980,7 +993,7 @@ async fn otp_wrong_code_then_right_code() {
     let resp = auth_post(
         &emu,
         "/v1/auth/otp/verify/email",
-        json!({"loginId": "bob@example.com", "code": generated["code"]}),
+        json!({"loginId": "tess@example.com", "code": generated["code"]}),
     )
     .await;
     assert_eq!(resp.status(), 200);
