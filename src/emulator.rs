@@ -34,7 +34,26 @@
 //! `name` when known. A refresh always reflects the user's *current* roles and
 //! tenants. `dct` is never set implicitly (Descope's "exactly one tenant"
 //! rule is not emulated). Every refresh token issued is registered by `jti`; logout,
-//! `logoutall`, `revoke_user` and rotation (when on) make it unusable.
+//! `logoutall`, `revoke_user` and rotation (when on) make it unusable; a
+//! refresh checks, revokes and issues under one lock, so a rotated token is
+//! accepted once even under concurrent use.
+//!
+//! A login with `loginOptions.stepup` / `mfa` (or, for OAuth/SSO, those keys
+//! in the body) and the current refresh token in `Bearer pid:refreshJwt`
+//! adds its factor to that session's `amr` (e.g. `["email", "pwd"]`).
+//!
+//! # Faults and call counts
+//!
+//! Every call is counted by path (faulted calls included). A fault set for a
+//! path (or for `"*"`, every path without its own) answers a status with a
+//! Descope error body, adds latency, answers 429 `E130429` with an integer
+//! `Retry-After`, or drops the connection; optionally for the next N calls
+//! only. The control API under `/emulator/` is never faulted.
+//!
+//! # Management key
+//!
+//! The management API needs `Bearer pid:managementKey`: the configured key,
+//! else the control token when one is set, else any non-empty key.
 //!
 //! # Seed file (`--seed FILE`, [`EmulatorOptions::seed`])
 //!

@@ -10,7 +10,7 @@
 //! | `GET health` | — | `{ok, projectId, baseUrl}` |
 //! | `POST mint` | `{sub, refresh?, ttlSecs?, claims?}` | `{token}` |
 //! | `POST rotate-keys` | `{dropOld?}` | `{kid}` |
-//! | `POST faults` | `{path, type, ..., times?}` (see [`super::FaultKind`]) | `{}` |
+//! | `POST faults` | `{path, type, ..., times?}` (see [`super::FaultKind`]; looser spellings are read too, see `lenient_fault`) | `{}` |
 //! | `DELETE faults` / `POST faults/clear` | — | `{}` |
 //! | `GET calls[?path=]` | — | `{calls: {path: n}}` or `{path, count}` |
 //! | `DELETE calls` / `POST calls/reset` | — | `{}` |
@@ -47,8 +47,10 @@ struct FaultRequest {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct MintRequest {
+    #[serde(alias = "userId")]
     sub: String,
     refresh: bool,
+    #[serde(alias = "ttl", alias = "ttl_secs", alias = "ttlSeconds")]
     ttl_secs: Option<i64>,
     claims: Map<String, Value>,
 }
@@ -92,7 +94,9 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
             json(StatusCode::OK, &json!({ "kid": kid }))
         }
         (&Method::POST, "faults") => {
-            let parsed: Result<FaultRequest, _> = serde_json::from_value(Value::Object(body));
+            let parsed: Result<FaultRequest, _> =
+                serde_json::from_value(Value::Object(body.clone()));
+            let parsed = parsed.or_else(|e| lenient_fault(&body).ok_or(e));
             match parsed {
                 Ok(f) if !f.path.is_empty() => {
                     shared.lock().faults.insert(
@@ -136,7 +140,7 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
         }
         (&Method::POST, "revoke") => {
             let mut st = shared.lock();
-            let user_id = match str_field(&body, &["userId"]) {
+            let user_id = match str_field(&body, &["userId", "sub"]) {
                 "" => st
                     .user_id_by_login(str_field(&body, &["loginId"]))
                     .unwrap_or_default(),
@@ -278,13 +282,79 @@ fn set_flag(
     body: &Map<String, Value>,
     set: impl FnOnce(&mut super::state::State, bool),
 ) -> Resp {
-    match body.get("enabled").and_then(Value::as_bool) {
+    let flag = ["enabled", "on", "value"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(Value::as_bool));
+    match flag {
         Some(on) => {
             set(&mut shared.lock(), on);
             ok_empty()
         }
         None => missing("enabled"),
     }
+}
+
+/// Reads a fault written less strictly than `{path, type, ...}`: `type`
+/// aliases (`error`, `delay`, `rateLimit`, `429`, `disconnect`, ...), or no
+/// `type` at all, inferred from the fields (`drop: true`, `retryAfter`,
+/// `status`, `latencyMs`).
+fn lenient_fault(body: &Map<String, Value>) -> Option<FaultRequest> {
+    let path = str_field(body, &["path", "endpoint"]).to_owned();
+    let number = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| body.get(*k).and_then(Value::as_u64))
+    };
+    let status = number(&["status", "statusCode", "code"]);
+    let retry_after = number(&[
+        "retryAfterSecs",
+        "retryAfter",
+        "retry_after_secs",
+        "retry_after",
+    ]);
+    let millis = number(&["millis", "latencyMs", "delayMs", "ms", "latency_ms"])
+        .or_else(|| number(&["seconds", "latencySecs"]).map(|s| s.saturating_mul(1000)));
+    let kind_name: String = str_field(body, &["type", "kind", "fault"])
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let kind = match kind_name.as_str() {
+        "status" | "error" | "http" | "fail" => FaultKind::Status {
+            status: u16::try_from(status?).ok()?,
+            error_code: body
+                .get("errorCode")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            error_message: body
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        "latency" | "delay" | "slow" => FaultKind::Latency { millis: millis? },
+        "ratelimit" | "ratelimited" | "429" | "throttle" => FaultKind::RateLimit {
+            retry_after_secs: retry_after.unwrap_or(1),
+        },
+        "drop" | "dropconnection" | "dropped" | "disconnect" | "reset" | "close" => FaultKind::Drop,
+        "" if body.get("drop").and_then(Value::as_bool) == Some(true) => FaultKind::Drop,
+        "" if retry_after.is_some() || status == Some(429) => FaultKind::RateLimit {
+            retry_after_secs: retry_after.unwrap_or(1),
+        },
+        "" if status.is_some() => FaultKind::Status {
+            status: u16::try_from(status?).ok()?,
+            error_code: body
+                .get("errorCode")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            error_message: body
+                .get("errorMessage")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        },
+        "" if millis.is_some() => FaultKind::Latency { millis: millis? },
+        _ => return None,
+    };
+    let times = number(&["times", "count", "next"]).and_then(|n| u32::try_from(n).ok());
+    Some(FaultRequest { path, kind, times })
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {

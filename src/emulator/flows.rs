@@ -100,7 +100,15 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
         (true, ["oauth", "authorize", "signup" | "signup-in" | "update"]) => {
             authorize(shared, req, "oauth", true, step_up)
         }
-        (true, ["sso" | "saml", "authorize"]) => authorize(shared, req, "sso", true, step_up),
+        (
+            true,
+            ["sso" | "saml", "authorize"]
+            | [
+                "sso" | "saml",
+                "authorize",
+                "signin" | "signup" | "signup-in",
+            ],
+        ) => authorize(shared, req, "sso", true, step_up),
         (true, ["oauth" | "sso" | "saml", "exchange"] | ["oauth", "authorize", "exchange"]) => {
             exchange(shared, &body)
         }

@@ -21,6 +21,9 @@ use crate::descope::wire::ErrorBody;
 /// Largest request body read (management bodies are small).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// `Retry-After` of a plain status-429 fault (rate-limit faults set their own).
+const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+
 /// Fault path that applies to every endpoint without a fault of its own.
 pub(crate) const WILDCARD: &str = "*";
 
@@ -125,7 +128,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dro
                         .unwrap_or("Injected failure")
                         .to_owned()
                 });
-                return Ok(error(status, &code, "Injected fault", &message));
+                let mut resp = error(status, &code, "Injected fault", &message);
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    // Descope's 429s always carry an integer Retry-After.
+                    resp.headers_mut()
+                        .insert("retry-after", HeaderValue::from(DEFAULT_RETRY_AFTER_SECS));
+                }
+                return Ok(resp);
             }
         }
     }

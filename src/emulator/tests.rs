@@ -484,6 +484,16 @@ async fn faults_status_rate_limit_latency_and_drop() {
         "times(1)"
     );
 
+    emu.set_fault(&keys, Fault::status(429).times(1));
+    let resp = c.get(&url).send().await.expect("reachable");
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+
     emu.set_fault(&keys, Fault::rate_limit(7));
     let resp = c.get(&url).send().await.expect("reachable");
     assert_eq!(resp.status(), 429);
@@ -506,7 +516,7 @@ async fn faults_status_rate_limit_latency_and_drop() {
 
     emu.clear_faults();
     assert_eq!(c.get(&url).send().await.expect("ok").status(), 200);
-    assert_eq!(emu.calls(&keys), 6);
+    assert_eq!(emu.calls(&keys), 7);
     emu.reset_calls();
     assert_eq!(emu.calls(&keys), 0);
     emu.shutdown().await;
@@ -1322,5 +1332,52 @@ async fn concurrent_refreshes_with_rotation_succeed_once() {
     }
     assert_eq!(ok, 1);
     assert_eq!(emu.refresh_calls(), 10);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_faults_accept_loose_spellings() {
+    let emu = spawn(KeyType::Ec).await;
+    let keys = format!("/v2/keys/{PID}");
+    let url = format!("{}{keys}", emu.base_url());
+    let c = client();
+    let cases = [
+        (json!({"path": keys, "status": 503, "times": 1}), Some(503)),
+        (
+            json!({"path": keys, "type": "rateLimit", "retryAfter": 4, "times": 1}),
+            Some(429),
+        ),
+        (
+            json!({"path": keys, "retryAfter": 2, "count": 1}),
+            Some(429),
+        ),
+        (
+            json!({"path": keys, "type": "disconnect", "times": 1}),
+            None,
+        ),
+    ];
+    for (body, want) in cases {
+        let resp = c
+            .post(format!("{}/emulator/faults", emu.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("reachable");
+        assert_eq!(resp.status(), 200, "{body}");
+        let got = c.get(&url).send().await.ok().map(|r| r.status().as_u16());
+        assert_eq!(got, want, "{body}");
+        assert_eq!(
+            c.get(&url).send().await.expect("healthy").status(),
+            200,
+            "{body} applied once"
+        );
+    }
+    let resp = c
+        .post(format!("{}/emulator/faults", emu.base_url()))
+        .json(&json!({"path": keys, "type": "bogus"}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 400);
     emu.shutdown().await;
 }
