@@ -32,7 +32,8 @@
 //! `permissions` (including those granted by the roles), `tenants`
 //! (`{id: {roles, permissions}}`), `dct` after a tenant select, and `email` /
 //! `name` when known. A refresh always reflects the user's *current* roles and
-//! tenants. Every refresh token issued is registered by `jti`; logout,
+//! tenants. `dct` is never set implicitly (Descope's "exactly one tenant"
+//! rule is not emulated). Every refresh token issued is registered by `jti`; logout,
 //! `logoutall`, `revoke_user` and rotation (when on) make it unusable.
 //!
 //! # Seed file (`--seed FILE`, [`EmulatorOptions::seed`])
@@ -61,6 +62,7 @@
 //! roles = ["admin"]                      # project-level roles
 //! password = "correct horse"             # optional, for password sign-in
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
+//! claims = { department = "eng" }        # optional extra session-token claims
 //!
 //! [[access_keys]]
 //! key = "K-ci-secret"                    # sent as Bearer <projectId>:<key>; no ':'
@@ -69,7 +71,8 @@
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
 //! ```
 //!
-//! Unknown keys are errors. [`DEMO_SEED`] is a ready-made seed for demos.
+//! Unknown keys are errors. `config/dev-seed.toml` (used by `portcullis dev`)
+//! is a complete example.
 //!
 //! # Control API
 //!
@@ -106,47 +109,6 @@ pub use self::state::{TenantMembership, UserSpec};
 pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 /// Default lifetime of a refresh token (Descope's default is 4 weeks; 30 days here).
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Demo users, roles and tenants (used by `portcullis dev`): Ada Admin
-/// (`admin@example.com`, `U-demo-admin`, role `admin`), Bob Member
-/// (`member@example.com`, `U-demo-member`, member of tenant `T-demo-acme`),
-/// password `portcullis-demo` for both; tenant Acme has SSO on for `acme.test`.
-pub const DEMO_SEED: &str = r#"
-[[permissions]]
-name = "admin:write"
-
-[[permissions]]
-name = "docs:read"
-
-[[roles]]
-name = "admin"
-permissions = ["admin:write", "docs:read"]
-
-[[roles]]
-name = "member"
-permissions = ["docs:read"]
-
-[[tenants]]
-id = "T-demo-acme"
-name = "Acme"
-sso = true
-domains = ["acme.test"]
-
-[[users]]
-login_id = "admin@example.com"
-user_id = "U-demo-admin"
-name = "Ada Admin"
-roles = ["admin"]
-password = "portcullis-demo"
-tenants = [{ id = "T-demo-acme", roles = ["admin"] }]
-
-[[users]]
-login_id = "member@example.com"
-user_id = "U-demo-member"
-name = "Bob Member"
-password = "portcullis-demo"
-tenants = [{ id = "T-demo-acme", roles = ["member"] }]
-"#;
-
 /// Default project id when none is given.
 pub const DEFAULT_PROJECT_ID: &str = "P2EmulatorProjectId0000000000";
 
@@ -479,6 +441,12 @@ impl Emulator {
     /// Replaces a user's tenant memberships; `false` if no such login id.
     pub fn set_user_tenants(&self, login_id: &str, tenants: Vec<TenantMembership>) -> bool {
         self.shared.lock().set_user_tenants(login_id, tenants)
+    }
+
+    /// Replaces the extra session claims of a user (what a Descope JWT
+    /// template would add); `false` if no such login id.
+    pub fn set_user_claims(&self, login_id: &str, claims: Map<String, Value>) -> bool {
+        self.shared.lock().set_user_claims(login_id, claims)
     }
 
     /// The user id for a login id.

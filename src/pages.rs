@@ -112,6 +112,7 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
     }
     let mut sections: Vec<String> = Vec::new();
     let mut oauth_buttons = String::new();
+    let mut email_done = false;
     for m in &s.methods {
         match m {
             LoginMethod::Flow => {
@@ -119,24 +120,13 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
                     sections.push(flow_section(s, fnonce, &nonce));
                 }
             }
-            LoginMethod::MagicLink => sections.push(email_form(
-                &format!("{p}/magiclink"),
-                "magiclink",
-                "Email me a sign-in link",
-                &rt,
-            )),
-            LoginMethod::EnchantedLink => sections.push(email_form(
-                &format!("{p}/enchantedlink"),
-                "enchantedlink",
-                "Email me an enchanted link",
-                &rt,
-            )),
-            LoginMethod::Otp => sections.push(email_form(
-                &format!("{p}/otp"),
-                "otp",
-                "Email me a one-time code",
-                &rt,
-            )),
+            // One e-mail field serves every e-mail method: a button each.
+            LoginMethod::MagicLink | LoginMethod::EnchantedLink | LoginMethod::Otp => {
+                if !email_done {
+                    email_done = true;
+                    sections.push(email_form(s, &rt));
+                }
+            }
             LoginMethod::OAuth(provider) => {
                 let href = format!(
                     "{p}/oauth/start?provider={}&return_to={}",
@@ -383,16 +373,43 @@ fn message_with_body(s: &PageSettings, status: StatusCode, title: &str, body: &s
     }
 }
 
-fn email_form(action: &str, method: &str, button: &str, rt_escaped: &str) -> String {
+/// The e-mail form: one field, one submit button per configured e-mail
+/// method (`formaction`), the first one primary.
+fn email_form(s: &PageSettings, rt_escaped: &str) -> String {
+    let p = &s.auth_prefix;
+    let mut buttons = String::new();
+    let mut first_action = None;
+    for m in &s.methods {
+        let (path, method, label) = match m {
+            LoginMethod::MagicLink => ("/magiclink", "magiclink", "Email me a sign-in link"),
+            LoginMethod::EnchantedLink => (
+                "/enchantedlink",
+                "enchantedlink",
+                "Email me an enchanted link",
+            ),
+            LoginMethod::Otp => ("/otp", "otp", "Email me a one-time code"),
+            LoginMethod::Flow | LoginMethod::OAuth(_) | LoginMethod::Sso => continue,
+        };
+        let action = escape(&format!("{p}{path}"));
+        let class = if first_action.is_none() {
+            ""
+        } else {
+            r#" class="secondary""#
+        };
+        first_action.get_or_insert_with(|| action.clone());
+        let _ = write!(
+            buttons,
+            r#"<button type="submit" formaction="{action}" data-method="{method}"{class}>{label}</button>"#
+        );
+    }
     format!(
-        r#"<form method="post" action="{}" class="method" data-method="{method}">
-<label for="{method}-email">Email</label>
-<input id="{method}-email" name="email" type="email" autocomplete="email" required>
+        r#"<form method="post" action="{}" class="method" data-method="email">
+<label for="login-email">Email</label>
+<input id="login-email" name="email" type="email" autocomplete="email" required>
 <input type="hidden" name="return_to" value="{rt_escaped}">
-<button type="submit">{}</button>
+{buttons}
 </form>"#,
-        escape(action),
-        escape(button)
+        first_action.unwrap_or_default()
     )
 }
 
@@ -440,7 +457,12 @@ fn flow_scripts(s: &PageSettings, nonce: &str) -> String {
       body: JSON.stringify({{ sessionJwt: d.sessionJwt, refreshJwt: d.refreshJwt, nonce: box.dataset.nonce }})
     }}).then(function (r) {{
       return r.json().then(function (j) {{
-        if (r.ok && j.return_to) {{ window.location.assign(j.return_to); }} else {{ err.hidden = false; }}
+        if (r.ok && j.return_to) {{
+          // The gateway's HttpOnly cookies now hold the session: drop any copy
+          // the Descope SDK persisted in script-readable storage.
+          try {{ ['DS', 'DSR'].forEach(function (k) {{ localStorage.removeItem(k); }}); }} catch (x) {{}}
+          window.location.assign(j.return_to);
+        }} else {{ err.hidden = false; }}
       }});
     }}).catch(function () {{ err.hidden = false; }});
   }});

@@ -21,6 +21,7 @@
 //! | `POST users` | a seed-file user (`loginId`, `name`, `email`, `roles`, `tenants`, ...) | `{userId}` |
 //! | `POST users/roles` | `{loginId, roles}` | `{}` |
 //! | `POST users/tenants` | `{loginId, tenants: [{id, roles}]}` | `{}` |
+//! | `POST users/claims` | `{loginId, claims: {...}}` | `{}` |
 //! | `GET outbox.json` / `GET outbox` | — | entries (JSON) / HTML page |
 
 use std::time::Duration;
@@ -212,6 +213,19 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
                 .unwrap_or_default();
             let login_id = str_field(&body, &["loginId"]);
             if shared.lock().set_user_tenants(login_id, tenants) {
+                ok_empty()
+            } else {
+                unknown_user()
+            }
+        }
+        (&Method::POST, "users/claims") => {
+            let claims = body
+                .get("claims")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let login_id = str_field(&body, &["loginId"]);
+            if shared.lock().set_user_claims(login_id, claims) {
                 ok_empty()
             } else {
                 unknown_user()

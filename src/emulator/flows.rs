@@ -157,6 +157,7 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
 
 /// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
 pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
+    st.sweep();
     let token = random_hex(24);
     st.tokens.insert(token.clone(), login);
     token
@@ -164,6 +165,7 @@ pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
 
 /// Stores an enchanted-link token and its pending session; returns `(token, pendingRef)`.
 pub(crate) fn new_enchanted(st: &mut State, login: PendingLogin) -> (String, String) {
+    st.sweep();
     let token = random_hex(24);
     let pending_ref = random_hex(16);
     st.enchanted_tokens
@@ -186,6 +188,7 @@ pub(crate) fn new_otp(
     step_up: Option<StepUp>,
 ) -> String {
     use rand::Rng as _;
+    st.sweep();
     let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
     st.otp_codes.insert(
         login_id.to_lowercase(),
@@ -945,6 +948,7 @@ fn authorize(
         }
     };
     let state = random_hex(16);
+    st.sweep();
     st.authorizations.insert(
         state.clone(),
         Authorization {

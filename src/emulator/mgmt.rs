@@ -651,13 +651,24 @@ fn create_access_key(shared: &Shared, body: &Map<String, Value>) -> Resp {
     )
 }
 
-/// The user a test helper names, creating nothing: 400 when unknown.
+/// The user a test helper names, creating nothing: 400 when unknown, and
+/// when not a test user (Descope's `/v1/mgmt/tests/generate/*` only serve
+/// users created with `user/create/test`).
 fn helper_user(st: &State, body: &Map<String, Value>) -> Result<String, Resp> {
     let login_id = str_field(body, &["loginId"]);
     if login_id.is_empty() {
         return Err(missing("loginId"));
     }
-    st.user_id_by_login(login_id).ok_or_else(user_not_found)
+    let user_id = st.user_id_by_login(login_id).ok_or_else(user_not_found)?;
+    if !st.users.get(&user_id).is_some_and(|u| u.test) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "E011004",
+            "Invalid arguments",
+            "The test-user helpers only serve test users (user/create/test)",
+        ));
+    }
+    Ok(user_id)
 }
 
 fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {

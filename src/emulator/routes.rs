@@ -122,10 +122,15 @@ pub(crate) fn refused(reason: Option<RefreshRefusal>) -> Resp {
 
 /// Verifies the session call's refresh token and returns its claims.
 fn authenticate(shared: &Shared, req: &Req) -> Result<Map<String, Value>, Resp> {
+    authenticate_in(&shared.lock(), req)
+}
+
+/// [`authenticate`] under a held state lock, so that a check and the
+/// revocation that follows it (rotation) are one atomic step.
+fn authenticate_in(st: &State, req: &Req) -> Result<Map<String, Value>, Resp> {
     let Some(token) = refresh_token(req) else {
         return Err(refused(None));
     };
-    let st = shared.lock();
     let claims = st.check_refresh(&token).map_err(|r| refused(Some(r)))?;
     let sub = claims
         .get("sub")
@@ -152,7 +157,11 @@ fn carried(claims: &Map<String, Value>) -> Map<String, Value> {
 
 /// `POST /v1/auth/refresh` (and `try-refresh`, which answers `{}` instead of 401).
 fn refresh(shared: &Shared, req: &Req, lenient: bool) -> Resp {
-    let claims = match authenticate(shared, req) {
+    let issuer = shared.issuer();
+    // One lock for check, revoke and issue: with rotation, two concurrent
+    // refreshes with the same token must not both succeed.
+    let mut st = shared.lock();
+    let claims = match authenticate_in(&st, req) {
         Ok(c) => c,
         Err(_) if lenient => return ok_empty(),
         Err(resp) => return resp,
@@ -166,8 +175,6 @@ fn refresh(shared: &Shared, req: &Req, lenient: bool) -> Resp {
     let amr = claims.get("amr").cloned().unwrap_or_else(|| json!([]));
     let dct = claims.get("dct").and_then(Value::as_str).map(str::to_owned);
     let carried = carried(&claims);
-    let issuer = shared.issuer();
-    let mut st = shared.lock();
     let known = st.users.contains_key(&sub);
     // A known user's custom claims live in the refresh token; an unknown
     // subject's identity claims do too (minted tokens).

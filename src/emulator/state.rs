@@ -38,6 +38,9 @@ pub struct UserSpec {
     pub password: Option<String>,
     /// A test user (management `create/test`); deleted by "delete all test users".
     pub test: bool,
+    /// Extra claims put in every session token of this user (what a Descope
+    /// JWT template would add), e.g. `{ department = "eng" }`.
+    pub claims: Map<String, Value>,
 }
 
 /// A user's membership of one tenant.
@@ -118,6 +121,8 @@ pub(crate) struct User {
     pub(crate) totp_secret: Option<Vec<u8>>,
     /// Has completed a login before (drives `firstSeen`).
     pub(crate) seen: bool,
+    /// Extra session claims (seed `claims`, `Emulator::set_user_claims`).
+    pub(crate) custom_claims: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -386,6 +391,7 @@ impl State {
             user.password = spec.password;
         }
         user.test = spec.test;
+        user.custom_claims = spec.claims;
         user_id
     }
 
@@ -395,6 +401,16 @@ impl State {
         };
         if let Some(user) = self.users.get_mut(&id) {
             user.roles = roles;
+        }
+        true
+    }
+
+    pub(crate) fn set_user_claims(&mut self, login_id: &str, claims: Map<String, Value>) -> bool {
+        let Some(id) = self.user_id_by_login(login_id) else {
+            return false;
+        };
+        if let Some(user) = self.users.get_mut(&id) {
+            user.custom_claims = claims;
         }
         true
     }
@@ -498,6 +514,9 @@ impl State {
         }
         if !user.name.is_empty() {
             claims.insert("name".into(), json!(user.name));
+        }
+        for (k, v) in &user.custom_claims {
+            claims.insert(k.clone(), v.clone());
         }
         claims
     }
@@ -646,6 +665,19 @@ impl State {
                 .or_insert(RefreshRecord { sub, revoked: true })
                 .revoked = true;
         }
+    }
+
+    /// Forgets expired single-use tokens, codes and pending logins, so that a
+    /// long-running emulator does not grow without bound.
+    pub(crate) fn sweep(&mut self) {
+        let now = now_secs();
+        self.tokens.retain(|_, l| l.expires_at >= now);
+        self.pending_sessions
+            .retain(|_, s| s.login.expires_at >= now);
+        let live: HashSet<String> = self.pending_sessions.keys().cloned().collect();
+        self.enchanted_tokens.retain(|_, r| live.contains(r));
+        self.otp_codes.retain(|_, c| c.expires_at >= now);
+        self.authorizations.retain(|_, a| a.expires_at >= now);
     }
 
     /// Appends to the outbox and returns the entry.

@@ -1,5 +1,6 @@
 //! Emulator tests over real sockets (127.0.0.1:0) with reqwest.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
@@ -59,6 +60,7 @@ name = "Alice"
 roles = ["admin"]
 password = "correct horse battery"
 tenants = [{ id = "T-acme", roles = ["member"] }]
+claims = { department = "eng" }
 
 [[users]]
 login_id = "bob@example.com"
@@ -234,6 +236,7 @@ async fn login_tokens_carry_identity_claims() {
     assert_eq!(session["name"], "Alice");
     assert_eq!(session["roles"], json!(["admin"]));
     assert_eq!(session["permissions"], json!(["invoices:read"]));
+    assert_eq!(session["department"], "eng");
     assert_eq!(
         session["tenants"],
         json!({"T-acme": {"roles": ["member"], "permissions": ["docs:read"]}})
@@ -252,6 +255,12 @@ async fn refresh_body_mode_reflects_current_roles() {
     let body = login(&emu, "alice@example.com").await;
     let dsr = body["refreshJwt"].as_str().expect("refresh").to_owned();
     assert!(emu.set_user_roles("alice@example.com", vec!["auditor".into()]));
+    let claims = json!({"department": "ops"})
+        .as_object()
+        .cloned()
+        .expect("object");
+    assert!(emu.set_user_claims("alice@example.com", claims));
+    assert!(!emu.set_user_roles("nobody@example.com", Vec::new()));
     let resp = refresh(&emu, &dsr).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("set-cookie").is_none());
@@ -262,6 +271,8 @@ async fn refresh_body_mode_reflects_current_roles() {
     );
     let session = verify(&emu, body["sessionJwt"].as_str().expect("session")).await;
     assert_eq!(session["roles"], json!(["auditor"]));
+    assert_eq!(session["permissions"], json!([]));
+    assert_eq!(session["department"], "ops");
     assert_eq!(emu.calls("/v1/auth/refresh"), 1);
     // Still usable: rotation is off.
     assert_eq!(refresh(&emu, &dsr).await.status(), 200);
@@ -1196,19 +1207,16 @@ fn a_bad_seed_file_is_refused() {
 }
 
 #[tokio::test]
-async fn demo_seed_and_seeded_access_keys_work() {
+async fn seeded_access_keys_exchange_for_sessions() {
     let emu = spawn_with(EmulatorOptions {
         project_id: PID.to_owned(),
         seed: Some(format!(
-            "{DEMO_SEED}\n[[access_keys]]\nkey = \"Kci-secret\"\nid = \"K-ci\"\nroles = [\"admin\"]\n"
+            "{SEED}\n[[access_keys]]\nkey = \"Kci-secret\"\nid = \"K-ci\"\nroles = [\"admin\"]\n"
         )),
         ..EmulatorOptions::default()
     })
     .await;
-    assert_eq!(
-        emu.user_id("admin@example.com").as_deref(),
-        Some("U-demo-admin")
-    );
+    assert_eq!(emu.user_id("alice@example.com").as_deref(), Some("U-alice"));
     let resp = client()
         .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
         .header("authorization", bearer(&[PID, "Kci-secret"]))
@@ -1222,7 +1230,7 @@ async fn demo_seed_and_seeded_access_keys_work() {
     let session = verify(&emu, body["sessionJwt"].as_str().expect("s")).await;
     assert_eq!(session["sub"], "K-ci");
     assert_eq!(session["roles"], json!(["admin"]));
-    assert_eq!(session["permissions"], json!(["admin:write", "docs:read"]));
+    assert_eq!(session["permissions"], json!(["invoices:read"]));
     let resp = client()
         .post(format!("{}/v1/auth/accesskey/exchange", emu.base_url()))
         .header("authorization", bearer(&[PID, "wrong"]))
@@ -1230,5 +1238,76 @@ async fn demo_seed_and_seeded_access_keys_work() {
         .await
         .expect("exchange");
     assert_eq!(resp.status(), 401);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn try_refresh_validate_and_history() {
+    let emu = spawn(KeyType::Ec).await;
+    let c = client();
+    let resp = c
+        .post(format!("{}/v1/auth/try-refresh", emu.base_url()))
+        .header("authorization", bearer(&[PID, "garbage"]))
+        .send()
+        .await
+        .expect("try-refresh");
+    assert_eq!(resp.status(), 200, "try-refresh never fails");
+    assert_eq!(resp.json::<Value>().await.expect("json"), json!({}));
+
+    let body = login(&emu, "alice@example.com").await;
+    let session = body["sessionJwt"].as_str().expect("session");
+    let dsr = body["refreshJwt"].as_str().expect("refresh");
+    let resp = c
+        .post(format!("{}/v1/auth/validate", emu.base_url()))
+        .header("authorization", bearer(&[PID, session]))
+        .send()
+        .await
+        .expect("validate");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.expect("json")["parsedJWT"]["sub"],
+        "U-alice"
+    );
+    let history = c
+        .get(format!("{}/v1/auth/me/history", emu.base_url()))
+        .header("authorization", bearer(&[PID, dsr]))
+        .send()
+        .await
+        .expect("history");
+    assert_eq!(history.status(), 200);
+    let wrong_project = c
+        .get(format!("{}/v1/auth/me", emu.base_url()))
+        .header("authorization", bearer(&["Pother", dsr]))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(wrong_project.status(), 401);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_with_rotation_succeed_once() {
+    let emu = Arc::new(spawn(KeyType::Ec).await);
+    emu.set_refresh_rotation(true);
+    let dsr = login(&emu, "alice@example.com").await["refreshJwt"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let emu = emu.clone();
+        let dsr = dsr.clone();
+        tasks.spawn(async move { refresh(&emu, &dsr).await.status().as_u16() });
+    }
+    let mut ok = 0;
+    while let Some(status) = tasks.join_next().await {
+        match status.expect("task") {
+            200 => ok += 1,
+            401 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(emu.refresh_calls(), 10);
     emu.shutdown().await;
 }

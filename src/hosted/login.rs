@@ -448,7 +448,10 @@ impl LoginService<'_> {
             tracing::info!(reason = %e, "flow session refused: tokens");
             return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
         }
-        let resp = json_response(StatusCode::OK, &json!({ "return_to": state.return_to }));
+        let resp = json_response(
+            StatusCode::OK,
+            &json!({ "return_to": self.landing(&state.return_to) }),
+        );
         let mut cookies = self.session_cookies(req.headers(), session, Some(refresh));
         cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
         with_cookies(resp, cookies)
@@ -686,9 +689,12 @@ impl LoginService<'_> {
                         self.session_cookies(req.headers(), &session, refresh.as_deref());
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
                     let resp = if post {
-                        json_response(StatusCode::OK, &json!({ "return_to": state.return_to }))
+                        json_response(
+                            StatusCode::OK,
+                            &json!({ "return_to": self.landing(&state.return_to) }),
+                        )
                     } else {
-                        redirect(StatusCode::SEE_OTHER, &state.return_to)
+                        redirect(StatusCode::SEE_OTHER, &self.landing(&state.return_to))
                     };
                     with_cookies(resp, cookies)
                 }
@@ -1100,7 +1106,10 @@ impl LoginService<'_> {
                 if let Some(s) = state {
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &s.nonce));
                 }
-                with_cookies(redirect(StatusCode::SEE_OTHER, return_to), cookies)
+                with_cookies(
+                    redirect(StatusCode::SEE_OTHER, &self.landing(return_to)),
+                    cookies,
+                )
             }
             Err(e) => {
                 tracing::warn!(reason = %e, "tokens from descope refused");
@@ -1121,10 +1130,11 @@ impl LoginService<'_> {
         &self,
         reply: &DescopeReply,
     ) -> Result<(String, Option<String>), LoginError> {
-        let (session, refresh) =
-            tokens_of(reply).ok_or(LoginError::Inconsistent("no session token"))?;
-        self.verify_pair(&session, refresh.as_deref()).await?;
-        Ok((session, refresh))
+        // Body `sessionJwt`/`refreshJwt`, else the `Set-Cookie`s (cookie mode).
+        let pair = reply.tokens()?;
+        self.verify_pair(&pair.session_jwt, pair.refresh_jwt.as_deref())
+            .await?;
+        Ok((pair.session_jwt, pair.refresh_jwt))
     }
 
     /// Both tokens verify, are a session (`drn` DS) and a refresh token
@@ -1176,6 +1186,13 @@ impl LoginService<'_> {
             return Some(self.link_invalid());
         }
         None
+    }
+
+    /// Where a finished login lands: the signed `return_to`, checked again
+    /// against the current policy (an origin removed from
+    /// `allowed_redirect_origins` since the login started no longer counts).
+    fn landing(&self, return_to: &str) -> String {
+        self.core.settings.redirect.sanitize(Some(return_to))
     }
 
     /// The state cookie for `state`, plus deletions of the browser's older
@@ -1314,30 +1331,6 @@ impl LoginService<'_> {
             true,
         ))
     }
-}
-
-/// Session and refresh token of a Descope auth answer: body
-/// `sessionJwt`/`refreshJwt`, else the `DS`/`DSR` `Set-Cookie`.
-fn tokens_of(reply: &DescopeReply) -> Option<(String, Option<String>)> {
-    let body = |k: &str| {
-        reply
-            .body
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let cookie = |k: &str| {
-        reply
-            .set_cookies
-            .iter()
-            .rev()
-            .find(|(n, v)| n == k && !v.is_empty())
-            .map(|(_, v)| v.clone())
-    };
-    let session = body("sessionJwt").or_else(|| cookie("DS"))?;
-    let refresh = body("refreshJwt").or_else(|| cookie("DSR"));
-    Some((session, refresh))
 }
 
 /// First value of `name` in urlencoded `data`.

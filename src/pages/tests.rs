@@ -185,3 +185,32 @@ fn method(raw: &str) -> LoginMethod {
         other => LoginMethod::OAuth(other.trim_start_matches("oauth:").to_owned()),
     }
 }
+
+#[test]
+fn one_email_field_serves_every_email_method() {
+    let s = settings(&["otp", "oauth:google", "magiclink"]);
+    let html = login(
+        &s,
+        &LoginView {
+            return_to: "/",
+            flow_nonce: None,
+            notice: None,
+        },
+    )
+    .html;
+    assert_eq!(html.matches(r#"name="email""#).count(), 1);
+    // In configured order; the first one is the primary button and the form's action.
+    let otp = html
+        .find(r#"formaction="/_auth/otp" data-method="otp">"#)
+        .expect("otp button");
+    let magic = html
+        .find(r#"formaction="/_auth/magiclink" data-method="magiclink" class="secondary">"#)
+        .expect("magic-link button");
+    assert!(otp < magic);
+    assert!(html.contains(
+        r#"<form method="post" action="/_auth/otp" class="method" data-method="email">"#
+    ));
+    assert!(!html.contains("enchantedlink"));
+    let none = login(&settings(&["sso"]), &LoginView::default()).html;
+    assert!(!none.contains(r#"name="email""#));
+}

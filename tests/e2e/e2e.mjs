@@ -156,6 +156,9 @@ async function startStandIn(emuUrl) {
       b.id = 'standin-login';
       b.textContent = 'Continue as Alice (web-component stand-in, project ' + this.getAttribute('project-id') + ')';
       b.addEventListener('click', () => {
+        // Like web-js-sdk's persistTokens: a script-readable copy.
+        localStorage.setItem('DS', detail.sessionJwt);
+        localStorage.setItem('DSR', detail.refreshJwt);
         this.dispatchEvent(new CustomEvent('success', { detail: detail, bubbles: true, composed: true }));
       });
       this.appendChild(b);
@@ -267,8 +270,8 @@ function scenarios(env) {
       await page.waitForSelector('descope-wc #standin-login');
       const login = await shot(page, 'login-page');
       if (DOCS) fs.copyFileSync(login, path.join(DOCS, 'login.png'));
-      await page.fill('#magiclink-email', 'alice@example.com');
-      await page.click('form[data-method="magiclink"] button');
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="magiclink"]');
       await page.waitForSelector('[data-page="check-email"]');
       await shot(page, 'magiclink-check-email');
       const { link } = await lastSent(emuUrl, 'magiclink', 'alice@example.com');
@@ -312,8 +315,8 @@ function scenarios(env) {
       const ctx = await fresh();
       const page = await ctx.newPage();
       await page.goto(`${gw}/wiki/Home`);
-      await page.fill('#enchantedlink-email', 'alice@example.com');
-      await page.click('form[data-method="enchantedlink"] button');
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="enchantedlink"]');
       const number = (await page.textContent('.link-number')).trim();
       await shot(page, 'enchantedlink-waiting');
       const sent = await lastSent(emuUrl, 'enchantedlink', 'alice@example.com');
@@ -331,6 +334,45 @@ function scenarios(env) {
       await ctx.close();
     }],
 
+    ['one-time code typed into the code form', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/inbox?folder=work`);
+      await page.fill('#login-email', 'alice@example.com');
+      await page.click('button[data-method="otp"]');
+      await page.waitForSelector('#otp-code');
+      await shot(page, 'otp-code-form');
+      const { code } = await lastSent(emuUrl, 'otp', 'alice@example.com');
+      await page.fill('#otp-code', code);
+      await page.click('form[data-method="otp-verify"] button');
+      await page.waitForURL(`${gw}/inbox?folder=work`);
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      await shot(page, 'otp-done');
+      await ctx.close();
+    }],
+
+    ['two tabs log in at once, finishing in the opposite order', async () => {
+      const ctx = await fresh();
+      const [one, two] = [await ctx.newPage(), await ctx.newPage()];
+      for (const [page, where] of [[one, '/tab/one'], [two, '/tab/two']]) {
+        await page.goto(`${gw}${where}`);
+        await page.click('a[data-provider="google"]');
+        await page.waitForURL(`${emuUrl}/emulator/oauth/consent?**`);
+      }
+      // Each tab's OAuth start set its own state cookie (the login page's
+      // flow nonces add more): none overwrote the other.
+      const states = (await ctx.cookies()).filter((c) => c.name.startsWith('portcullis_state_'));
+      check(states.length >= 2 && states.every((c) => c.path === '/_auth' && c.httpOnly && c.sameSite === 'Lax'),
+        `state cookies: ${JSON.stringify(states.map((c) => [c.path, c.httpOnly, c.sameSite]))}`);
+      await two.click('button[data-login-id="alice@example.com"]');
+      await two.waitForURL(`${gw}/tab/two`);
+      await one.click('button[data-login-id="alice@example.com"]');
+      await one.waitForURL(`${gw}/tab/one`);
+      check(await userOnPage(one) === 'U-alice' && await userOnPage(two) === 'U-alice', 'both tabs signed in');
+      await shot(one, 'two-tabs-done');
+      await ctx.close();
+    }],
+
     ['flow page posts the web component session to /session', async () => {
       const ctx = await fresh();
       const page = await ctx.newPage();
@@ -338,6 +380,10 @@ function scenarios(env) {
       await page.click('#standin-login');
       await page.waitForURL(`${gw}/flow/landing`);
       check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      const left = await page.evaluate(() => [localStorage.getItem('DS'), localStorage.getItem('DSR')]);
+      check(left.every((v) => v === null), 'tokens left in localStorage');
+      const ds = (await ctx.cookies(gw)).find((c) => c.name === 'DS');
+      check(ds && ds.httpOnly, 'no HttpOnly session cookie');
       await shot(page, 'flow-done');
       await ctx.close();
     }],
@@ -403,7 +449,6 @@ async function main() {
     // (and refuses one in args).
   });
   const env = { gw, emuUrl, browser };
-  browser.on('disconnected', () => console.error('chromium disconnected'));
   let passed = 0;
   let failed = 0;
   for (const [name, run] of scenarios(env)) {

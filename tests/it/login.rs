@@ -900,3 +900,78 @@ async fn unlisted_methods_and_wrong_verbs() {
     assert_eq!(resp.status(), 403);
     assert!(outbox(&gw, "magiclink").await.is_empty());
 }
+
+#[tokio::test]
+async fn descope_outages_show_the_friendly_page() {
+    use portcullis::emulator::Fault;
+    let gw = spawn(ALL_METHODS).await;
+    gw.emu
+        .set_fault("/v1/auth/magiclink/signin/email", Fault::status(503));
+    let resp = gw
+        .post_form(
+            "/_auth/magiclink",
+            &[("email", "alice@example.com")],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key(header::RETRY_AFTER));
+    assert_hosted_headers(resp.headers());
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("data-page=\"unavailable\"")
+    );
+
+    // An exchange that times out or is refused by Descope sets no session.
+    let (callback, jar) =
+        provider_round(&gw, "/_auth/oauth/start?provider=google", "U-alice").await;
+    gw.emu
+        .set_fault("/v1/auth/oauth/exchange", Fault::rate_limit(7));
+    let resp = gw.get_with(&callback, &jar).await;
+    assert_eq!(resp.status(), 503);
+    assert!(!sets(resp.headers(), "DS"));
+    gw.emu.clear_faults();
+    let (callback, jar) =
+        provider_round(&gw, "/_auth/oauth/start?provider=google", "U-alice").await;
+    gw.emu
+        .set_fault("/v1/auth/oauth/exchange", Fault::status(400));
+    let resp = gw.get_with(&callback, &jar).await;
+    assert_eq!(resp.status(), 401);
+    assert!(!sets(resp.headers(), "DS"));
+}
+
+#[tokio::test]
+async fn cookie_mode_tokens_are_verified_and_set() {
+    let gw = spawn(ALL_METHODS).await;
+    gw.emu.set_cookie_mode(true);
+    let resp = gw
+        .post_form(
+            "/_auth/otp",
+            &[("email", "alice@example.com"), ("return_to", "/c")],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    let mut jar = Jar::default();
+    jar.absorb(resp.headers());
+    let nonce = html_field(&resp.text().await.unwrap(), "nonce");
+    let code = outbox(&gw, "otp").await[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let resp = gw
+        .post_form(
+            "/_auth/otp/verify",
+            &[("code", &code), ("nonce", &nonce)],
+            &jar,
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    assert!(sets(resp.headers(), "DS") && sets(resp.headers(), "DSR"));
+    jar.absorb(resp.headers());
+    gw.assert_signed_in(&jar).await;
+}

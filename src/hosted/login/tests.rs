@@ -82,37 +82,6 @@ fn email_shapes() {
 }
 
 #[test]
-fn tokens_from_body_or_cookies() {
-    let reply = |body: Value, cookies: &[(&str, &str)]| DescopeReply {
-        status: StatusCode::OK,
-        body,
-        set_cookies: cookies
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-            .collect(),
-    };
-    let cases = [
-        (
-            reply(json!({"sessionJwt": "s", "refreshJwt": "r"}), &[]),
-            Some(("s".to_owned(), Some("r".to_owned()))),
-        ),
-        (
-            reply(json!({"sessionJwt": "s"}), &[("DSR", "r2")]),
-            Some(("s".to_owned(), Some("r2".to_owned()))),
-        ),
-        (
-            reply(json!({}), &[("DS", "s3"), ("DSR", "")]),
-            Some(("s3".to_owned(), None)),
-        ),
-        (reply(json!({"sessionJwt": ""}), &[]), None),
-        (reply(json!({"refreshJwt": "r"}), &[]), None),
-    ];
-    for (r, want) in cases {
-        assert_eq!(tokens_of(&r), want);
-    }
-}
-
-#[test]
 fn content_types() {
     let cases = [
         ("application/json", "application/json", true),

@@ -309,6 +309,16 @@ test('magic link for a test user, then magicLink.verify', async () => {
   assert.ok(again.code >= 400 && again.code < 500, `status ${again.code}`);
 });
 
+test('test-user helpers refuse ordinary users', async () => {
+  const loginId = `${unique('real')}@example.com`;
+  ok(await mgmt.user.create(loginId, { email: loginId }), 'user.create');
+  const link = await mgmt.user.generateMagicLinkForTestUser('email', loginId, VERIFY_URL);
+  assert.equal(link.ok, false);
+  assert.ok(link.code >= 400 && link.code < 500, `status ${link.code}`);
+  assert.equal((await mgmt.user.generateOTPForTestUser('email', loginId)).ok, false);
+  assert.equal((await mgmt.user.generateEnchantedLinkForTestUser(loginId, VERIFY_URL)).ok, false);
+});
+
 // --- OTP -------------------------------------------------------------------
 test('OTP for a test user, wrong code fails, right code verifies', async () => {
   const user = await makeUser();

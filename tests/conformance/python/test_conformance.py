@@ -144,6 +144,18 @@ def test_magic_link_for_test_user_then_verify(client, make_user):
     assert 400 <= e.value.status_code < 500
 
 
+def test_test_user_helpers_refuse_ordinary_users(client):
+    login_id = f"{unique('real')}@example.com"
+    client.mgmt.user.create(login_id, email=login_id)
+    with pytest.raises(AuthException) as e:
+        client.mgmt.user.generate_magic_link_for_test_user(DeliveryMethod.EMAIL, login_id, "http://127.0.0.1:9/v")
+    assert 400 <= e.value.status_code < 500
+    with pytest.raises(AuthException):
+        client.mgmt.user.generate_otp_for_test_user(DeliveryMethod.EMAIL, login_id)
+    with pytest.raises(AuthException):
+        client.mgmt.user.generate_enchanted_link_for_test_user(login_id, "http://127.0.0.1:9/v")
+
+
 # --- OTP ------------------------------------------------------------------
 
 
@@ -727,6 +739,16 @@ name = "Alice Example"
 roles = ["admin"]
 password = "correct horse"
 tenants = [{ id = "T-acme", roles = ["member"] }]
+claims = { department = "eng" }
+
+[[users]]
+login_id = "tess@example.com"
+test = true
+
+[[access_keys]]
+key = "K-ci-secret"
+id = "K-ci"
+roles = ["admin"]
 """
 
 
@@ -744,6 +766,14 @@ def test_seed_file_as_documented(tmp_path, env):
         assert res["userId"] == "U-alice"
         assert c.validate_roles(res, ["admin"]) and c.validate_permissions(res, ["invoices:read"])
         assert c.validate_tenant_roles(res, "T-acme", ["member"])
+        assert res["sessionToken"]["department"] == "eng"
+        # Only the seeded test user is served by the test-user helpers.
+        link = c.mgmt.user.generate_magic_link_for_test_user(DeliveryMethod.EMAIL, "tess@example.com", RETURN_URL)
+        assert c.magiclink.verify(link_token(link["link"]))["user"]["loginIds"] == ["tess@example.com"]
+        with pytest.raises(AuthException):
+            c.mgmt.user.generate_otp_for_test_user(DeliveryMethod.EMAIL, "alice@example.com")
+        key = c.exchange_access_key("K-ci-secret")
+        assert key["keyId"] == "K-ci" and c.validate_roles(key, ["admin"])
         # The seeded SSO tenant is found by its self-provisioning domain too.
         start = c.sso.start("bob@acme.example.com", RETURN_URL)
         resp = submit_provider_page(start["url"], User("alice@example.com", "alice@example.com", "U-alice", ""))
