@@ -1,22 +1,88 @@
-//! Canonical request paths (DESIGN §4.1). STUB: the policy work replaces this file.
+//! Canonical request paths (DESIGN §4.1).
+//!
+//! Every request path goes through [`CanonicalPath::parse`] exactly once. The
+//! resulting value is used both for the route decision ([`CanonicalPath::match_path`])
+//! and for the request sent upstream ([`CanonicalPath::to_forward`]), so no
+//! spelling of a path can be judged under one meaning and served under another.
+//!
+//! ```text
+//! raw path ─► split at literal '/' ─► split each segment at the first literal ';'
+//!          ─► name: percent-decode once, refuse odd bytes   params: checked, kept raw
+//!          ─► resolve '.' / '..' on decoded names, drop empty segments
+//!          ─► match_path = "/" + names.join("/")     to_forward = names re-encoded + params
+//! ```
+//!
+//! What is refused (the pipeline answers 400): backslashes in any form, double
+//! encoding (`%25` followed by two hex digits, also when the digits are
+//! themselves encoded), control characters raw or decoded, invalid UTF-8 after
+//! decoding (overlong forms included), malformed escapes (`%zz`, `%4`, IIS
+//! `%u002e`), a segment with leading or trailing whitespace or a trailing `.`
+//! (Windows and IIS drop those), NTFS stream suffixes (`::$DATA`), Unicode
+//! look-alikes of `/`, `\` and `.` (Windows best-fit mapping turns them into the
+//! real thing), and a path that climbs above the root. An encoded slash (`%2F`)
+//! is accepted here and recorded; the pipeline refuses it unless the matched
+//! route has `allow_encoded_slash`.
 
-use std::fmt;
+use std::fmt::Write as _;
 
-/// Why a request path was refused (always answered with 400).
-#[derive(Debug, Clone, PartialEq, Eq)]
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// Bytes written as-is in a forwarded segment name: RFC 3986 `pchar` minus `;`
+/// (which would start parameters) and minus `%` (which would start an escape).
+const NAME_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// Bytes of raw `;parameters` that cannot appear in a request target and are
+/// therefore escaped on the way out (everything else is forwarded as given).
+const PARAMS_ENCODE: &AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Unicode characters that some servers (Windows best-fit code pages, NFKC
+/// normalisers) turn into `/`, `\` or `.`; refused so they cannot become
+/// separators or dot segments behind the gateway.
+const CONFUSABLES: &[char] = &[
+    '\u{2024}', // ONE DOT LEADER
+    '\u{2044}', // FRACTION SLASH
+    '\u{2215}', // DIVISION SLASH
+    '\u{2216}', // SET MINUS
+    '\u{29F5}', // REVERSE SOLIDUS OPERATOR
+    '\u{FE52}', // SMALL FULL STOP
+    '\u{FE68}', // SMALL REVERSE SOLIDUS
+    '\u{FF0E}', // FULLWIDTH FULL STOP
+    '\u{FF0F}', // FULLWIDTH SOLIDUS
+    '\u{FF3C}', // FULLWIDTH REVERSE SOLIDUS
+];
+
+/// Why a request path was refused (always answered with 400). The text is
+/// safe to log: it never contains the path itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    #[error("{0}")]
     Invalid(&'static str),
 }
-
-impl fmt::Display for PathError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Invalid(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for PathError {}
 
 /// One path segment: its decoded text and its raw `;parameters` (with the `;`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,15 +100,77 @@ pub struct CanonicalPath {
     match_path: String,
 }
 
+// === impl CanonicalPath ===
+
 impl CanonicalPath {
-    /// Canonicalizes the path part of a request target (no query).
+    /// Canonicalizes the path part of a request target (no query). The path
+    /// must start with `/`.
     pub fn parse(raw: &str) -> Result<Self, PathError> {
-        let _ = raw;
-        Err(PathError::Invalid("not implemented"))
+        let Some(rest) = raw.strip_prefix('/') else {
+            return Err(PathError::Invalid("path does not start with '/'"));
+        };
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut trailing_slash = true; // "/" itself ends in a slash
+        for raw_segment in rest.split('/') {
+            let (raw_name, raw_params) = match raw_segment.find(';') {
+                Some(i) => raw_segment.split_at(i),
+                None => (raw_segment, ""),
+            };
+            let name = decode(raw_name)?;
+            check_params(raw_params)?;
+            match name.text.as_str() {
+                // An empty name (`//`, or `/;x/`) and `.` resolve to nothing;
+                // their parameters go with them.
+                "" | "." => trailing_slash = true,
+                ".." => {
+                    if segments.pop().is_none() {
+                        return Err(PathError::Invalid("path climbs above the root"));
+                    }
+                    trailing_slash = true;
+                }
+                _ => {
+                    check_name(&name.text)?;
+                    segments.push(Segment {
+                        decoded: name.text,
+                        params: raw_params.to_owned(),
+                    });
+                    trailing_slash = false;
+                }
+            }
+        }
+        Ok(Self::from_segments(segments, trailing_slash))
+    }
+
+    fn from_segments(segments: Vec<Segment>, trailing_slash: bool) -> Self {
+        let mut match_path = String::with_capacity(
+            segments
+                .iter()
+                .map(|s| s.decoded.len() + 1)
+                .sum::<usize>()
+                .max(1),
+        );
+        for s in &segments {
+            match_path.push('/');
+            match_path.push_str(&s.decoded);
+        }
+        if match_path.is_empty() {
+            match_path.push('/');
+        }
+        let encoded_slash = segments
+            .iter()
+            .any(|s| s.decoded.contains('/') || params_have_slash(&s.params));
+        let trailing_slash = trailing_slash || segments.is_empty();
+        Self {
+            segments,
+            trailing_slash,
+            encoded_slash,
+            match_path,
+        }
     }
 
     /// The path used for route matching: `/` + decoded segments joined by `/`
     /// (parameters dropped), never with a trailing slash except for `/` itself.
+    /// A decoded `%2F` shows up here as a `/` (see [`Self::has_encoded_slash`]).
     pub fn match_path(&self) -> &str {
         &self.match_path
     }
@@ -51,24 +179,222 @@ impl CanonicalPath {
         &self.segments
     }
 
+    /// Whether the path (after dot-segment resolution, as in RFC 3986
+    /// `remove_dot_segments`) ends in `/`. Always true for the root.
     pub fn has_trailing_slash(&self) -> bool {
         self.trailing_slash
     }
 
-    /// Whether a decoded segment contains `/` (from `%2F`).
+    /// Whether a decoded segment (or its parameters) contains `/` (from `%2F`).
     pub fn has_encoded_slash(&self) -> bool {
         self.encoded_slash
     }
 
-    /// The path to forward upstream: segments re-encoded, parameters kept.
+    /// The path to forward upstream: each name percent-encoded (anything that
+    /// is not an RFC 3986 `pchar`, plus `%` and `;`), its parameters appended as
+    /// given, the trailing slash kept.
     pub fn to_forward(&self) -> String {
-        String::new()
+        if self.segments.is_empty() {
+            return "/".to_owned();
+        }
+        let mut out = String::with_capacity(self.match_path.len() + 16);
+        for s in &self.segments {
+            out.push('/');
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{}", utf8_percent_encode(&s.decoded, NAME_ENCODE));
+            let _ = write!(out, "{}", utf8_percent_encode(&s.params, PARAMS_ENCODE));
+        }
+        if self.trailing_slash {
+            out.push('/');
+        }
+        out
     }
 
     /// This path with a leading `prefix` (a canonical path such as `/api`)
     /// removed at a segment boundary; `None` if it does not start with it.
+    /// `/api` strips `/api/x` to `/x` and `/api` to `/`, but not `/apix`.
     pub fn strip_prefix(&self, prefix: &str) -> Option<CanonicalPath> {
-        let _ = prefix;
-        None
+        self.strip_prefix_with(prefix, false)
+    }
+
+    /// [`Self::strip_prefix`], comparing segments case-insensitively when
+    /// `case_insensitive` (for `case_insensitive_paths`).
+    pub fn strip_prefix_with(&self, prefix: &str, case_insensitive: bool) -> Option<CanonicalPath> {
+        let prefix = prefix.strip_prefix('/')?;
+        let mut n = 0;
+        for want in prefix.split('/').filter(|s| !s.is_empty()) {
+            let have = self.segments.get(n)?;
+            let same = if case_insensitive {
+                fold_case(&have.decoded) == fold_case(want)
+            } else {
+                have.decoded == want
+            };
+            if !same {
+                return None;
+            }
+            n += 1;
+        }
+        let rest = self.segments[n..].to_vec();
+        Some(Self::from_segments(rest, self.trailing_slash))
     }
 }
+
+impl std::fmt::Display for CanonicalPath {
+    /// The forwarded spelling (safe to log: it is what the upstream sees).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_forward())
+    }
+}
+
+/// Case folding used by `case_insensitive_paths`: upper- then lower-case each
+/// character, so that `ſ`, `ı` and the Kelvin sign meet their ASCII letters the
+/// way .NET/IIS ordinal-ignore-case comparison would.
+pub fn fold_case(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_ascii() {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(s)
+        }
+    } else {
+        std::borrow::Cow::Owned(
+            s.chars()
+                .flat_map(char::to_uppercase)
+                .flat_map(char::to_lowercase)
+                .collect(),
+        )
+    }
+}
+
+/// A decoded segment name.
+struct Decoded {
+    text: String,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn is_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
+}
+
+/// Percent-decodes `raw` once, refusing malformed escapes, backslashes,
+/// control bytes, double encoding and invalid UTF-8.
+fn decode(raw: &str) -> Result<Decoded, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) else {
+                return Err(PathError::Invalid("malformed percent escape"));
+            };
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    check_decoded_bytes(&out)?;
+    let text =
+        String::from_utf8(out).map_err(|_| PathError::Invalid("invalid UTF-8 after decoding"))?;
+    check_decoded_text(&text)?;
+    Ok(Decoded { text })
+}
+
+/// Refusals that apply to decoded bytes (and so to raw bytes too).
+fn check_decoded_bytes(bytes: &[u8]) -> Result<(), PathError> {
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\\' {
+            return Err(PathError::Invalid("backslash in path"));
+        }
+        if is_control(b) {
+            return Err(PathError::Invalid("control character in path"));
+        }
+        // A decoded '%' followed by two hex digits is a second layer of
+        // encoding (`%2541`, `%25%34%31`): a server that decodes twice would
+        // see a different path.
+        if b == b'%'
+            && bytes.get(i + 1).copied().and_then(hex).is_some()
+            && bytes.get(i + 2).copied().and_then(hex).is_some()
+        {
+            return Err(PathError::Invalid("double percent-encoding in path"));
+        }
+    }
+    Ok(())
+}
+
+/// Refusals on decoded text: Unicode controls and separator look-alikes.
+fn check_decoded_text(text: &str) -> Result<(), PathError> {
+    if text.is_ascii() {
+        return Ok(());
+    }
+    for c in text.chars() {
+        if c.is_control() {
+            return Err(PathError::Invalid("control character in path"));
+        }
+        if CONFUSABLES.contains(&c) {
+            return Err(PathError::Invalid("look-alike of '/', '\\' or '.' in path"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a resolved (non-dot, non-empty) name. A name holding an encoded
+/// `/` is checked piece by piece, so that a server which decodes `%2F` cannot
+/// find dot segments or empty segments in it.
+fn check_name(name: &str) -> Result<(), PathError> {
+    if name.contains("::$") {
+        return Err(PathError::Invalid("NTFS stream suffix in path"));
+    }
+    let mut pieces = name.split('/');
+    let several = name.contains('/');
+    pieces.try_for_each(|piece| {
+        if several && (piece.is_empty() || piece == "." || piece == "..") {
+            return Err(PathError::Invalid(
+                "empty or dot segment behind an encoded slash",
+            ));
+        }
+        if piece.starts_with(char::is_whitespace) || piece.ends_with(char::is_whitespace) {
+            return Err(PathError::Invalid(
+                "segment with leading or trailing whitespace",
+            ));
+        }
+        if piece.ends_with('.') {
+            return Err(PathError::Invalid("segment with a trailing dot"));
+        }
+        Ok(())
+    })
+}
+
+/// Checks raw `;parameters` with the same refusals as names.
+fn check_params(raw: &str) -> Result<(), PathError> {
+    if raw.is_empty() {
+        return Ok(());
+    }
+    let decoded = decode(raw)?;
+    if decoded.text.chars().any(char::is_whitespace) {
+        return Err(PathError::Invalid("whitespace in path parameters"));
+    }
+    Ok(())
+}
+
+fn params_have_slash(raw: &str) -> bool {
+    raw.as_bytes()
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1] == b'2' && (w[2] == b'F' || w[2] == b'f'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -149,7 +149,9 @@ mod tests {
 
     #[test]
     fn tenant_roles_come_from_tenants_claim() {
-        let c = claims(json!({"tenants": {"T1": {"roles": ["owner"], "permissions": ["p"]}, "T2": {}}}));
+        let c = claims(
+            json!({"tenants": {"T1": {"roles": ["owner"], "permissions": ["p"]}, "T2": {}}}),
+        );
         assert_eq!(c.tenant_ids(), vec!["T1", "T2"]);
         assert_eq!(c.tenant_roles("T1"), vec!["owner"]);
         assert_eq!(c.tenant_permissions("T1"), vec!["p"]);

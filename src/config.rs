@@ -1,5 +1,310 @@
-//! Configuration: TOML → `raw` (serde mirror) → validated [`Config`].
+//! Configuration: TOML → [`raw::RawConfig`] (serde mirror, unknown keys are
+//! errors) → validated [`Config`] holding parsed values (addresses, URLs,
+//! durations, header names, the compiled route policy).
+//!
+//! Validation collects *every* problem before failing, each as a
+//! [`ConfigIssue`] naming the key, the value, what is wrong and the fix.
+//! Lints (legal but risky settings) are kept in [`Config::lints`];
+//! `check-config --strict` fails on them.
 
 mod issue;
+pub mod raw;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
 
 pub use issue::ConfigIssue;
+pub use validate::{EnvLookup, is_safe_relative, parse_duration};
+
+use crate::cookies::CookieSettings;
+use crate::policy::Policy;
+
+// === defaults (DESIGN §3) ===
+
+/// Traffic listener.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Admin listener (`/healthz`, `/readyz`, `/metrics`); loopback by default.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// Where the hosted endpoints live.
+pub const DEFAULT_AUTH_PREFIX: &str = "/_auth";
+/// Slowloris guard: the whole request head must arrive within this.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle keep-alive connections are closed after this.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest request head accepted (431 beyond).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 32 * 1024;
+/// Concurrent downstream connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long in-flight requests may take to finish on SIGTERM.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// Timeout of one Descope API call.
+pub const DEFAULT_DESCOPE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refetch JWKS at most this often on an unknown `kid` (forged-kid DoS guard).
+pub const DEFAULT_JWKS_MIN_REFETCH: Duration = Duration::from_secs(10);
+/// Periodic JWKS refresh.
+pub const DEFAULT_JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// A refresh result (or failure) is shared by requests with the same DSR for this long.
+pub const DEFAULT_REFRESH_REUSE: Duration = Duration::from_secs(10);
+/// Default Descope API origin (regional hosts derive from 32+ char project ids).
+pub const DEFAULT_DESCOPE_BASE_URL: &str = "https://api.descope.com";
+/// Upstream TCP connect timeout.
+pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upstream response-header timeout (504 beyond).
+pub const DEFAULT_RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upstream body idle timeout (no byte either way for this long closes the stream).
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Verified-claims cache capacity.
+pub const DEFAULT_CLAIMS_CACHE_CAPACITY: usize = 100_000;
+/// Minimum length of `[session] secret`.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// Login starts per client IP and per email.
+pub const DEFAULT_START_RATE_LIMIT: &str = "10/min";
+/// Descope flow used by the `flow` login method.
+pub const DEFAULT_FLOW_ID: &str = "sign-in";
+
+/// A secret value; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: AdminConfig,
+    pub descope: DescopeConfig,
+    pub session: SessionConfig,
+    pub login: LoginConfig,
+    pub forward_auth: ForwardAuthConfig,
+    pub upstreams: HashMap<String, UpstreamConfig>,
+    pub identity: IdentityConfig,
+    pub policy: Policy,
+    /// Legal but risky settings (`check-config --strict` fails on them).
+    pub lints: Vec<ConfigIssue>,
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: url::Url,
+    /// `scheme://host[:port]` of `public_url`, for same-origin checks.
+    pub public_origin: String,
+    pub auth_prefix: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub case_insensitive_paths: bool,
+    pub tls: Option<TlsConfig>,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub max_body_bytes: Option<u64>,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct AdminConfig {
+    /// `None` when `listen = ""` (admin listener off).
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug)]
+pub struct DescopeConfig {
+    pub project_id: String,
+    pub base_url: url::Url,
+    pub auth_management_key: Option<Secret>,
+    pub audience: String,
+    pub timeout: Duration,
+    /// Seed keys (JWKS or single JWK JSON) from `jwks_file` or `DESCOPE_PUBLIC_KEY`.
+    pub seed_keys: Option<String>,
+    pub jwks_min_refetch: Duration,
+    pub jwks_refresh: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct SessionConfig {
+    pub cookies: CookieSettings,
+    /// Signs login-state values; `None` only when no login method is on.
+    pub secret: Option<Secret>,
+    pub previous_secrets: Vec<Secret>,
+    pub refresh: bool,
+    pub refresh_reuse: Duration,
+    pub refresh_before: Option<Duration>,
+    pub accept_bearer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMethod {
+    Flow,
+    MagicLink,
+    EnchantedLink,
+    Otp,
+    OAuth(String),
+    Sso,
+}
+
+#[derive(Debug)]
+pub struct LoginConfig {
+    pub methods: Vec<LoginMethod>,
+    pub allow_signup: bool,
+    pub flow_id: String,
+    pub allowed_email_domains: Vec<String>,
+    /// `(count, per)` login starts per client IP and per email.
+    pub start_rate_limit: (u32, Duration),
+    /// Exact origins (`scheme://host[:port]`) allowed as absolute `return_to`.
+    pub allowed_redirect_origins: Vec<String>,
+    pub after_logout: String,
+    pub app_name: String,
+    pub logo_url: Option<String>,
+    pub web_component_url: String,
+    pub web_component_integrity: Option<String>,
+    pub web_js_sdk_url: String,
+    pub web_js_sdk_integrity: Option<String>,
+    pub sso_legacy_saml: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardAuthMode {
+    Nginx,
+    Traefik,
+    Envoy,
+}
+
+#[derive(Debug)]
+pub struct ForwardAuthConfig {
+    pub mode: ForwardAuthMode,
+    pub trusted_callers: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// `scheme://authority` plus an optional base path (no trailing slash).
+    pub url: url::Url,
+    pub preserve_host: bool,
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    /// Extra CA certificates (PEM) for an https upstream.
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Portcullis,
+    OAuth2Proxy,
+    Authelia,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardToken {
+    None,
+    Authorization,
+    Header(HeaderName),
+}
+
+#[derive(Debug)]
+pub struct IdentityConfig {
+    pub preset: Preset,
+    pub forward_token: ForwardToken,
+    /// Extra inbound headers to remove (normalized names).
+    pub strip_headers: Vec<String>,
+    /// `[identity.headers]`: header → claim name.
+    pub extra_headers: Vec<(HeaderName, String)>,
+    pub assertion: Option<AssertionConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    pub header: HeaderName,
+    pub ttl: Duration,
+}
+
+/// Every problem found; `Display` lists them one per line.
+#[derive(Debug)]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(
+            f,
+            "{n} configuration error{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for issue in &self.0 {
+            writeln!(f, "  - {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Options that change validation for the embedded `dev` setup.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// `portcullis dev`: a missing `[session] secret` is generated instead of required.
+    pub dev: bool,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, resolving `env:` values and
+    /// `*_file` twins (relative paths are relative to the file's directory).
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigIssue::new(
+                "(file)",
+                format!("cannot read {}: {e}", path.display()),
+                "pass an existing, readable TOML file with -c or PORTCULLIS_CONFIG",
+            )])
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &base, &validate::ProcessEnv, LoadOptions::default())
+    }
+
+    /// Parses and validates TOML text with an explicit environment (tests use a map).
+    pub fn from_toml(
+        text: &str,
+        base_dir: &Path,
+        env: &dyn EnvLookup,
+        opts: LoadOptions,
+    ) -> Result<Self, ConfigErrors> {
+        let raw: raw::RawConfig =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![validate::toml_error(text, &e)]))?;
+        validate::validate(raw, base_dir, env, opts)
+    }
+
+    /// The upstream a route forwards to.
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.get(name)
+    }
+}

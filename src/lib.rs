@@ -19,12 +19,27 @@
 //! and `emulator` do I/O. Production code never imports `emulator`; only the
 //! CLI (`dev`, `emulator`) and the tests do.
 
+pub mod admin;
+pub mod app;
+pub mod assertion;
 pub mod canon;
 pub mod claims;
 pub mod cli;
 pub mod config;
+pub mod cookies;
+pub mod demo;
+pub mod descope;
 pub mod emulator;
+pub mod hosted;
+pub mod http_util;
+pub mod identity;
 pub mod metrics;
+pub mod pipeline;
 pub mod policy;
+pub mod proxy;
+pub mod refresh;
+pub mod reload;
+pub mod server;
 pub mod session;
 pub mod single_flight;
+pub mod telemetry;

@@ -43,7 +43,8 @@ impl Metrics {
         .expect("static metric definition is valid");
         let request_seconds = HistogramVec::new(
             HistogramOpts::new(REQUEST_SECONDS, "Request latency in seconds.").buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["route"],
         )

@@ -1,13 +1,32 @@
-//! Route policy (DESIGN §3 "Route fields"). STUB: the policy work replaces this file.
+//! Route policy (DESIGN §3 "Route fields"): which route a request belongs to,
+//! and whether a verified user may pass it.
+//!
+//! ```text
+//! [[routes]] (raw) ──compile──► Vec<Route>   (globs → segment matchers, regexes anchored,
+//!                                             rules checked, every problem reported)
+//! request:  host + CanonicalPath ──find──► RouteMatch { route, captures }   (first match wins)
+//!           method ──Route::allows_method──► 405 if not listed (never falls through)
+//!           Claims + captures + headers ──Route::authorize──► Grant { tenant } | Denial { reason }
+//! ```
+//!
+//! Pure: no I/O, no clocks. Matching runs on every request, so it allocates
+//! nothing except the `{name}` captures of the route that matches.
 
+mod compile;
+mod describe;
+mod matcher;
 pub mod raw;
+mod rules;
 
 use http::{HeaderMap, Method};
 
 use crate::canon::CanonicalPath;
 use crate::claims::Claims;
 use crate::config::ConfigIssue;
+pub use compile::{DEFAULT_ACCESS, DEFAULT_POLICY, DEFAULT_UPSTREAM};
+use matcher::{HostPattern, PathMatcher};
 pub use raw::{PolicyToml, RouteToml};
+use rules::Rules;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -36,7 +55,8 @@ pub enum Unauthenticated {
 /// Context for compiling routes.
 pub struct CompileContext<'a> {
     pub case_insensitive_paths: bool,
-    /// Names of the configured `[upstreams.*]`.
+    /// Names of the configured `[upstreams.*]`. When empty (forward-auth
+    /// only), routes may leave `upstream` unset.
     pub upstreams: &'a [String],
 }
 
@@ -55,6 +75,16 @@ pub struct Route {
     /// Canonical prefix to remove before forwarding.
     pub strip_prefix: Option<String>,
     pub allow_encoded_slash: bool,
+    /// `path` or `path_regex` as written.
+    pattern: String,
+    is_regex: bool,
+    matcher: PathMatcher,
+    host: Option<HostPattern>,
+    host_text: Option<String>,
+    /// `None`: every method.
+    methods: Option<Vec<Method>>,
+    rules: Rules,
+    case_insensitive: bool,
 }
 
 /// A route matched for one request, with its `{name}` captures.
@@ -81,27 +111,46 @@ pub struct Grant {
 pub struct Policy {
     routes: Vec<Route>,
     default: DefaultPolicy,
+    case_insensitive: bool,
 }
 
+// === impl Policy ===
+
 impl Policy {
+    /// Validates and compiles `[[routes]]` and `[policy]`. On failure returns
+    /// every problem found (not just the first), keyed `routes[i].field`.
     pub fn compile(
         routes: &[RouteToml],
         policy: &PolicyToml,
         ctx: &CompileContext<'_>,
     ) -> Result<Self, Vec<ConfigIssue>> {
-        let _ = (routes, policy, ctx);
-        Ok(Self { routes: Vec::new(), default: DefaultPolicy::Deny })
+        let mut issues = Vec::new();
+        let default = compile::parse_default(policy.default.as_deref(), &mut issues);
+        let compiled: Vec<Route> = routes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, raw)| compile::compile_route(i, raw, ctx, &mut issues))
+            .collect();
+        if !issues.is_empty() {
+            return Err(issues);
+        }
+        Ok(Self {
+            routes: compiled,
+            default,
+            case_insensitive: ctx.case_insensitive_paths,
+        })
     }
 
-    /// Lints: shadowed routes, no catch-all.
+    /// Lints: routes shadowed by an earlier one, no catch-all route, a public
+    /// catch-all. Never fatal unless `check-config --strict`.
     pub fn lints(&self) -> Vec<ConfigIssue> {
-        Vec::new()
+        describe::lints(self)
     }
 
     /// The compiled route table for `check-config`, one route per block,
     /// with each glob's expansion.
     pub fn describe(&self) -> String {
-        String::new()
+        describe::describe(self)
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -112,29 +161,77 @@ impl Policy {
         self.default
     }
 
+    /// Whether routes match case-insensitively (`case_insensitive_paths`).
+    pub fn case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
     /// The first route whose path (and host) matches. `host` is the request
-    /// host without port, lower-cased.
+    /// host; a port and a trailing dot are ignored and letters compared
+    /// without case, so callers may pass it as received. A route with a
+    /// `host` never matches a request without one.
     pub fn find(&self, host: Option<&str>, path: &CanonicalPath) -> Option<RouteMatch<'_>> {
-        let _ = (host, path);
+        let p = path.match_path();
+        let mut captures = Vec::new();
+        for route in &self.routes {
+            if let Some(pattern) = &route.host {
+                match host {
+                    Some(h) if pattern.matches(h) => {}
+                    _ => continue,
+                }
+            }
+            if route
+                .matcher
+                .matches(p, self.case_insensitive, &mut captures)
+            {
+                return Some(RouteMatch { route, captures });
+            }
+            captures.clear();
+        }
         None
     }
 }
 
+// === impl Route ===
+
 impl Route {
-    /// Whether `method` is allowed (HEAD counts as GET).
+    /// Whether `method` is allowed (HEAD counts as GET; no `methods`: all).
     pub fn allows_method(&self, method: &Method) -> bool {
-        let _ = method;
-        true
+        match &self.methods {
+            None => true,
+            Some(list) => {
+                list.contains(method) || (*method == Method::HEAD && list.contains(&Method::GET))
+            }
+        }
     }
 
-    /// Evaluates every rule of the route against verified claims.
+    /// The listed methods (`None`: all), e.g. for a 405's `Allow` header.
+    pub fn methods(&self) -> Option<&[Method]> {
+        self.methods.as_deref()
+    }
+
+    /// `path` or `path_regex` as written in the config.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// Whether the route has any authorization rule (roles, tenant, claims...).
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    /// Evaluates every rule of the route against verified claims. A route
+    /// without rules grants any verified user. `captures` are the route
+    /// match's; `headers` the request's (for `tenant = "header:..."`).
     pub fn authorize(
         &self,
         claims: &Claims,
         captures: &[(String, String)],
         headers: &HeaderMap,
     ) -> Result<Grant, Denial> {
-        let _ = (claims, captures, headers);
-        Err(Denial { reason: "not implemented".into() })
+        self.rules.evaluate(claims, captures, headers)
     }
 }
+
+#[cfg(test)]
+mod tests;

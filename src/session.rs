@@ -86,6 +86,10 @@ pub enum SessionError {
     /// A refresh token (`drn = DSR`) offered as a session, or the reverse.
     #[error("token is of the wrong kind")]
     WrongTokenKind,
+    /// Only from [`SessionValidator::new`]: the seed keys are not JSON or
+    /// hold no usable signing key (details logged). Never for a token.
+    #[error("seed keys (jwks_file / DESCOPE_PUBLIC_KEY) hold no usable signing key")]
+    InvalidSeedKeys,
 }
 
 impl SessionError {
@@ -111,6 +115,7 @@ impl SessionError {
             Self::BadIssuer => "bad_issuer",
             Self::BadAudience => "bad_audience",
             Self::WrongTokenKind => "wrong_token_kind",
+            Self::InvalidSeedKeys => "invalid_seed_keys",
         }
     }
 }
@@ -143,13 +148,15 @@ pub struct SessionValidator {
 
 impl SessionValidator {
     /// Builds the validator; fails only on unparsable seed keys (or seed
-    /// keys with no usable key), as [`SessionError::KeysUnavailable`].
+    /// keys with no usable key), as [`SessionError::InvalidSeedKeys`].
+    /// Seed keys serve until the first successful fetch replaces them (the
+    /// fetched set is authoritative: a key it lacks stops validating).
     pub fn new(settings: ValidatorSettings) -> Result<Arc<Self>, SessionError> {
         let seed = match settings.seed_keys.as_deref() {
             None => KeySet::default(),
             Some(text) => KeySet::from_seed_json(text).map_err(|e| {
                 tracing::error!(error = %e, "seed keys are unusable");
-                SessionError::KeysUnavailable
+                SessionError::InvalidSeedKeys
             })?,
         };
         let cache = Arc::new(ClaimsCache::new(settings.cache_capacity));

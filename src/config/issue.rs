@@ -18,7 +18,12 @@ pub struct ConfigIssue {
 
 impl ConfigIssue {
     pub fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { key: key.into(), value: None, problem: problem.into(), fix: fix.into() }
+        Self {
+            key: key.into(),
+            value: None,
+            problem: problem.into(),
+            fix: fix.into(),
+        }
     }
 
     #[must_use]
@@ -31,7 +36,11 @@ impl ConfigIssue {
 impl fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
-            Some(v) => write!(f, "{} = {}: {}; fix: {}", self.key, v, self.problem, self.fix),
+            Some(v) => write!(
+                f,
+                "{} = {}: {}; fix: {}",
+                self.key, v, self.problem, self.fix
+            ),
             None => write!(f, "{}: {}; fix: {}", self.key, self.problem, self.fix),
         }
     }

@@ -615,9 +615,8 @@ async fn expired_cached_token_is_refused() {
     let server = JwksServer::start(jwks(&[&k.es256])).await;
     let (v, _) = validator(&server, Setup::default());
     v.refetch_now().await;
-    // exp 4 s ago is still inside the leeway; it leaves the leeway within a
-    // couple of seconds, but what matters here is only that a cache hit
-    // re-checks `exp`: insert directly with a past validity.
+    // A cache hit re-checks `exp`: plant the verified entry with a validity
+    // that has just run out.
     let token = mint(&k.es256, &session_claims("u"));
     let claims = v.verify_session(&token).await.expect("valid");
     let key = CacheKey::new(&token, TokenKind::Session);
@@ -796,7 +795,7 @@ async fn seed_may_be_a_jwks_and_bad_seed_is_refused() {
             metrics,
         });
         assert!(
-            matches!(r, Err(SessionError::KeysUnavailable)),
+            matches!(r, Err(SessionError::InvalidSeedKeys)),
             "seed {bad:?}"
         );
     }

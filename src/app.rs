@@ -1,0 +1,244 @@
+//! Shared state and the gateway's lifecycle: build from a validated config,
+//! bind listeners, hot reload, graceful shutdown.
+//!
+//! State that may change on reload (routes, identity rules, upstreams) lives
+//! in a [`Generation`] behind an `ArcSwap`: each request loads one generation
+//! and finishes under it, so a reload never changes the rules mid-request.
+//! The Descope client, session validator and refresher live for the whole
+//! process (a change of `[descope]` needs a restart; reload says so).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, ConfigErrors};
+use crate::descope::{DescopeClient, DescopeSettings};
+use crate::identity::IdentityHeaders;
+use crate::metrics::Metrics;
+use crate::proxy::Upstreams;
+use crate::refresh::Refresher;
+use crate::session::{SessionValidator, ValidatorSettings};
+
+/// Everything a request needs that a reload may replace.
+pub struct Generation {
+    pub config: Arc<Config>,
+    pub identity: IdentityHeaders,
+    pub upstreams: Upstreams,
+}
+
+impl Generation {
+    pub fn new(config: Config) -> Self {
+        let identity = IdentityHeaders::new(&config.identity);
+        let upstreams = Upstreams::new(&config.upstreams);
+        Self {
+            config: Arc::new(config),
+            identity,
+            upstreams,
+        }
+    }
+}
+
+/// Process-wide state shared by every connection.
+pub struct AppState {
+    pub generation: ArcSwap<Generation>,
+    pub validator: Arc<SessionValidator>,
+    pub descope: DescopeClient,
+    pub refresher: Arc<Refresher>,
+    pub metrics: Arc<Metrics>,
+    pub draining: AtomicBool,
+    pub assertion: Option<crate::assertion::AssertionSigner>,
+}
+
+impl AppState {
+    pub fn current(&self) -> Arc<Generation> {
+        self.generation.load_full()
+    }
+
+    /// Ready: config loaded, keys available, not draining.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.validator.keys_ready()
+    }
+
+    /// Swaps in a new, fully validated config. In-flight requests keep theirs.
+    pub fn install(&self, config: Config) {
+        self.generation.store(Arc::new(Generation::new(config)));
+        self.validator.flush_cache();
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("descope client: {0}")]
+    Descope(#[from] crate::descope::DescopeError),
+    #[error("session validator: {0}")]
+    Session(#[from] crate::session::SessionError),
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub state: Arc<AppState>,
+    shutdown: watch::Sender<bool>,
+    /// Listener tasks: they end on the shutdown signal after draining.
+    tasks: Vec<JoinHandle<()>>,
+    /// Background loops (JWKS refresh, config watch): aborted on shutdown.
+    background: Vec<JoinHandle<()>>,
+}
+
+/// How to start.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Watch this file (and its directory) for changes and reload on SIGHUP.
+    pub config_path: Option<PathBuf>,
+    /// Install signal handlers (SIGTERM/SIGINT drain, SIGHUP reload).
+    pub signals: bool,
+}
+
+pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let d = &config.descope;
+    let descope = DescopeClient::new(DescopeSettings {
+        base_url: d.base_url.clone(),
+        project_id: d.project_id.clone(),
+        auth_management_key: d
+            .auth_management_key
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+        timeout: d.timeout,
+        ca_file: d.ca_file.clone(),
+    })?;
+    let validator = SessionValidator::new(ValidatorSettings {
+        project_id: d.project_id.clone(),
+        audience: d.audience.clone(),
+        jwks_url: descope.jwks_url(),
+        http: descope.http().clone(),
+        jwks_min_refetch: d.jwks_min_refetch,
+        jwks_refresh: d.jwks_refresh,
+        seed_keys: d.seed_keys.clone(),
+        cache_capacity: crate::config::DEFAULT_CLAIMS_CACHE_CAPACITY,
+        metrics: metrics.clone(),
+    })?;
+    let refresher = Refresher::new(
+        descope.clone(),
+        validator.clone(),
+        config.session.refresh_reuse,
+        metrics.clone(),
+    );
+    let assertion = config
+        .identity
+        .assertion
+        .clone()
+        .map(crate::assertion::AssertionSigner::new);
+    let listen = config.server.listen;
+    let admin_listen = config.admin.listen;
+    let tls = match &config.server.tls {
+        Some(t) => Some(crate::server::TlsReloader::load(t).map_err(StartError::Tls)?),
+        None => None,
+    };
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let admin_listener = match admin_listen {
+        Some(a) => Some(
+            TcpListener::bind(a)
+                .await
+                .map_err(|source| StartError::Bind { addr: a, source })?,
+        ),
+        None => None,
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let state = Arc::new(AppState {
+        generation: ArcSwap::from_pointee(Generation::new(config)),
+        validator: validator.clone(),
+        descope,
+        refresher,
+        metrics,
+        draining: AtomicBool::new(false),
+        assertion,
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut background = vec![validator.spawn_refresher()];
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(crate::server::serve(
+        listener,
+        state.clone(),
+        tls.clone(),
+        shutdown_rx.clone(),
+    )));
+    if let Some(l) = admin_listener {
+        tasks.push(tokio::spawn(crate::admin::serve(
+            l,
+            state.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    if let Some(path) = opts.config_path.clone() {
+        background.push(tokio::spawn(crate::reload::watch(
+            path,
+            state.clone(),
+            tls,
+            opts.signals,
+            shutdown_rx.clone(),
+        )));
+    }
+    Ok(GatewayHandle {
+        addr,
+        admin_addr,
+        state,
+        shutdown: shutdown_tx,
+        tasks,
+        background,
+    })
+}
+
+impl GatewayHandle {
+    /// Drains: readiness goes 503, listeners close, in-flight requests finish
+    /// (bounded by `server.shutdown_grace`), then every task ends.
+    pub async fn shutdown(self) {
+        self.state.draining.store(true, Ordering::Relaxed);
+        let _ = self.shutdown.send(true);
+        for b in &self.background {
+            b.abort();
+        }
+        let grace = self.state.current().config.server.shutdown_grace;
+        let deadline = tokio::time::Instant::now() + grace + std::time::Duration::from_secs(1);
+        for t in self.tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+
+    /// Waits for SIGTERM/SIGINT, then drains.
+    pub async fn run_until_signal(self) {
+        crate::server::wait_for_termination().await;
+        tracing::info!("shutdown signal received; draining");
+        self.shutdown().await;
+    }
+}

@@ -1,0 +1,1119 @@
+//! `RawConfig` → `Config`: resolve env/file values, parse, cross-check, lint.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use ipnet::IpNet;
+
+use super::raw::{RawConfig, RawDescope, RawIdentity, RawLogin, RawServer, RawSession};
+use super::*;
+use crate::cookies::{CookieSettings, SameSite};
+use crate::policy::{CompileContext, Policy};
+
+/// Where `env:NAME` values and the `DESCOPE_*` fallbacks come from.
+pub trait EnvLookup {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub(super) struct ProcessEnv;
+
+impl EnvLookup for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl EnvLookup for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl EnvLookup for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// A TOML syntax or schema error, with its line.
+pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> ConfigIssue {
+    let location = e
+        .span()
+        .map(|s| {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}")
+        })
+        .unwrap_or_else(|| "(file)".to_string());
+    let msg = e.message().trim().to_string();
+    let fix = if msg.contains("unknown field") {
+        "remove or correct the key; see config/portcullis.example.toml for every valid key \
+         (unknown keys are errors so a typo can never weaken a rule)"
+    } else {
+        "correct the TOML at that line; see config/portcullis.example.toml"
+    };
+    ConfigIssue::new(location, msg, fix)
+}
+
+struct Ctx<'a> {
+    issues: Vec<ConfigIssue>,
+    lints: Vec<ConfigIssue>,
+    env: &'a dyn EnvLookup,
+    base_dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn error(&mut self, issue: ConfigIssue) {
+        self.issues.push(issue);
+    }
+
+    fn lint(&mut self, issue: ConfigIssue) {
+        self.lints.push(issue);
+    }
+
+    fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(v) => match parse_duration(v) {
+                Ok(d) => d,
+                Err(why) => {
+                    self.error(
+                        ConfigIssue::new(
+                            key,
+                            format!("not a duration ({why})"),
+                            "write a duration such as \"500ms\", \"30s\", \"10m\" or \"12h\"",
+                        )
+                        .with_value(format!("{v:?}")),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn read_file(&mut self, key: &str, p: &str) -> Option<String> {
+        let path = self.path(p);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(
+                    ConfigIssue::new(
+                        key,
+                        format!("cannot read {}: {e}", path.display()),
+                        "point it at an existing, readable file (relative paths are relative to the config file)",
+                    )
+                    .with_value(format!("{p:?}")),
+                );
+                None
+            }
+        }
+    }
+
+    /// `env:NAME`, a literal, or the `*_file` twin. Literals draw a lint.
+    fn secret(&mut self, key: &str, value: Option<&str>, file: Option<&str>) -> Option<Secret> {
+        match (value, file) {
+            (Some(_), Some(_)) => {
+                self.error(ConfigIssue::new(
+                    key,
+                    format!("both {key} and {key}_file are set"),
+                    format!("keep only one of {key} and {key}_file"),
+                ));
+                None
+            }
+            (Some(v), None) => self.env_or_literal(key, v, true),
+            (None, Some(f)) => self
+                .read_file(&format!("{key}_file"), f)
+                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n']).to_string())),
+            (None, None) => None,
+        }
+    }
+
+    fn env_or_literal(&mut self, key: &str, v: &str, is_secret: bool) -> Option<Secret> {
+        if let Some(name) = v.strip_prefix("env:") {
+            match self.env.var(name) {
+                Some(val) => Some(Secret::new(val)),
+                None => {
+                    self.error(
+                        ConfigIssue::new(
+                            key,
+                            format!("environment variable {name} is not set (or empty)"),
+                            format!("export {name}, or set {key} another way"),
+                        )
+                        .with_value(format!("{v:?}")),
+                    );
+                    None
+                }
+            }
+        } else {
+            if is_secret {
+                self.lint(ConfigIssue::new(
+                    key,
+                    "a secret is written literally in the config file",
+                    format!("use {key} = \"env:NAME\" or {key}_file = \"/path\" so the file can be shared safely"),
+                ));
+            }
+            Some(Secret::new(v.to_string()))
+        }
+    }
+}
+
+/// `"500ms"`, `"30s"`, `"10m"`, `"12h"` (and anything humantime accepts).
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v.trim()).map_err(|e| e.to_string())
+}
+
+fn parse_cidr(v: &str) -> Option<IpNet> {
+    v.parse::<IpNet>()
+        .ok()
+        .or_else(|| v.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+/// `scheme://host[:port]` of a URL (default ports omitted).
+pub fn origin_of(u: &url::Url) -> String {
+    u.origin().ascii_serialization()
+}
+
+/// The SDKs' regional rule (descope-api.md §1): project ids of 32+ characters
+/// carry a region in characters 1..5.
+pub fn default_base_url(project_id: &str) -> String {
+    if project_id.len() >= 32 && project_id.is_char_boundary(1) && project_id.is_char_boundary(5) {
+        format!("https://api.{}.descope.com", &project_id[1..5])
+    } else {
+        DEFAULT_DESCOPE_BASE_URL.to_string()
+    }
+}
+
+pub(super) fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+    env: &dyn EnvLookup,
+    opts: LoadOptions,
+) -> Result<Config, ConfigErrors> {
+    let mut cx = Ctx {
+        issues: Vec::new(),
+        lints: Vec::new(),
+        env,
+        base_dir,
+    };
+
+    let server = server(&mut cx, &raw.server);
+    let admin = admin(&mut cx, raw.admin.listen.as_deref());
+    let descope = descope(&mut cx, &raw.descope);
+    let login = login(&mut cx, &raw.login, &server);
+    let session = session(&mut cx, &raw.session, &server, &login, opts);
+    let forward_auth = forward_auth(&mut cx, &raw.forward_auth);
+    let upstreams = upstreams(&mut cx, &raw.upstreams);
+    let identity = identity(&mut cx, &raw.identity);
+
+    let mut names: Vec<String> = upstreams.keys().cloned().collect();
+    names.sort();
+    let policy = match Policy::compile(
+        &raw.routes,
+        &raw.policy,
+        &CompileContext {
+            case_insensitive_paths: server.case_insensitive_paths,
+            upstreams: &names,
+        },
+    ) {
+        Ok(p) => Some(p),
+        Err(errs) => {
+            cx.issues.extend(errs);
+            None
+        }
+    };
+
+    if let Some(p) = &policy {
+        cx.lints.extend(p.lints());
+        let catch_all_authenticated = p
+            .routes()
+            .iter()
+            .any(|r| r.access == crate::policy::Access::Authenticated && r.name.trim() == "/**");
+        if login.allow_signup && catch_all_authenticated {
+            cx.lint(ConfigIssue::new(
+                "login.allow_signup",
+                "sign-up is allowed and the catch-all route only requires authentication: anyone who signs up can reach it",
+                "add role/permission rules to the catch-all route, or set allow_signup = false",
+            ));
+        }
+    }
+    if session.cookies.domain.is_some() {
+        cx.lint(ConfigIssue::new(
+            "session.cookie_domain",
+            "the refresh token cookie is sent to every subdomain",
+            "remove cookie_domain unless every subdomain is trusted with sessions",
+        ));
+    }
+    if let Some(admin_addr) = admin.listen {
+        let in_container =
+            env.var("KUBERNETES_SERVICE_HOST").is_some() || Path::new("/.dockerenv").exists();
+        if in_container && admin_addr.ip().is_loopback() {
+            cx.lint(ConfigIssue::new(
+                "admin.listen",
+                "the admin listener is on loopback inside a container, so kubelet probes cannot reach it",
+                "set admin.listen = \"0.0.0.0:9090\" in Kubernetes",
+            ).with_value(admin_addr));
+        }
+    }
+
+    match (cx.issues.is_empty(), policy) {
+        (true, Some(policy)) => Ok(Config {
+            server,
+            admin,
+            descope,
+            session,
+            login,
+            forward_auth,
+            upstreams,
+            identity,
+            policy,
+            lints: cx.lints,
+        }),
+        _ => Err(ConfigErrors(cx.issues)),
+    }
+}
+
+fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {
+    let listen_s = s.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_s.parse::<SocketAddr>().unwrap_or_else(|_| {
+        cx.error(
+            ConfigIssue::new(
+                "server.listen",
+                "not an IP:port address",
+                "write e.g. \"0.0.0.0:8080\" or \"127.0.0.1:8080\"",
+            )
+            .with_value(format!("{listen_s:?}")),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public_url = match s.public_url.as_deref() {
+        Some(v) => match url::Url::parse(v) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && (u.path() == "/" || u.path().is_empty())
+                    && u.query().is_none() =>
+            {
+                u
+            }
+            _ => {
+                cx.error(
+                    ConfigIssue::new(
+                        "server.public_url",
+                        "must be an http(s) origin with no path or query",
+                        "write the public origin users type, e.g. \"https://app.example.com\"",
+                    )
+                    .with_value(format!("{v:?}")),
+                );
+                fallback_public_url(listen)
+            }
+        },
+        None => {
+            cx.lint(ConfigIssue::new(
+                "server.public_url",
+                "not set; using http://localhost with the listen port (cookies without Secure, same-origin checks against it)",
+                "set public_url to the origin users reach the gateway at",
+            ));
+            fallback_public_url(listen)
+        }
+    };
+    let auth_prefix = s
+        .auth_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_AUTH_PREFIX.to_string());
+    let prefix_ok = auth_prefix.starts_with('/')
+        && auth_prefix.len() > 1
+        && !auth_prefix.ends_with('/')
+        && crate::canon::CanonicalPath::parse(&auth_prefix)
+            .map(|c| c.match_path() == auth_prefix && !c.has_encoded_slash())
+            .unwrap_or(false);
+    if !prefix_ok {
+        cx.error(
+            ConfigIssue::new(
+                "server.auth_prefix",
+                "must be a canonical path below / without a trailing slash",
+                "use e.g. \"/_auth\"",
+            )
+            .with_value(format!("{auth_prefix:?}")),
+        );
+    }
+    let mut trusted = Vec::new();
+    for (i, v) in s.trusted_proxies.iter().flatten().enumerate() {
+        match parse_cidr(v) {
+            Some(n) => trusted.push(n),
+            None => cx.error(
+                ConfigIssue::new(
+                    format!("server.trusted_proxies[{i}]"),
+                    "not a CIDR or IP address",
+                    "write e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+                )
+                .with_value(format!("{v:?}")),
+            ),
+        }
+    }
+    let tls = s
+        .tls
+        .as_ref()
+        .and_then(|t| match (&t.cert_file, &t.key_file) {
+            (Some(c), Some(k)) => Some(TlsConfig {
+                cert_file: cx.path(c),
+                key_file: cx.path(k),
+            }),
+            _ => {
+                cx.error(ConfigIssue::new(
+                "server.tls",
+                "needs both cert_file and key_file",
+                "write tls = { cert_file = \"/etc/tls/tls.crt\", key_file = \"/etc/tls/tls.key\" }",
+            ));
+                None
+            }
+        });
+    if let Some(t) = &tls {
+        for (k, p) in [
+            ("server.tls.cert_file", &t.cert_file),
+            ("server.tls.key_file", &t.key_file),
+        ] {
+            if !p.is_file() {
+                cx.error(
+                    ConfigIssue::new(
+                        k,
+                        "file does not exist",
+                        "point it at a PEM file (relative paths are relative to the config file)",
+                    )
+                    .with_value(p.display()),
+                );
+            }
+        }
+    }
+    let max_header_bytes = match s.max_header_bytes {
+        None => DEFAULT_MAX_HEADER_BYTES,
+        Some(n) if (1024..=1024 * 1024).contains(&n) => n as usize,
+        Some(n) => {
+            cx.error(
+                ConfigIssue::new(
+                    "server.max_header_bytes",
+                    "out of range",
+                    "use a value between 1024 and 1048576",
+                )
+                .with_value(n),
+            );
+            DEFAULT_MAX_HEADER_BYTES
+        }
+    };
+    let max_connections = match s.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(0) => {
+            cx.error(
+                ConfigIssue::new(
+                    "server.max_connections",
+                    "must be at least 1",
+                    "use e.g. 10000",
+                )
+                .with_value(0),
+            );
+            DEFAULT_MAX_CONNECTIONS
+        }
+        Some(n) => n as usize,
+    };
+    ServerConfig {
+        listen,
+        public_origin: origin_of(&public_url),
+        public_url,
+        auth_prefix,
+        trusted_proxies: trusted,
+        case_insensitive_paths: s.case_insensitive_paths.unwrap_or(false),
+        tls,
+        header_read_timeout: cx.duration(
+            "server.header_read_timeout",
+            s.header_read_timeout.as_deref(),
+            DEFAULT_HEADER_READ_TIMEOUT,
+        ),
+        idle_timeout: cx.duration(
+            "server.idle_timeout",
+            s.idle_timeout.as_deref(),
+            DEFAULT_IDLE_TIMEOUT,
+        ),
+        max_header_bytes,
+        max_connections,
+        max_body_bytes: s.max_body_bytes,
+        shutdown_grace: cx.duration(
+            "server.shutdown_grace",
+            s.shutdown_grace.as_deref(),
+            DEFAULT_SHUTDOWN_GRACE,
+        ),
+    }
+}
+
+fn fallback_public_url(listen: SocketAddr) -> url::Url {
+    url::Url::parse(&format!("http://localhost:{}", listen.port()))
+        .expect("a localhost URL with a numeric port always parses")
+}
+
+fn admin(cx: &mut Ctx<'_>, listen: Option<&str>) -> AdminConfig {
+    match listen {
+        Some("") => AdminConfig { listen: None },
+        other => {
+            let v = other.unwrap_or(DEFAULT_ADMIN_LISTEN);
+            match v.parse::<SocketAddr>() {
+                Ok(a) => AdminConfig { listen: Some(a) },
+                Err(_) => {
+                    cx.error(
+                        ConfigIssue::new("admin.listen", "not an IP:port address", "write e.g. \"127.0.0.1:9090\" (or \"0.0.0.0:9090\" in Kubernetes), or \"\" to turn it off")
+                            .with_value(format!("{v:?}")),
+                    );
+                    AdminConfig { listen: None }
+                }
+            }
+        }
+    }
+}
+
+fn descope(cx: &mut Ctx<'_>, d: &RawDescope) -> DescopeConfig {
+    if d.management_key.is_some() {
+        cx.error(ConfigIssue::new(
+            "descope.management_key",
+            "the gateway never uses the full management key and refuses to hold it",
+            "remove it; use auth_management_key only if the project disables public auth APIs",
+        ));
+    }
+    let project_id = match d.project_id.as_deref() {
+        Some(v) => cx
+            .env_or_literal("descope.project_id", v, false)
+            .map(|s| s.expose().trim().to_string()),
+        None => cx
+            .env
+            .var("DESCOPE_PROJECT_ID")
+            .map(|s| s.trim().to_string()),
+    }
+    .unwrap_or_default();
+    let pid_ok = !project_id.is_empty()
+        && project_id.len() <= 128
+        && project_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !pid_ok && !cx.issues.iter().any(|i| i.key == "descope.project_id") {
+        cx.error(
+            ConfigIssue::new(
+                "descope.project_id",
+                if project_id.is_empty() { "not set" } else { "not a Descope project id (letters, digits, - and _ only)" },
+                "set project_id = \"env:DESCOPE_PROJECT_ID\" and export DESCOPE_PROJECT_ID, or write the id",
+            )
+            .with_value(format!("{project_id:?}")),
+        );
+    }
+    let base_s = d
+        .base_url
+        .clone()
+        .or_else(|| cx.env.var("DESCOPE_BASE_URI"))
+        .unwrap_or_else(|| default_base_url(&project_id));
+    let base_url = match url::Url::parse(base_s.trim_end_matches('/')) {
+        Ok(u) if u.scheme() == "https" && u.host_str().is_some() => u,
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host) => u,
+        Ok(u) if u.scheme() == "http" => {
+            cx.error(
+                ConfigIssue::new(
+                    "descope.base_url",
+                    "plain http is only allowed for loopback hosts (tokens and refresh tokens travel on it)",
+                    "use an https:// URL (add ca_file for a private CA)",
+                )
+                .with_value(format!("{base_s:?}")),
+            );
+            u
+        }
+        _ => {
+            cx.error(
+                ConfigIssue::new(
+                    "descope.base_url",
+                    "not an http(s) URL",
+                    "write e.g. \"https://api.descope.com\"",
+                )
+                .with_value(format!("{base_s:?}")),
+            );
+            url::Url::parse(DEFAULT_DESCOPE_BASE_URL).expect("constant URL parses")
+        }
+    };
+    let auth_management_key = match (&d.auth_management_key, &d.auth_management_key_file) {
+        (None, None) => cx.env.var("DESCOPE_AUTH_MANAGEMENT_KEY").map(Secret::new),
+        (v, f) => cx.secret("descope.auth_management_key", v.as_deref(), f.as_deref()),
+    };
+    let seed_keys = match &d.jwks_file {
+        Some(f) => cx.read_file("descope.jwks_file", f),
+        None => cx.env.var("DESCOPE_PUBLIC_KEY"),
+    };
+    let ca_file = d.ca_file.as_deref().map(|p| cx.path(p));
+    if let Some(p) = &ca_file
+        && !p.is_file()
+    {
+        cx.error(
+            ConfigIssue::new(
+                "descope.ca_file",
+                "file does not exist",
+                "point it at a PEM bundle",
+            )
+            .with_value(p.display()),
+        );
+    }
+    let audience = d.audience.clone().unwrap_or_else(|| project_id.clone());
+    DescopeConfig {
+        timeout: cx.duration(
+            "descope.timeout",
+            d.timeout.as_deref(),
+            DEFAULT_DESCOPE_TIMEOUT,
+        ),
+        jwks_min_refetch: cx.duration(
+            "descope.jwks_min_refetch",
+            d.jwks_min_refetch.as_deref(),
+            DEFAULT_JWKS_MIN_REFETCH,
+        ),
+        jwks_refresh: cx.duration(
+            "descope.jwks_refresh",
+            d.jwks_refresh.as_deref(),
+            DEFAULT_JWKS_REFRESH,
+        ),
+        project_id,
+        base_url,
+        auth_management_key,
+        audience,
+        seed_keys,
+        ca_file,
+    }
+}
+
+fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
+    let mut methods = Vec::new();
+    for (i, m) in l.methods.iter().flatten().enumerate() {
+        let parsed = match m.as_str() {
+            "flow" => Some(LoginMethod::Flow),
+            "magiclink" => Some(LoginMethod::MagicLink),
+            "enchantedlink" => Some(LoginMethod::EnchantedLink),
+            "otp" => Some(LoginMethod::Otp),
+            "sso" => Some(LoginMethod::Sso),
+            other => other
+                .strip_prefix("oauth:")
+                .filter(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                })
+                .map(|p| LoginMethod::OAuth(p.to_string())),
+        };
+        match parsed {
+            Some(p) if !methods.contains(&p) => methods.push(p),
+            Some(_) => {}
+            None => cx.error(
+                ConfigIssue::new(
+                    format!("login.methods[{i}]"),
+                    "unknown login method",
+                    "use \"flow\", \"magiclink\", \"enchantedlink\", \"otp\", \"sso\" or \"oauth:<provider>\" (e.g. \"oauth:google\")",
+                )
+                .with_value(format!("{m:?}")),
+            ),
+        }
+    }
+    let start_rate_limit = parse_rate(
+        cx,
+        l.start_rate_limit
+            .as_deref()
+            .unwrap_or(DEFAULT_START_RATE_LIMIT),
+    );
+    let mut origins = Vec::new();
+    for (i, o) in l.allowed_redirect_origins.iter().flatten().enumerate() {
+        match url::Url::parse(o) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.host_str().is_some()
+                    && (u.path() == "/" || u.path().is_empty())
+                    && u.query().is_none()
+                    && u.username().is_empty() =>
+            {
+                origins.push(origin_of(&u));
+            }
+            _ => cx.error(
+                ConfigIssue::new(
+                    format!("login.allowed_redirect_origins[{i}]"),
+                    "must be an exact origin (scheme, host, optional port) with no path",
+                    "write e.g. \"https://docs.example.com\"",
+                )
+                .with_value(format!("{o:?}")),
+            ),
+        }
+    }
+    let after_logout = l.after_logout.clone().unwrap_or_else(|| "/".to_string());
+    let after_ok = is_safe_relative(&after_logout)
+        || url::Url::parse(&after_logout)
+            .map(|u| origins.contains(&origin_of(&u)) || origin_of(&u) == server.public_origin)
+            .unwrap_or(false);
+    if !after_ok {
+        cx.error(
+            ConfigIssue::new(
+                "login.after_logout",
+                "not a same-origin path nor a URL on an allowed origin",
+                "use a path such as \"/\" or add the URL's origin to allowed_redirect_origins",
+            )
+            .with_value(format!("{after_logout:?}")),
+        );
+    }
+    LoginConfig {
+        methods,
+        allow_signup: l.allow_signup.unwrap_or(false),
+        flow_id: l
+            .flow_id
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FLOW_ID.to_string()),
+        allowed_email_domains: l
+            .allowed_email_domains
+            .iter()
+            .flatten()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .collect(),
+        start_rate_limit,
+        allowed_redirect_origins: origins,
+        after_logout,
+        app_name: l
+            .app_name
+            .clone()
+            .unwrap_or_else(|| "Portcullis".to_string()),
+        logo_url: l.logo_url.clone(),
+        web_component_url: l.web_component_url.clone().unwrap_or_else(|| {
+            "https://cdn.jsdelivr.net/npm/@descope/web-component@3/dist/index.js".to_string()
+        }),
+        web_component_integrity: l.web_component_integrity.clone(),
+        web_js_sdk_url: l.web_js_sdk_url.clone().unwrap_or_else(|| {
+            "https://cdn.jsdelivr.net/npm/@descope/web-js-sdk@1/dist/index.umd.js".to_string()
+        }),
+        web_js_sdk_integrity: l.web_js_sdk_integrity.clone(),
+        sso_legacy_saml: l.sso_legacy_saml.unwrap_or(false),
+    }
+}
+
+/// A same-origin relative path: `/` then not `/` or `\`, no control or whitespace.
+pub fn is_safe_relative(p: &str) -> bool {
+    let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy();
+    raw_safe_relative(p) && raw_safe_relative(&decoded)
+}
+
+fn raw_safe_relative(p: &str) -> bool {
+    let b = p.as_bytes();
+    !b.is_empty()
+        && b[0] == b'/'
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && !p
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+}
+
+fn parse_rate(cx: &mut Ctx<'_>, v: &str) -> (u32, Duration) {
+    let parsed = v.split_once('/').and_then(|(n, per)| {
+        let n: u32 = n.trim().parse().ok().filter(|n| *n > 0)?;
+        let per = match per.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some((n, per))
+    });
+    parsed.unwrap_or_else(|| {
+        cx.error(
+            ConfigIssue::new(
+                "login.start_rate_limit",
+                "not a rate",
+                "write COUNT/UNIT, e.g. \"10/min\", \"2/sec\" or \"100/hour\"",
+            )
+            .with_value(format!("{v:?}")),
+        );
+        (10, Duration::from_secs(60))
+    })
+}
+
+fn session(
+    cx: &mut Ctx<'_>,
+    s: &RawSession,
+    server: &ServerConfig,
+    login: &LoginConfig,
+    opts: LoadOptions,
+) -> SessionConfig {
+    let https = server.public_url.scheme() == "https";
+    let secure = s.secure.unwrap_or(https);
+    let same_site = match s
+        .same_site
+        .as_deref()
+        .unwrap_or("lax")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "lax" => SameSite::Lax,
+        "strict" => SameSite::Strict,
+        "none" => {
+            if !secure {
+                cx.error(ConfigIssue::new(
+                    "session.same_site",
+                    "SameSite=None cookies must be Secure, and secure is off",
+                    "use \"lax\", or serve public_url over https",
+                ));
+            }
+            SameSite::None
+        }
+        other => {
+            cx.error(
+                ConfigIssue::new(
+                    "session.same_site",
+                    "unknown SameSite value",
+                    "use \"lax\", \"strict\" or \"none\"",
+                )
+                .with_value(format!("{other:?}")),
+            );
+            SameSite::Lax
+        }
+    };
+    let domain = s.cookie_domain.clone().filter(|d| !d.is_empty());
+    let host_prefix = s.host_prefix.unwrap_or(true) && https && secure && domain.is_none();
+    let cookie_name = |cx: &mut Ctx<'_>, key: &str, v: Option<&String>, default: &str| -> String {
+        let name = v.cloned().unwrap_or_else(|| default.to_string());
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !name.starts_with("__");
+        if !ok {
+            cx.error(
+                ConfigIssue::new(key, "not a valid cookie name", "use letters, digits, '-', '_' or '.', not starting with __ (the prefix is added for you)")
+                    .with_value(format!("{name:?}")),
+            );
+        }
+        name
+    };
+    let session_name = cookie_name(
+        cx,
+        "session.cookie_session",
+        s.cookie_session.as_ref(),
+        "DS",
+    );
+    let refresh_name = cookie_name(
+        cx,
+        "session.cookie_refresh",
+        s.cookie_refresh.as_ref(),
+        "DSR",
+    );
+    if session_name == refresh_name {
+        cx.error(ConfigIssue::new(
+            "session.cookie_refresh",
+            "same name as cookie_session",
+            "give the two cookies different names",
+        ));
+    }
+    let mut secret = cx.secret(
+        "session.secret",
+        s.secret.as_deref(),
+        s.secret_file.as_deref(),
+    );
+    if let Some(sec) = &secret {
+        if sec.expose().len() < MIN_SECRET_BYTES {
+            cx.error(ConfigIssue::new(
+                "session.secret",
+                format!(
+                    "is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    sec.expose().len()
+                ),
+                "generate one with: openssl rand -base64 48",
+            ));
+        }
+    } else if opts.dev {
+        secret = Some(Secret::new(random_secret()));
+    } else if !login.methods.is_empty() {
+        cx.error(ConfigIssue::new(
+            "session.secret",
+            "not set, and login methods are on (it signs the login state)",
+            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
+        ));
+    }
+    let mut previous = Vec::new();
+    for (i, p) in s.previous_secrets.iter().flatten().enumerate() {
+        if let Some(sec) = cx.env_or_literal(&format!("session.previous_secrets[{i}]"), p, true) {
+            previous.push(sec);
+        }
+    }
+    let refresh_before = s
+        .refresh_before
+        .as_deref()
+        .map(|v| cx.duration("session.refresh_before", Some(v), Duration::ZERO))
+        .filter(|d| !d.is_zero());
+    SessionConfig {
+        cookies: CookieSettings {
+            session_name,
+            refresh_name,
+            secure,
+            same_site,
+            domain,
+            host_prefix,
+        },
+        secret,
+        previous_secrets: previous,
+        refresh: s.refresh.unwrap_or(true),
+        refresh_reuse: cx.duration(
+            "session.refresh_reuse",
+            s.refresh_reuse.as_deref(),
+            DEFAULT_REFRESH_REUSE,
+        ),
+        refresh_before,
+        accept_bearer: s.accept_bearer.unwrap_or(true),
+    }
+}
+
+fn random_secret() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 48] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn forward_auth(cx: &mut Ctx<'_>, f: &super::raw::RawForwardAuth) -> ForwardAuthConfig {
+    let mode = match f.mode.as_deref().unwrap_or("traefik") {
+        "nginx" => ForwardAuthMode::Nginx,
+        "traefik" => ForwardAuthMode::Traefik,
+        "envoy" => ForwardAuthMode::Envoy,
+        other => {
+            cx.error(
+                ConfigIssue::new(
+                    "forward_auth.mode",
+                    "unknown mode",
+                    "use \"nginx\", \"traefik\" or \"envoy\"",
+                )
+                .with_value(format!("{other:?}")),
+            );
+            ForwardAuthMode::Traefik
+        }
+    };
+    let defaults = ["127.0.0.1/32".to_string(), "::1/128".to_string()];
+    let list: Vec<String> = f
+        .trusted_callers
+        .clone()
+        .unwrap_or_else(|| defaults.to_vec());
+    let mut callers = Vec::new();
+    for (i, v) in list.iter().enumerate() {
+        match parse_cidr(v) {
+            Some(n) => callers.push(n),
+            None => cx.error(
+                ConfigIssue::new(
+                    format!("forward_auth.trusted_callers[{i}]"),
+                    "not a CIDR or IP address",
+                    "write e.g. \"10.0.0.0/8\"",
+                )
+                .with_value(format!("{v:?}")),
+            ),
+        }
+    }
+    ForwardAuthConfig {
+        mode,
+        trusted_callers: callers,
+    }
+}
+
+fn upstreams(
+    cx: &mut Ctx<'_>,
+    raw: &BTreeMap<String, super::raw::RawUpstream>,
+) -> HashMap<String, UpstreamConfig> {
+    let mut out = HashMap::new();
+    if raw.is_empty() {
+        cx.error(ConfigIssue::new(
+            "upstreams",
+            "no upstream is configured",
+            "add [upstreams.default] with url = \"http://127.0.0.1:3000\"",
+        ));
+    }
+    for (name, u) in raw {
+        let key = format!("upstreams.{name}.url");
+        let Some(v) = u.url.as_deref() else {
+            cx.error(ConfigIssue::new(
+                &key,
+                "missing",
+                "write url = \"http://host:port\"",
+            ));
+            continue;
+        };
+        let url = match url::Url::parse(v) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && url.username().is_empty() =>
+            {
+                url
+            }
+            _ => {
+                cx.error(
+                    ConfigIssue::new(
+                        &key,
+                        "not an http(s) URL with a host (no query, fragment or credentials)",
+                        "write e.g. \"http://127.0.0.1:3000\"",
+                    )
+                    .with_value(format!("{v:?}")),
+                );
+                continue;
+            }
+        };
+        let ca_file = u.ca_file.as_deref().map(|p| cx.path(p));
+        if let Some(p) = &ca_file
+            && !p.is_file()
+        {
+            cx.error(
+                ConfigIssue::new(
+                    format!("upstreams.{name}.ca_file"),
+                    "file does not exist",
+                    "point it at a PEM bundle",
+                )
+                .with_value(p.display()),
+            );
+        }
+        let t = |cx: &mut Ctx<'_>, field: &str, v: Option<&str>, d: Duration| {
+            cx.duration(&format!("upstreams.{name}.{field}"), v, d)
+        };
+        out.insert(
+            name.clone(),
+            UpstreamConfig {
+                name: name.clone(),
+                url,
+                preserve_host: u.preserve_host.unwrap_or(false),
+                connect_timeout: t(
+                    cx,
+                    "connect_timeout",
+                    u.connect_timeout.as_deref(),
+                    DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+                ),
+                response_header_timeout: t(
+                    cx,
+                    "response_header_timeout",
+                    u.response_header_timeout.as_deref(),
+                    DEFAULT_RESPONSE_HEADER_TIMEOUT,
+                ),
+                body_idle_timeout: t(
+                    cx,
+                    "body_idle_timeout",
+                    u.body_idle_timeout.as_deref(),
+                    DEFAULT_BODY_IDLE_TIMEOUT,
+                ),
+                ca_file,
+            },
+        );
+    }
+    out
+}
+
+fn header_name(cx: &mut Ctx<'_>, key: &str, v: &str) -> Option<HeaderName> {
+    match HeaderName::from_bytes(v.trim().as_bytes()) {
+        Ok(h) => Some(h),
+        Err(_) => {
+            cx.error(
+                ConfigIssue::new(
+                    key,
+                    "not a valid HTTP header name",
+                    "use letters, digits and '-', e.g. \"X-Employee-Id\"",
+                )
+                .with_value(format!("{v:?}")),
+            );
+            None
+        }
+    }
+}
+
+fn identity(cx: &mut Ctx<'_>, i: &RawIdentity) -> IdentityConfig {
+    let preset = match i.preset.as_deref().unwrap_or("portcullis") {
+        "portcullis" => Preset::Portcullis,
+        "oauth2-proxy" => Preset::OAuth2Proxy,
+        "authelia" => Preset::Authelia,
+        other => {
+            cx.error(
+                ConfigIssue::new(
+                    "identity.preset",
+                    "unknown preset",
+                    "use \"portcullis\", \"oauth2-proxy\" or \"authelia\"",
+                )
+                .with_value(format!("{other:?}")),
+            );
+            Preset::Portcullis
+        }
+    };
+    let forward_token = match i.forward_token.as_deref().unwrap_or("none") {
+        "none" => ForwardToken::None,
+        "authorization" => ForwardToken::Authorization,
+        other => match other.strip_prefix("header:") {
+            Some(h) => header_name(cx, "identity.forward_token", h)
+                .map_or(ForwardToken::None, ForwardToken::Header),
+            None => {
+                cx.error(
+                    ConfigIssue::new(
+                        "identity.forward_token",
+                        "unknown value",
+                        "use \"none\", \"authorization\" or \"header:X-Session-Jwt\"",
+                    )
+                    .with_value(format!("{other:?}")),
+                );
+                ForwardToken::None
+            }
+        },
+    };
+    let mut strip = Vec::new();
+    for (n, h) in i.strip_headers.iter().flatten().enumerate() {
+        if let Some(h) = header_name(cx, &format!("identity.strip_headers[{n}]"), h) {
+            strip.push(crate::identity::normalize_name(h.as_str()));
+        }
+    }
+    let mut extra = Vec::new();
+    for (h, claim) in i.headers.iter().flatten() {
+        let key = format!("identity.headers.\"{h}\"");
+        if claim.trim().is_empty() {
+            cx.error(ConfigIssue::new(
+                &key,
+                "empty claim name",
+                "map the header to a claim, e.g. \"X-Employee-Id\" = \"employee_id\"",
+            ));
+            continue;
+        }
+        if let Some(name) = header_name(cx, &key, h) {
+            extra.push((name, claim.clone()));
+        }
+    }
+    let assertion = i
+        .assertion
+        .as_ref()
+        .filter(|a| a.enabled.unwrap_or(false))
+        .and_then(|a| {
+            let header = header_name(
+                cx,
+                "identity.assertion.header",
+                a.header.as_deref().unwrap_or("X-Portcullis-Assertion"),
+            )?;
+            let ttl = cx.duration(
+                "identity.assertion.ttl",
+                a.ttl.as_deref(),
+                Duration::from_secs(60),
+            );
+            Some(AssertionConfig { header, ttl })
+        });
+    IdentityConfig {
+        preset,
+        forward_token,
+        strip_headers: strip,
+        extra_headers: extra,
+        assertion,
+    }
+}

@@ -1,0 +1,6 @@
+//! Talking to Descope: the gateway's API client (`client`) and the wire types
+//! shared with the emulator (`wire`).
+
+pub mod client;
+
+pub use client::{DescopeClient, DescopeError, DescopeReply, DescopeSettings, TokenPair};

@@ -1,0 +1,107 @@
+//! Hot reload: on a change of the config file (or its directory, so a
+//! Kubernetes ConfigMap symlink swap is seen) and on SIGHUP, parse and
+//! validate the file fully, then swap it in atomically; a bad file is logged
+//! and counted and the last good config keeps serving. TLS certificate files
+//! are re-read on the same triggers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::server::TlsReloader;
+
+/// Changes arriving within this window are handled as one reload.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+pub async fn watch(
+    path: PathBuf,
+    state: Arc<AppState>,
+    tls: Option<Arc<TlsReloader>>,
+    signals: bool,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<()>(16);
+    let mut dirs: Vec<PathBuf> = vec![
+        path.parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+    ];
+    if let Some(t) = &tls {
+        for p in t.paths() {
+            if let Some(d) = p.parent()
+                && !dirs.iter().any(|x| x == d)
+            {
+                dirs.push(d.to_path_buf());
+            }
+        }
+    }
+    let notify_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.is_ok() {
+            let _ = notify_tx.try_send(());
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => {
+            for d in &dirs {
+                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory; reload on SIGHUP only");
+                }
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "file watching unavailable; reload on SIGHUP only");
+            None
+        }
+    };
+    #[cfg(unix)]
+    if signals {
+        let hup_tx = tx.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut hup) = signal(SignalKind::hangup()) {
+                while hup.recv().await.is_some() {
+                    let _ = hup_tx.send(()).await;
+                }
+            }
+        });
+    }
+    let mut last_text = std::fs::read_to_string(&path).ok();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            got = rx.recv() => if got.is_none() { return },
+        }
+        // Debounce a burst of events (editors and symlink swaps write several).
+        tokio::time::sleep(DEBOUNCE).await;
+        while rx.try_recv().is_ok() {}
+        if let Some(t) = &tls
+            && let Err(e) = t.reload()
+        {
+            tracing::warn!(error = %e, "TLS certificate reload failed; keeping the current certificate");
+        }
+        let text = std::fs::read_to_string(&path).ok();
+        if text.is_some() && text == last_text {
+            continue;
+        }
+        match Config::load(&path) {
+            Ok(cfg) => {
+                state.install(cfg);
+                state.metrics.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(path = %path.display(), "configuration reloaded");
+                last_text = text;
+            }
+            Err(errs) => {
+                state.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::error!(path = %path.display(), errors = %errs, "configuration reload failed; keeping the last good configuration");
+                last_text = text;
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+
+use crate::support::*;
+
+const PUBLIC_ALL: &str = "[[routes]]\npath = \"/**\"\naccess = \"public\"\n";
+
+#[tokio::test]
+async fn hop_by_hop_headers_are_removed_both_ways() {
+    let gw = TestGateway::spawn(PUBLIC_ALL).await;
+    let (status, text) = gw
+        .raw(&raw_get("/hop", "Connection: close, X-Private-Hop\r\nX-Private-Hop: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic eA==\r\nX-Kept: yes\r\n"))
+        .await;
+    assert_eq!(status, 200);
+    let h = gw.upstream.last().headers;
+    for gone in ["x-private-hop", "keep-alive", "te", "proxy-authorization"] {
+        assert!(!h.contains_key(gone), "{gone} reached the upstream");
+    }
+    assert_eq!(h["x-kept"], "yes");
+    let lower = text.to_ascii_lowercase();
+    assert!(!lower.contains("x-upstream-private"), "a Connection-nominated response header leaked:\n{text}");
+    assert!(!lower.contains("keep-alive: timeout"), "{text}");
+}
+
+#[tokio::test]
+async fn forwarded_headers_believed_only_from_trusted_proxies() {
+    let gw = TestGateway::spawn(PUBLIC_ALL).await;
+    let (status, _) = gw
+        .raw(&raw_get("/f", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=203.0.113.9\r\nX-Real-IP: 203.0.113.9\r\nX-Request-Id: spoofed\r\n"))
+        .await;
+    assert_eq!(status, 200);
+    let h = gw.upstream.last().headers;
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-host"], "gw.test");
+    assert_eq!(h["x-real-ip"], "127.0.0.1");
+    assert!(!h.contains_key("forwarded"));
+    let rid = h["x-request-id"].to_str().unwrap();
+    assert_ne!(rid, "spoofed");
+    assert_eq!(rid.len(), 32);
+
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace("[admin]", "trusted_proxies = [\"127.0.0.1/32\"]\n[admin]");
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let (_, text) = gw
+        .raw(&raw_get("/f", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.example\r\nX-Request-Id: from-proxy\r\n"))
+        .await;
+    let h = gw.upstream.last().headers;
+    assert_eq!(h["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(h["x-forwarded-proto"], "https");
+    assert_eq!(h["x-forwarded-host"], "app.example");
+    assert_eq!(h["x-real-ip"], "203.0.113.9");
+    assert_eq!(h["x-request-id"], "from-proxy");
+    assert!(text.to_ascii_lowercase().contains("x-request-id: from-proxy"));
+}
+
+#[tokio::test]
+async fn host_is_rewritten_unless_preserved() {
+    let gw = TestGateway::spawn(PUBLIC_ALL).await;
+    gw.get("/h").header("host", "app.example").send().await.unwrap();
+    let h = gw.upstream.last().headers;
+    assert_eq!(h["host"], gw.upstream.addr.unwrap().to_string());
+    assert_eq!(h["x-forwarded-host"], "app.example");
+
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace("response_header_timeout = \"2s\"", "response_header_timeout = \"2s\"\npreserve_host = true");
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    gw.get("/h").header("host", "app.example").send().await.unwrap();
+    assert_eq!(gw.upstream.last().headers["host"], "app.example");
+}
+
+#[tokio::test]
+async fn upstream_down_is_502_and_slow_is_504_without_internals() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let toml = base_toml(&emu, &up, &format!("[upstreams.dead]\nurl = \"http://{dead}\"\n[[routes]]\npath = \"/dead/**\"\naccess = \"public\"\nupstream = \"dead\"\n{PUBLIC_ALL}"));
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let r = gw.get("/dead/x").send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("127.0.0.1") && !body.to_lowercase().contains("connect"), "{body}");
+    let r = gw.get("/__slow").send().await.unwrap();
+    assert_eq!(r.status(), 504);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("127.0.0.1"), "{body}");
+    // The gateway keeps serving.
+    assert_eq!(gw.get("/ok").send().await.unwrap().status(), 200);
+    let metrics = gw.client.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("portcullis_upstream_errors_total{kind=\"connect\"} 1"), "{metrics}");
+    assert!(metrics.contains("portcullis_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn named_upstreams_and_strip_prefix() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let billing = spawn_upstream().await;
+    let toml = base_toml(
+        &emu,
+        &up,
+        &format!("[upstreams.billing]\nurl = \"{}\"\n[[routes]]\npath = \"/api/**\"\naccess = \"public\"\nupstream = \"billing\"\nstrip_prefix = \"/api\"\n{PUBLIC_ALL}", billing.url()),
+    );
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    gw.get("/api/v1/items?x=1").send().await.unwrap();
+    assert_eq!(billing.last().target, "/v1/items?x=1");
+    gw.get("/api").send().await.unwrap();
+    assert_eq!(billing.last().target, "/");
+    gw.get("/other").send().await.unwrap();
+    assert_eq!(gw.upstream.last().target, "/other");
+    assert_eq!(billing.count(), 2);
+}
+
+#[tokio::test]
+async fn upstream_set_cookie_passes_through() {
+    let gw = TestGateway::spawn(PUBLIC_ALL).await;
+    let r = gw.get("/__setcookie").send().await.unwrap();
+    assert_eq!(r.headers()["set-cookie"], "app=1; Path=/");
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_stream_through_without_buffering() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
+    let token = gw.session("U-up", json!({}));
+    const CHUNK: usize = 1 << 20;
+    const TOTAL_CHUNKS: usize = 256; // 256 MiB
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+    let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
+    let req = gw.client.post(gw.url("/__upload")).bearer_auth(&token).body(body).send();
+    let send = tokio::spawn(req);
+    let chunk = bytes::Bytes::from(vec![7u8; CHUNK]);
+    tx.send(Ok(chunk.clone())).await.unwrap();
+    // The upstream sees the first chunk while the client still holds back the rest.
+    tokio::time::timeout(Duration::from_secs(20), gw.upstream.first_chunk.notified())
+        .await
+        .expect("the first chunk reached the upstream before the body was complete");
+    let rss_before = rss_kib();
+    for _ in 1..TOTAL_CHUNKS {
+        tx.send(Ok(chunk.clone())).await.unwrap();
+    }
+    drop(tx);
+    let resp = send.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+    let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
+    assert!(grown_mib < 64, "memory grew by {grown_mib} MiB while streaming 256 MiB");
+    assert_eq!(gw.upstream.last().body_len, CHUNK * TOTAL_CHUNKS);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[tokio::test]
+async fn websocket_upgrade_through_an_authenticated_route() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
+    let token = gw.session("U-ws", json!({}));
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/__ws", gw.handle.addr).into_client_request().unwrap();
+    // Unauthenticated upgrade attempts are refused.
+    assert!(tokio_tungstenite::connect_async(req.clone()).await.is_err());
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("upgrade through the gateway");
+    assert_eq!(resp.status(), 101);
+    ws.send("hello".into()).await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(msg.into_text().unwrap().as_str(), "hello");
+    assert_eq!(gw.upstream.last().headers["x-auth-user-id"], "U-ws");
+}
