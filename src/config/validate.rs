@@ -839,7 +839,7 @@ fn session(
         }
     } else if opts.dev {
         secret = Some(Secret::new(random_secret()));
-    } else if !login.methods.is_empty() {
+    } else if !login.methods.is_empty() && !cx.issues.iter().any(|i| i.key.starts_with("session.secret")) {
         cx.error(ConfigIssue::new(
             "session.secret",
             "not set, and login methods are on (it signs the login state)",

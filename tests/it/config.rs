@@ -6,13 +6,20 @@ use portcullis::config::{Config, LoadOptions};
 
 fn env() -> HashMap<String, String> {
     HashMap::from([
-        ("DESCOPE_PROJECT_ID".to_string(), "P2abcdefghijklmnopqrstuvwxyz".to_string()),
-        ("PORTCULLIS_SECRET".to_string(), "0123456789abcdef0123456789abcdef0123456789".to_string()),
+        (
+            "DESCOPE_PROJECT_ID".to_string(),
+            "P2abcdefghijklmnopqrstuvwxyz".to_string(),
+        ),
+        (
+            "PORTCULLIS_SECRET".to_string(),
+            "0123456789abcdef0123456789abcdef0123456789".to_string(),
+        ),
     ])
 }
 
 fn load(toml: &str) -> Result<Config, String> {
-    Config::from_toml(toml, Path::new("."), &env(), LoadOptions::default()).map_err(|e| e.to_string())
+    Config::from_toml(toml, Path::new("."), &env(), LoadOptions::default())
+        .map_err(|e| e.to_string())
 }
 
 const MINIMAL: &str = r#"
@@ -58,18 +65,26 @@ fn unknown_keys_are_errors_naming_the_key_and_line() {
 
 #[test]
 fn bad_values_name_key_value_and_fix() {
-    let err = load(&MINIMAL.replace("[descope]", "[descope]\ntimeout = \"5 parsecs\"")).unwrap_err();
+    let err =
+        load(&MINIMAL.replace("[descope]", "[descope]\ntimeout = \"5 parsecs\"")).unwrap_err();
     assert!(err.contains("descope.timeout = \"5 parsecs\""), "{err}");
     assert!(err.contains("fix:"), "{err}");
-    let err = load(&MINIMAL.replace("[descope]", "[server]\nlisten = \"nowhere\"\n[descope]")).unwrap_err();
+    let err = load(&MINIMAL.replace("[descope]", "[server]\nlisten = \"nowhere\"\n[descope]"))
+        .unwrap_err();
     assert!(err.contains("server.listen"), "{err}");
 }
 
 #[test]
 fn all_errors_are_reported_at_once() {
-    let text = MINIMAL.replace("[descope]", "[session]\nsame_site = \"sideways\"\n[forward_auth]\nmode = \"haproxy\"\n[descope]");
+    let text = MINIMAL.replace(
+        "[descope]",
+        "[session]\nsame_site = \"sideways\"\n[forward_auth]\nmode = \"haproxy\"\n[descope]",
+    );
     let err = load(&text).unwrap_err();
-    assert!(err.contains("session.same_site") && err.contains("forward_auth.mode"), "{err}");
+    assert!(
+        err.contains("session.same_site") && err.contains("forward_auth.mode"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -77,14 +92,27 @@ fn project_id_from_environment_and_required() {
     let no_pid = MINIMAL.replace("project_id = \"env:DESCOPE_PROJECT_ID\"\n", "");
     let cfg = load(&no_pid).unwrap();
     assert_eq!(cfg.descope.project_id, "P2abcdefghijklmnopqrstuvwxyz");
-    let err = Config::from_toml(&no_pid, Path::new("."), &HashMap::new(), LoadOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("descope.project_id") && err.contains("not set"), "{err}");
+    let err = Config::from_toml(
+        &no_pid,
+        Path::new("."),
+        &HashMap::new(),
+        LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("descope.project_id") && err.contains("not set"),
+        "{err}"
+    );
 }
 
 #[test]
 fn regional_base_url_and_env_override() {
     let long = MINIMAL.replace("env:DESCOPE_PROJECT_ID", "Puse12aAc4T2V93bddihGEx2Ryhc8e5Z");
-    assert_eq!(load(&long).unwrap().descope.base_url.as_str(), "https://api.use1.descope.com/");
+    assert_eq!(
+        load(&long).unwrap().descope.base_url.as_str(),
+        "https://api.use1.descope.com/"
+    );
     let mut e = env();
     e.insert("DESCOPE_BASE_URI".into(), "http://127.0.0.1:4080".into());
     let cfg = Config::from_toml(MINIMAL, Path::new("."), &e, LoadOptions::default()).unwrap();
@@ -93,14 +121,24 @@ fn regional_base_url_and_env_override() {
 
 #[test]
 fn plain_http_to_descope_only_on_loopback() {
-    let err = load(&MINIMAL.replace("[descope]", "[descope]\nbase_url = \"http://descope.internal\"")).unwrap_err();
-    assert!(err.contains("descope.base_url") && err.contains("loopback"), "{err}");
-    assert!(load(&MINIMAL.replace("[descope]", "[descope]\nbase_url = \"http://localhost:9\"")).is_ok());
+    let err = load(&MINIMAL.replace(
+        "[descope]",
+        "[descope]\nbase_url = \"http://descope.internal\"",
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("descope.base_url") && err.contains("loopback"),
+        "{err}"
+    );
+    assert!(
+        load(&MINIMAL.replace("[descope]", "[descope]\nbase_url = \"http://localhost:9\"")).is_ok()
+    );
 }
 
 #[test]
 fn the_full_management_key_is_refused() {
-    let err = load(&MINIMAL.replace("[descope]", "[descope]\nmanagement_key = \"K123\"")).unwrap_err();
+    let err =
+        load(&MINIMAL.replace("[descope]", "[descope]\nmanagement_key = \"K123\"")).unwrap_err();
     assert!(err.contains("descope.management_key"), "{err}");
 }
 
@@ -112,20 +150,41 @@ fn secret_rules() {
     let short = format!("{with_login}\n[session]\nsecret = \"env:SHORT\"\n");
     let mut e = env();
     e.insert("SHORT".into(), "too-short".into());
-    let err = Config::from_toml(&short, Path::new("."), &e, LoadOptions::default()).unwrap_err().to_string();
+    let err = Config::from_toml(&short, Path::new("."), &e, LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("at least 32"), "{err}");
-    let literal = format!("{with_login}\n[session]\nsecret = \"0123456789abcdef0123456789abcdef-literal\"\n");
+    let literal =
+        format!("{with_login}\n[session]\nsecret = \"0123456789abcdef0123456789abcdef-literal\"\n");
     let cfg = load(&literal).unwrap();
-    assert!(cfg.lints.iter().any(|l| l.key == "session.secret"), "{:?}", cfg.lints);
-    let dev = Config::from_toml(&with_login, Path::new("."), &env(), LoadOptions { dev: true }).unwrap();
+    assert!(
+        cfg.lints.iter().any(|l| l.key == "session.secret"),
+        "{:?}",
+        cfg.lints
+    );
+    let dev = Config::from_toml(
+        &with_login,
+        Path::new("."),
+        &env(),
+        LoadOptions { dev: true },
+    )
+    .unwrap();
     assert!(dev.session.secret.is_some());
 }
 
 #[test]
 fn cookie_prefix_and_secure_follow_public_url() {
-    let https = load(&MINIMAL.replace("[descope]", "[server]\npublic_url = \"https://app.example.com\"\n[descope]")).unwrap();
+    let https = load(&MINIMAL.replace(
+        "[descope]",
+        "[server]\npublic_url = \"https://app.example.com\"\n[descope]",
+    ))
+    .unwrap();
     assert!(https.session.cookies.secure && https.session.cookies.host_prefix);
-    let http = load(&MINIMAL.replace("[descope]", "[server]\npublic_url = \"http://app.example.com\"\n[descope]")).unwrap();
+    let http = load(&MINIMAL.replace(
+        "[descope]",
+        "[server]\npublic_url = \"http://app.example.com\"\n[descope]",
+    ))
+    .unwrap();
     assert!(!http.session.cookies.secure && !http.session.cookies.host_prefix);
     let domain = load(&MINIMAL.replace(
         "[descope]",
@@ -133,21 +192,38 @@ fn cookie_prefix_and_secure_follow_public_url() {
     ))
     .unwrap();
     assert!(!domain.session.cookies.host_prefix);
-    assert!(domain.lints.iter().any(|l| l.key == "session.cookie_domain"));
+    assert!(
+        domain
+            .lints
+            .iter()
+            .any(|l| l.key == "session.cookie_domain")
+    );
 }
 
 #[test]
 fn redirect_origins_and_after_logout_are_validated() {
-    let err = load(&format!("{MINIMAL}\n[login]\nafter_logout = \"https://evil.example\"\n")).unwrap_err();
+    let err = load(&format!(
+        "{MINIMAL}\n[login]\nafter_logout = \"https://evil.example\"\n"
+    ))
+    .unwrap_err();
     assert!(err.contains("login.after_logout"), "{err}");
-    let err = load(&format!("{MINIMAL}\n[login]\nafter_logout = \"//evil.example\"\n")).unwrap_err();
+    let err = load(&format!(
+        "{MINIMAL}\n[login]\nafter_logout = \"//evil.example\"\n"
+    ))
+    .unwrap_err();
     assert!(err.contains("login.after_logout"), "{err}");
     let ok = load(&format!(
         "{MINIMAL}\n[login]\nallowed_redirect_origins = [\"https://docs.example.com\"]\nafter_logout = \"https://docs.example.com/bye\"\n"
     ))
     .unwrap();
-    assert_eq!(ok.login.allowed_redirect_origins, vec!["https://docs.example.com".to_string()]);
-    let err = load(&format!("{MINIMAL}\n[login]\nallowed_redirect_origins = [\"https://docs.example.com/path\"]\n")).unwrap_err();
+    assert_eq!(
+        ok.login.allowed_redirect_origins,
+        vec!["https://docs.example.com".to_string()]
+    );
+    let err = load(&format!(
+        "{MINIMAL}\n[login]\nallowed_redirect_origins = [\"https://docs.example.com/path\"]\n"
+    ))
+    .unwrap_err();
     assert!(err.contains("allowed_redirect_origins[0]"), "{err}");
 }
 
@@ -167,10 +243,26 @@ fn bin() -> &'static str {
 fn check_config_prints_route_table_and_exits_by_lints() {
     let dir = tempfile::tempdir().unwrap();
     let ok = dir.path().join("ok.toml");
-    std::fs::write(&ok, MINIMAL.replace("env:DESCOPE_PROJECT_ID", "P2abc").replace("[descope]", "[server]\npublic_url = \"https://a.example\"\n[descope]")).unwrap();
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&ok).env_remove("DESCOPE_PROJECT_ID").output().unwrap();
+    std::fs::write(
+        &ok,
+        MINIMAL.replace("env:DESCOPE_PROJECT_ID", "P2abc").replace(
+            "[descope]",
+            "[server]\npublic_url = \"https://a.example\"\n[descope]",
+        ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&ok)
+        .env_remove("DESCOPE_PROJECT_ID")
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("/**"), "{stdout}");
 
     let linted = dir.path().join("lint.toml");
@@ -179,15 +271,27 @@ fn check_config_prints_route_table_and_exits_by_lints() {
         format!("{}\n[login]\nmethods = [\"magiclink\"]\n[session]\nsecret = \"0123456789abcdef0123456789abcdef-literal\"\n", MINIMAL.replace("env:DESCOPE_PROJECT_ID", "P2abc")),
     )
     .unwrap();
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&linted).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&linted)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("session.secret"));
-    let out = Command::new(bin()).args(["check-config", "--strict", "-c"]).arg(&linted).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "--strict", "-c"])
+        .arg(&linted)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, format!("{MINIMAL}\nbogus = 1\n")).unwrap();
-    let out = Command::new(bin()).args(["check-config", "-c"]).arg(&bad).output().unwrap();
+    let out = Command::new(bin())
+        .args(["check-config", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
 }

@@ -17,13 +17,19 @@ path = "/**"
 "#;
 
 async fn gw(mode: &str, callers: &str) -> TestGateway {
-    TestGateway::spawn(&format!("[forward_auth]\nmode = \"{mode}\"\ntrusted_callers = {callers}\n{ROUTES}")).await
+    TestGateway::spawn(&format!(
+        "[forward_auth]\nmode = \"{mode}\"\ntrusted_callers = {callers}\n{ROUTES}"
+    ))
+    .await
 }
 
 #[tokio::test]
 async fn nginx_mode_answers_only_200_401_403() {
     let gw = gw("nginx", "[\"127.0.0.1/32\"]").await;
-    let admin = gw.session("U-admin", json!({"roles": ["admin"], "email": "a@example.com"}));
+    let admin = gw.session(
+        "U-admin",
+        json!({"roles": ["admin"], "email": "a@example.com"}),
+    );
     let user = gw.session("U-user", json!({"roles": []}));
     let verify = |uri: Option<&str>, token: Option<&str>, method: Option<&str>| {
         let mut r = gw.get("/_auth/verify");
@@ -38,22 +44,66 @@ async fn nginx_mode_answers_only_200_401_403() {
         }
         r.send()
     };
-    let ok = verify(Some("/admin/x?y=1"), Some(&admin), None).await.unwrap();
+    let ok = verify(Some("/admin/x?y=1"), Some(&admin), None)
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["x-auth-user-id"], "U-admin");
     assert_eq!(ok.headers()["x-auth-email"], "a@example.com");
     // Every identity header is named, empty when the claim is absent.
     assert_eq!(ok.headers()["x-auth-name"], "");
     assert_eq!(ok.headers()["x-auth-tenant"], "");
-    assert_eq!(verify(Some("/admin/x"), Some(&user), None).await.unwrap().status(), 403);
-    assert_eq!(verify(Some("/admin/x"), None, None).await.unwrap().status(), 401);
-    assert_eq!(verify(Some("/public/../admin/x"), None, None).await.unwrap().status(), 401);
-    assert_eq!(verify(Some("/public/x"), None, None).await.unwrap().status(), 200);
-    assert_eq!(verify(None, Some(&admin), None).await.unwrap().status(), 403, "missing URI is never 200");
-    assert_eq!(verify(Some("/a%00"), Some(&admin), None).await.unwrap().status(), 403);
-    assert_eq!(verify(Some("/get-only/x"), Some(&admin), Some("DELETE")).await.unwrap().status(), 403);
+    assert_eq!(
+        verify(Some("/admin/x"), Some(&user), None)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        verify(Some("/admin/x"), None, None).await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        verify(Some("/public/../admin/x"), None, None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        verify(Some("/public/x"), None, None)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        verify(None, Some(&admin), None).await.unwrap().status(),
+        403,
+        "missing URI is never 200"
+    );
+    assert_eq!(
+        verify(Some("/a%00"), Some(&admin), None)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        verify(Some("/get-only/x"), Some(&admin), Some("DELETE"))
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
     // Only the nginx request shape is read: Traefik headers are ignored.
-    let r = gw.get("/_auth/verify").header("x-forwarded-uri", "/public/x").send().await.unwrap();
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-forwarded-uri", "/public/x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     assert_eq!(gw.upstream.count(), 0);
 }
@@ -68,19 +118,47 @@ async fn traefik_mode_reads_forwarded_headers_and_redirects_browsers() {
             .header("x-forwarded-proto", "https")
             .header("x-forwarded-host", "app.example")
     };
-    let r = base().header("x-forwarded-uri", "/admin/a").bearer_auth(&admin).send().await.unwrap();
+    let r = base()
+        .header("x-forwarded-uri", "/admin/a")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-auth-user-id"], "U-admin");
-    let r = base().header("x-forwarded-uri", "/admin/a?b=c").header("accept", "text/html").send().await.unwrap();
+    let r = base()
+        .header("x-forwarded-uri", "/admin/a?b=c")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 302);
-    assert_eq!(r.headers()["location"], "http://gw.test/_auth/login?return_to=%2Fadmin%2Fa%3Fb%3Dc");
-    let r = base().header("x-forwarded-uri", "/admin/a").send().await.unwrap();
+    assert_eq!(
+        r.headers()["location"],
+        "http://gw.test/_auth/login?return_to=%2Fadmin%2Fa%3Fb%3Dc"
+    );
+    let r = base()
+        .header("x-forwarded-uri", "/admin/a")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = base().bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 400, "missing URI");
-    let r = base().header("x-forwarded-uri", "/a/%2e%2e/%2e%2e/x").bearer_auth(&admin).send().await.unwrap();
+    let r = base()
+        .header("x-forwarded-uri", "/a/%2e%2e/%2e%2e/x")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400, "a URI climbing above root");
-    let r = base().header("x-forwarded-uri", "/get-only/x").header("x-forwarded-method", "POST").bearer_auth(&admin).send().await.unwrap();
+    let r = base()
+        .header("x-forwarded-uri", "/get-only/x")
+        .header("x-forwarded-method", "POST")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 405);
 }
 
@@ -89,18 +167,54 @@ async fn envoy_mode_uses_the_path_after_verify_and_any_method() {
     let gw = gw("envoy", "[\"127.0.0.1/32\"]").await;
     let admin = gw.session("U-admin", json!({"roles": ["admin"]}));
     let user = gw.session("U-user", json!({}));
-    let r = gw.client.post(gw.url("/_auth/verify/admin/x?q=1")).bearer_auth(&admin).send().await.unwrap();
+    let r = gw
+        .client
+        .post(gw.url("/_auth/verify/admin/x?q=1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-auth-user-id"], "U-admin");
-    assert_eq!(gw.client.delete(gw.url("/_auth/verify/admin/x")).bearer_auth(&user).send().await.unwrap().status(), 403);
-    assert_eq!(gw.get("/_auth/verify/public/x").send().await.unwrap().status(), 200);
-    assert_eq!(gw.get("/_auth/verify").bearer_auth(&admin).send().await.unwrap().status(), 400);
+    assert_eq!(
+        gw.client
+            .delete(gw.url("/_auth/verify/admin/x"))
+            .bearer_auth(&user)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        gw.get("/_auth/verify/public/x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.get("/_auth/verify")
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
 }
 
 #[tokio::test]
 async fn untrusted_callers_are_refused() {
     let gw = gw("nginx", "[\"10.0.0.0/8\"]").await;
     let admin = gw.session("U-admin", json!({"roles": ["admin"]}));
-    let r = gw.get("/_auth/verify").header("x-original-uri", "/public/x").bearer_auth(&admin).send().await.unwrap();
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-original-uri", "/public/x")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
 }

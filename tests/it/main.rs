@@ -3,19 +3,25 @@
 
 mod support;
 
+/// The binary itself: `run`, signals, exit codes.
+mod binary;
 /// Config file parsing, errors, the example config, `check-config`.
 mod config;
-/// Route rules end to end: every rule type allowed and denied, 405, optional, default policy.
-mod policy;
-/// Canonical paths: what reaches the upstream for 40+ spellings.
-mod paths;
-/// Identity headers: presets, spoofing in every spelling, token forwarding.
-mod identity;
-/// Token attacks and JWKS behaviour.
-mod tokens;
-/// Proxying: hop-by-hop, X-Forwarded-*, 502/504, streaming, WebSocket, strip_prefix.
-mod proxy;
 /// Forward-auth decisions (`/verify`) in nginx, Traefik and Envoy shapes.
 mod forward_auth;
+/// Identity headers: presets, spoofing in every spelling, token forwarding.
+mod identity;
+/// A real nginx with `auth_request` in front of an app, asking `/verify`.
+mod nginx;
 /// Admin listener, readiness, metrics, reload, shutdown.
 mod ops;
+/// Canonical paths: what reaches the upstream for 40+ spellings.
+mod paths;
+/// Route rules end to end: every rule type allowed and denied, 405, optional, default policy.
+mod policy;
+/// Proxying: hop-by-hop, X-Forwarded-*, 502/504, streaming, WebSocket, strip_prefix.
+mod proxy;
+/// TLS (rustls, ALPN, certificate reload) and h2c.
+mod tls;
+/// Token attacks and JWKS behaviour.
+mod tokens;

@@ -83,7 +83,10 @@ async fn forty_plus_spellings_decide_and_forward_on_one_canonical_path() {
         let (got, text) = gw.raw(&raw_get(target, "")).await;
         let after = gw.upstream.count();
         if got != *status {
-            failures.push(format!("{target}: status {got}, want {status}\n{}", text.lines().next().unwrap_or("")));
+            failures.push(format!(
+                "{target}: status {got}, want {status}\n{}",
+                text.lines().next().unwrap_or("")
+            ));
             continue;
         }
         match forwarded {
@@ -95,19 +98,32 @@ async fn forty_plus_spellings_decide_and_forward_on_one_canonical_path() {
             }
             None => {
                 if after != before {
-                    failures.push(format!("{target}: reached the upstream as {:?}", gw.upstream.last().target));
+                    failures.push(format!(
+                        "{target}: reached the upstream as {:?}",
+                        gw.upstream.last().target
+                    ));
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
 async fn an_authorized_request_is_forwarded_on_the_canonical_path() {
     let gw = TestGateway::spawn(ROUTES).await;
     let token = gw.session("U-admin", serde_json::json!({"roles": ["admin"]}));
-    let (status, _) = gw.raw(&raw_get("/x/../admin/./a;v=1//b?q=%2e%2e", &format!("Authorization: Bearer {token}\r\n"))).await;
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/x/../admin/./a;v=1//b?q=%2e%2e",
+            &format!("Authorization: Bearer {token}\r\n"),
+        ))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(gw.upstream.last().target, "/admin/a;v=1/b?q=%2e%2e");
 }

@@ -20,7 +20,10 @@ async fn hop_by_hop_headers_are_removed_both_ways() {
     }
     assert_eq!(h["x-kept"], "yes");
     let lower = text.to_ascii_lowercase();
-    assert!(!lower.contains("x-upstream-private"), "a Connection-nominated response header leaked:\n{text}");
+    assert!(
+        !lower.contains("x-upstream-private"),
+        "a Connection-nominated response header leaked:\n{text}"
+    );
     assert!(!lower.contains("keep-alive: timeout"), "{text}");
 }
 
@@ -43,7 +46,8 @@ async fn forwarded_headers_believed_only_from_trusted_proxies() {
 
     let emu = std::sync::Arc::new(spawn_emulator().await);
     let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace("[admin]", "trusted_proxies = [\"127.0.0.1/32\"]\n[admin]");
+    let toml = base_toml(&emu, &up, PUBLIC_ALL)
+        .replace("[admin]", "trusted_proxies = [\"127.0.0.1/32\"]\n[admin]");
     let gw = TestGateway::spawn_with(emu, up, &toml).await;
     let (_, text) = gw
         .raw(&raw_get("/f", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.example\r\nX-Request-Id: from-proxy\r\n"))
@@ -54,22 +58,36 @@ async fn forwarded_headers_believed_only_from_trusted_proxies() {
     assert_eq!(h["x-forwarded-host"], "app.example");
     assert_eq!(h["x-real-ip"], "203.0.113.9");
     assert_eq!(h["x-request-id"], "from-proxy");
-    assert!(text.to_ascii_lowercase().contains("x-request-id: from-proxy"));
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("x-request-id: from-proxy")
+    );
 }
 
 #[tokio::test]
 async fn host_is_rewritten_unless_preserved() {
     let gw = TestGateway::spawn(PUBLIC_ALL).await;
-    gw.get("/h").header("host", "app.example").send().await.unwrap();
+    gw.get("/h")
+        .header("host", "app.example")
+        .send()
+        .await
+        .unwrap();
     let h = gw.upstream.last().headers;
     assert_eq!(h["host"], gw.upstream.addr.unwrap().to_string());
     assert_eq!(h["x-forwarded-host"], "app.example");
 
     let emu = std::sync::Arc::new(spawn_emulator().await);
     let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace("response_header_timeout = \"2s\"", "response_header_timeout = \"2s\"\npreserve_host = true");
+    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace(
+        "response_header_timeout = \"2s\"",
+        "response_header_timeout = \"2s\"\npreserve_host = true",
+    );
     let gw = TestGateway::spawn_with(emu, up, &toml).await;
-    gw.get("/h").header("host", "app.example").send().await.unwrap();
+    gw.get("/h")
+        .header("host", "app.example")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gw.upstream.last().headers["host"], "app.example");
 }
 
@@ -77,22 +95,48 @@ async fn host_is_rewritten_unless_preserved() {
 async fn upstream_down_is_502_and_slow_is_504_without_internals() {
     let emu = std::sync::Arc::new(spawn_emulator().await);
     let up = spawn_upstream().await;
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let toml = base_toml(&emu, &up, &format!("[upstreams.dead]\nurl = \"http://{dead}\"\n[[routes]]\npath = \"/dead/**\"\naccess = \"public\"\nupstream = \"dead\"\n{PUBLIC_ALL}"));
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let toml = base_toml(
+        &emu,
+        &up,
+        &format!(
+            "[upstreams.dead]\nurl = \"http://{dead}\"\n[[routes]]\npath = \"/dead/**\"\naccess = \"public\"\nupstream = \"dead\"\n{PUBLIC_ALL}"
+        ),
+    );
     let gw = TestGateway::spawn_with(emu, up, &toml).await;
     let r = gw.get("/dead/x").send().await.unwrap();
     assert_eq!(r.status(), 502);
     let body = r.text().await.unwrap();
-    assert!(!body.contains("127.0.0.1") && !body.to_lowercase().contains("connect"), "{body}");
+    assert!(
+        !body.contains("127.0.0.1") && !body.to_lowercase().contains("connect"),
+        "{body}"
+    );
     let r = gw.get("/__slow").send().await.unwrap();
     assert_eq!(r.status(), 504);
     let body = r.text().await.unwrap();
     assert!(!body.contains("127.0.0.1"), "{body}");
     // The gateway keeps serving.
     assert_eq!(gw.get("/ok").send().await.unwrap().status(), 200);
-    let metrics = gw.client.get(gw.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("portcullis_upstream_errors_total{kind=\"connect\"} 1"), "{metrics}");
-    assert!(metrics.contains("portcullis_upstream_errors_total{kind=\"timeout\"} 1"), "{metrics}");
+    let metrics = gw
+        .client
+        .get(gw.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_upstream_errors_total{kind=\"connect\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_upstream_errors_total{kind=\"timeout\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -103,7 +147,10 @@ async fn named_upstreams_and_strip_prefix() {
     let toml = base_toml(
         &emu,
         &up,
-        &format!("[upstreams.billing]\nurl = \"{}\"\n[[routes]]\npath = \"/api/**\"\naccess = \"public\"\nupstream = \"billing\"\nstrip_prefix = \"/api\"\n{PUBLIC_ALL}", billing.url()),
+        &format!(
+            "[upstreams.billing]\nurl = \"{}\"\n[[routes]]\npath = \"/api/**\"\naccess = \"public\"\nupstream = \"billing\"\nstrip_prefix = \"/api\"\n{PUBLIC_ALL}",
+            billing.url()
+        ),
     );
     let gw = TestGateway::spawn_with(emu, up, &toml).await;
     gw.get("/api/v1/items?x=1").send().await.unwrap();
@@ -140,7 +187,12 @@ async fn uploads_stream_through_without_buffering() {
     const TOTAL_CHUNKS: usize = 256; // 256 MiB
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
     let body = reqwest::Body::wrap_stream(tokio_stream_from(rx));
-    let req = gw.client.post(gw.url("/__upload")).bearer_auth(&token).body(body).send();
+    let req = gw
+        .client
+        .post(gw.url("/__upload"))
+        .bearer_auth(&token)
+        .body(body)
+        .send();
     let send = tokio::spawn(req);
     let chunk = bytes::Bytes::from(vec![7u8; CHUNK]);
     tx.send(Ok(chunk.clone())).await.unwrap();
@@ -156,7 +208,10 @@ async fn uploads_stream_through_without_buffering() {
     let resp = send.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
     let grown_mib = rss_kib().saturating_sub(rss_before) / 1024;
-    assert!(grown_mib < 64, "memory grew by {grown_mib} MiB while streaming 256 MiB");
+    assert!(
+        grown_mib < 64,
+        "memory grew by {grown_mib} MiB while streaming 256 MiB"
+    );
     assert_eq!(gw.upstream.last().body_len, CHUNK * TOTAL_CHUNKS);
 }
 
@@ -171,14 +226,23 @@ async fn websocket_upgrade_through_an_authenticated_route() {
     let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
     let token = gw.session("U-ws", json!({}));
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{}/__ws", gw.handle.addr).into_client_request().unwrap();
+    let mut req = format!("ws://{}/__ws", gw.handle.addr)
+        .into_client_request()
+        .unwrap();
     // Unauthenticated upgrade attempts are refused.
     assert!(tokio_tungstenite::connect_async(req.clone()).await.is_err());
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("upgrade through the gateway");
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade through the gateway");
     assert_eq!(resp.status(), 101);
     ws.send("hello".into()).await.unwrap();
-    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap().unwrap().unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(msg.into_text().unwrap().as_str(), "hello");
     assert_eq!(gw.upstream.last().headers["x-auth-user-id"], "U-ws");
 }

@@ -31,7 +31,10 @@ pub fn init() {
     INIT.call_once(|| {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         if std::env::var("TEST_LOG").is_ok() {
-            let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug")
+                .with_test_writer()
+                .try_init();
         }
     });
 }
@@ -68,7 +71,12 @@ impl Upstream {
     }
 
     pub fn last(&self) -> Recorded {
-        self.seen.lock().unwrap().last().cloned().expect("the upstream saw a request")
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("the upstream saw a request")
     }
 
     pub fn count(&self) -> usize {
@@ -83,11 +91,16 @@ impl Upstream {
 /// `/__setcookie` sets a cookie.
 pub async fn spawn_upstream() -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut up = Upstream { addr: Some(listener.local_addr().unwrap()), ..Default::default() };
+    let mut up = Upstream {
+        addr: Some(listener.local_addr().unwrap()),
+        ..Default::default()
+    };
     let state = up.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {
@@ -105,12 +118,21 @@ pub async fn spawn_upstream() -> Upstream {
 }
 
 async fn upstream_handle(state: Upstream, mut req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
     let path = req.uri().path().to_string();
     let method = req.method().to_string();
     let headers = req.headers().clone();
     if path == "/__ws" {
-        state.seen.lock().unwrap().push(Recorded { method, target, headers: headers.clone(), body_len: 0 });
+        state.seen.lock().unwrap().push(Recorded {
+            method,
+            target,
+            headers: headers.clone(),
+            body_len: 0,
+        });
         let key = headers.get("sec-websocket-key").cloned();
         let on_upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -158,9 +180,19 @@ async fn upstream_handle(state: Upstream, mut req: Request<Incoming>) -> Respons
             }
         }
     } else {
-        body_len = req.into_body().collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+        body_len = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes().len())
+            .unwrap_or(0);
     }
-    state.seen.lock().unwrap().push(Recorded { method: method.clone(), target: target.clone(), headers: headers.clone(), body_len });
+    state.seen.lock().unwrap().push(Recorded {
+        method: method.clone(),
+        target: target.clone(),
+        headers: headers.clone(),
+        body_len,
+    });
     match path.as_str() {
         "/__slow" => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -170,9 +202,15 @@ async fn upstream_handle(state: Upstream, mut req: Request<Incoming>) -> Respons
     }
     let hdrs: Map<String, Value> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned())))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            )
+        })
         .collect();
-    let body = json!({"method": method, "target": target, "headers": hdrs, "body_len": body_len}).to_string();
+    let body = json!({"method": method, "target": target, "headers": hdrs, "body_len": body_len})
+        .to_string();
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
@@ -213,11 +251,21 @@ pub fn claims(v: Value) -> Map<String, Value> {
 }
 
 pub fn session_token(emu: &Emulator, sub: &str, extra: Value) -> String {
-    emu.mint(&MintSpec { sub: sub.into(), refresh: false, ttl_secs: 600, claims: claims(extra) })
+    emu.mint(&MintSpec {
+        sub: sub.into(),
+        refresh: false,
+        ttl_secs: 600,
+        claims: claims(extra),
+    })
 }
 
 pub fn refresh_token(emu: &Emulator, sub: &str) -> String {
-    emu.mint(&MintSpec { sub: sub.into(), refresh: true, ttl_secs: 3600, claims: Map::new() })
+    emu.mint(&MintSpec {
+        sub: sub.into(),
+        refresh: true,
+        ttl_secs: 3600,
+        claims: Map::new(),
+    })
 }
 
 // === gateway ===
@@ -259,8 +307,13 @@ response_header_timeout = "2s"
 }
 
 pub fn config(toml: &str) -> Config {
-    Config::from_toml(toml, std::path::Path::new("."), &HashMap::<String, String>::new(), LoadOptions::default())
-        .unwrap_or_else(|e| panic!("test config is valid: {e}"))
+    Config::from_toml(
+        toml,
+        std::path::Path::new("."),
+        &HashMap::<String, String>::new(),
+        LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("test config is valid: {e}"))
 }
 
 impl TestGateway {
@@ -274,14 +327,21 @@ impl TestGateway {
 
     pub async fn spawn_with(emu: Arc<Emulator>, upstream: Upstream, toml: &str) -> Self {
         init();
-        let handle = portcullis::app::start(config(toml), StartOptions::default()).await.expect("gateway starts");
+        let handle = portcullis::app::start(config(toml), StartOptions::default())
+            .await
+            .expect("gateway starts");
         wait_ready(&handle).await;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .build()
             .unwrap();
-        Self { handle, emu, upstream, client }
+        Self {
+            handle,
+            emu,
+            upstream,
+            client,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -289,7 +349,11 @@ impl TestGateway {
     }
 
     pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{}", self.handle.admin_addr.expect("admin listener"), path)
+        format!(
+            "http://{}{}",
+            self.handle.admin_addr.expect("admin listener"),
+            path
+        )
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -325,7 +389,11 @@ pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
 

@@ -1,0 +1,295 @@
+//! The control API under `/emulator/*`: what the Rust handle does, over HTTP,
+//! for users' CI in any language. JSON in, JSON out.
+//!
+//! When a control token is set, every endpoint except the hosted provider
+//! pages (`/emulator/oauth/*`, `/emulator/sso/*`) needs `Authorization: Bearer
+//! <token>`; the HTML outbox also takes `?control_token=` for browsers.
+//!
+//! | method + path | body | answer |
+//! |---|---|---|
+//! | `GET health` | — | `{ok, projectId, baseUrl}` |
+//! | `POST mint` | `{sub, refresh?, ttlSecs?, claims?}` | `{token}` |
+//! | `POST rotate-keys` | `{dropOld?}` | `{kid}` |
+//! | `POST faults` | `{path, type, ..., times?}` (see [`super::FaultKind`]) | `{}` |
+//! | `DELETE faults` / `POST faults/clear` | — | `{}` |
+//! | `GET calls[?path=]` | — | `{calls: {path: n}}` or `{path, count}` |
+//! | `DELETE calls` / `POST calls/reset` | — | `{}` |
+//! | `POST revoke` | `{userId}` or `{loginId}` | `{}` |
+//! | `POST cookie-mode`, `POST rotation` | `{enabled}` | `{}` |
+//! | `POST session-ttl`, `POST refresh-ttl` | `{seconds}` | `{}` |
+//! | `POST users` | a seed-file user (`loginId`, `name`, `email`, `roles`, `tenants`, ...) | `{userId}` |
+//! | `POST users/roles` | `{loginId, roles}` | `{}` |
+//! | `POST users/tenants` | `{loginId, tenants: [{id, roles}]}` | `{}` |
+//! | `GET outbox.json` / `GET outbox` | — | entries (JSON) / HTML page |
+
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::http::{Req, Resp, error, json, missing, not_found, ok_empty, str_field};
+use super::state::{TenantMembership, UserSpec};
+use super::{Fault, FaultKind, MintSpec, Shared, keys::SigningKey, pages};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FaultRequest {
+    path: String,
+    #[serde(flatten)]
+    kind: FaultKind,
+    #[serde(default)]
+    times: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct MintRequest {
+    sub: String,
+    refresh: bool,
+    ttl_secs: Option<i64>,
+    claims: Map<String, Value>,
+}
+
+pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
+    // The hosted provider pages face browsers and carry no token.
+    if rest.starts_with("oauth/") || rest.starts_with("sso/") {
+        return pages::handle(shared, req).unwrap_or_else(not_found);
+    }
+    if !authorized(shared, req) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "E011003",
+            "Unauthorized",
+            "The emulator control API needs Authorization: Bearer <control token>",
+        );
+    }
+    let body = match req.json() {
+        Ok(b) => b,
+        // HTML forms post to nothing here; a non-JSON body is only an error
+        // where one is read.
+        Err(_) if req.method == Method::GET => Map::new(),
+        Err(resp) => return resp,
+    };
+    match (&req.method, rest) {
+        (&Method::GET, "health") => json(
+            StatusCode::OK,
+            &json!({"ok": true, "projectId": shared.project_id, "baseUrl": shared.base_url}),
+        ),
+        (&Method::POST, "mint") => mint(shared, body),
+        (&Method::POST, "rotate-keys") => {
+            let drop_old = body
+                .get("dropOld")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let Ok(key) = SigningKey::generate(shared.key_type, super::random_hex(16)) else {
+                return super::routes::internal();
+            };
+            let kid = key.kid.clone();
+            shared.lock().keys.install(key, drop_old);
+            json(StatusCode::OK, &json!({ "kid": kid }))
+        }
+        (&Method::POST, "faults") => {
+            let parsed: Result<FaultRequest, _> = serde_json::from_value(Value::Object(body));
+            match parsed {
+                Ok(f) if !f.path.is_empty() => {
+                    shared.lock().faults.insert(
+                        f.path,
+                        Fault {
+                            kind: f.kind,
+                            times: f.times,
+                        },
+                    );
+                    ok_empty()
+                }
+                Ok(_) => missing("path"),
+                Err(e) => error(
+                    StatusCode::BAD_REQUEST,
+                    "E011001",
+                    "Bad request",
+                    &format!("Invalid fault: {e}"),
+                ),
+            }
+        }
+        (&Method::DELETE, "faults") | (&Method::POST, "faults/clear") => {
+            shared.lock().faults.clear();
+            ok_empty()
+        }
+        (&Method::GET, "calls") => {
+            let st = shared.lock();
+            match req.query.get("path") {
+                Some(path) => json(
+                    StatusCode::OK,
+                    &json!({"path": path, "count": st.calls.get(path).copied().unwrap_or(0)}),
+                ),
+                None => {
+                    let calls: std::collections::BTreeMap<_, _> = st.calls.iter().collect();
+                    json(StatusCode::OK, &json!({ "calls": calls }))
+                }
+            }
+        }
+        (&Method::DELETE, "calls") | (&Method::POST, "calls/reset") => {
+            shared.lock().calls.clear();
+            ok_empty()
+        }
+        (&Method::POST, "revoke") => {
+            let mut st = shared.lock();
+            let user_id = match str_field(&body, &["userId"]) {
+                "" => st
+                    .user_id_by_login(str_field(&body, &["loginId"]))
+                    .unwrap_or_default(),
+                id => id.to_owned(),
+            };
+            if user_id.is_empty() {
+                return missing("userId");
+            }
+            st.revoke_user(&user_id);
+            ok_empty()
+        }
+        (&Method::POST, "cookie-mode") => set_flag(shared, &body, |st, on| st.cookie_mode = on),
+        (&Method::POST, "rotation") => set_flag(shared, &body, |st, on| st.refresh_rotation = on),
+        (&Method::POST, "session-ttl") => match body.get("seconds").and_then(Value::as_u64) {
+            Some(s) => {
+                shared.lock().session_ttl = Duration::from_secs(s);
+                ok_empty()
+            }
+            None => missing("seconds"),
+        },
+        (&Method::POST, "refresh-ttl") => match body.get("seconds").and_then(Value::as_u64) {
+            Some(s) => {
+                shared.lock().refresh_ttl = Duration::from_secs(s);
+                ok_empty()
+            }
+            None => missing("seconds"),
+        },
+        (&Method::POST, "users") => {
+            let spec: UserSpec = match serde_json::from_value(Value::Object(body)) {
+                Ok(s) => s,
+                Err(e) => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "E011001",
+                        "Bad request",
+                        &format!("Invalid user: {e}"),
+                    );
+                }
+            };
+            if spec.login_id.is_empty() {
+                return missing("loginId");
+            }
+            let id = shared.lock().upsert_user(spec);
+            json(StatusCode::OK, &json!({ "userId": id }))
+        }
+        (&Method::POST, "users/roles") => {
+            let roles = strings(body.get("roles"));
+            let login_id = str_field(&body, &["loginId"]);
+            if shared.lock().set_user_roles(login_id, roles) {
+                ok_empty()
+            } else {
+                unknown_user()
+            }
+        }
+        (&Method::POST, "users/tenants") => {
+            let tenants: Vec<TenantMembership> = body
+                .get("tenants")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .unwrap_or_default();
+            let login_id = str_field(&body, &["loginId"]);
+            if shared.lock().set_user_tenants(login_id, tenants) {
+                ok_empty()
+            } else {
+                unknown_user()
+            }
+        }
+        (&Method::GET, "outbox.json") => json(StatusCode::OK, &shared.lock().outbox),
+        (&Method::GET, "outbox") => pages::outbox(shared),
+        _ => not_found(),
+    }
+}
+
+fn mint(shared: &Shared, body: Map<String, Value>) -> Resp {
+    let parsed: MintRequest = match serde_json::from_value(Value::Object(body)) {
+        Ok(m) => m,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "E011001",
+                "Bad request",
+                &format!("Invalid mint request: {e}"),
+            );
+        }
+    };
+    if parsed.sub.is_empty() {
+        return missing("sub");
+    }
+    let issuer = shared.issuer();
+    let mut st = shared.lock();
+    let default_ttl = if parsed.refresh {
+        st.refresh_ttl
+    } else {
+        st.session_ttl
+    };
+    let spec = MintSpec {
+        sub: parsed.sub,
+        refresh: parsed.refresh,
+        ttl_secs: parsed
+            .ttl_secs
+            .unwrap_or_else(|| super::state::secs(default_ttl)),
+        claims: parsed.claims,
+    };
+    match st.mint(&issuer, &spec) {
+        Ok(token) => json(StatusCode::OK, &json!({ "token": token })),
+        Err(_) => super::routes::internal(),
+    }
+}
+
+fn set_flag(
+    shared: &Shared,
+    body: &Map<String, Value>,
+    set: impl FnOnce(&mut super::state::State, bool),
+) -> Resp {
+    match body.get("enabled").and_then(Value::as_bool) {
+        Some(on) => {
+            set(&mut shared.lock(), on);
+            ok_empty()
+        }
+        None => missing("enabled"),
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn unknown_user() -> Resp {
+    error(
+        StatusCode::NOT_FOUND,
+        "E112102",
+        "User not found",
+        "No user with this login id",
+    )
+}
+
+/// Whether the request may use the control API.
+fn authorized(shared: &Shared, req: &Req) -> bool {
+    let Some(expected) = &shared.control_token else {
+        return true;
+    };
+    let from_header = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let given = from_header.or_else(|| req.query.get("control_token").map(String::as_str));
+    given.is_some_and(|g| {
+        aws_lc_rs::constant_time::verify_slices_are_equal(g.as_bytes(), expected.as_bytes()).is_ok()
+    })
+}

@@ -1,0 +1,636 @@
+//! The emulator's in-memory world: keys, users, tenants, roles, permissions,
+//! issued refresh tokens, pending logins, outbox, faults and call counts.
+//!
+//! Everything here is synchronous and runs under the one state mutex.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::keys::{KeyError, KeyRing, VerifyError};
+use super::{EmulatorOptions, Fault, KeyType, MintSpec, OutboxEntry, now_secs, random_id};
+use crate::descope::wire::{UserResponse, UserTenant};
+
+/// Errors loading a seed file.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("seed file is not valid TOML for the emulator seed format")]
+    Parse(#[from] toml::de::Error),
+}
+
+/// A user to create (seed file `[[users]]`, `Emulator::add_user`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserSpec {
+    #[serde(alias = "loginId")]
+    pub login_id: String,
+    #[serde(alias = "userId")]
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub roles: Vec<String>,
+    pub tenants: Vec<TenantMembership>,
+    pub password: Option<String>,
+    /// A test user (management `create/test`); deleted by "delete all test users".
+    pub test: bool,
+}
+
+/// A user's membership of one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantMembership {
+    #[serde(alias = "tenantId")]
+    pub id: String,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SeedPermission {
+    name: String,
+    description: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SeedRole {
+    name: String,
+    description: String,
+    permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct SeedTenant {
+    id: Option<String>,
+    name: String,
+    sso: bool,
+    domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Seed {
+    permissions: Vec<SeedPermission>,
+    roles: Vec<SeedRole>,
+    tenants: Vec<SeedTenant>,
+    users: Vec<UserSpec>,
+}
+
+/// A user record.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct User {
+    pub(crate) user_id: String,
+    pub(crate) login_ids: Vec<String>,
+    pub(crate) name: String,
+    pub(crate) given_name: String,
+    pub(crate) middle_name: String,
+    pub(crate) family_name: String,
+    pub(crate) email: String,
+    pub(crate) phone: String,
+    pub(crate) verified_email: bool,
+    pub(crate) verified_phone: bool,
+    pub(crate) roles: Vec<String>,
+    pub(crate) tenants: Vec<TenantMembership>,
+    pub(crate) status: String,
+    pub(crate) picture: String,
+    pub(crate) test: bool,
+    pub(crate) custom_attributes: Map<String, Value>,
+    pub(crate) created_time: i64,
+    pub(crate) password: Option<String>,
+    /// RFC 6238 secret (raw bytes).
+    pub(crate) totp_secret: Option<Vec<u8>>,
+    /// Has completed a login before (drives `firstSeen`).
+    pub(crate) seen: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) sso: bool,
+    pub(crate) domains: Vec<String>,
+    pub(crate) custom_attributes: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Role {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) permissions: Vec<String>,
+    pub(crate) tenant_id: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Permission {
+    pub(crate) name: String,
+    pub(crate) description: String,
+}
+
+/// One issued refresh token.
+#[derive(Debug, Clone)]
+pub(crate) struct RefreshRecord {
+    pub(crate) sub: String,
+    pub(crate) revoked: bool,
+}
+
+/// A login waiting for its second half (link click, code entry, consent).
+#[derive(Debug, Clone)]
+pub(crate) struct PendingLogin {
+    pub(crate) user_id: String,
+    /// `amr` factor of the completed login.
+    pub(crate) amr: &'static str,
+    pub(crate) expires_at: i64,
+    /// Extra claims (embedded links' `customClaims`, access-key tenants ...).
+    pub(crate) custom_claims: Map<String, Value>,
+    /// Tenant to select (`dct`) when the login completes (SSO).
+    pub(crate) tenant: Option<String>,
+    /// Whether the user was created by this login (sign-up): `firstSeen`.
+    pub(crate) first_seen: bool,
+}
+
+/// An enchanted-link session waiting for its link to be clicked.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingSession {
+    pub(crate) login: PendingLogin,
+    pub(crate) verified: bool,
+}
+
+/// Issued session and refresh tokens for one login.
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub(crate) session: String,
+    pub(crate) session_exp: i64,
+    pub(crate) refresh: String,
+    pub(crate) refresh_exp: i64,
+}
+
+pub(crate) struct State {
+    pub(crate) keys: KeyRing,
+    pub(crate) users: BTreeMap<String, User>,
+    pub(crate) tenants: BTreeMap<String, Tenant>,
+    pub(crate) roles: BTreeMap<String, Role>,
+    pub(crate) permissions: BTreeMap<String, Permission>,
+    pub(crate) refresh_tokens: HashMap<String, RefreshRecord>,
+    /// Magic-link / embedded-link tokens, OAuth/SSO codes: one use each.
+    pub(crate) tokens: HashMap<String, PendingLogin>,
+    /// Enchanted-link token → pending ref.
+    pub(crate) enchanted_tokens: HashMap<String, String>,
+    /// Enchanted-link pending ref → session.
+    pub(crate) pending_sessions: HashMap<String, PendingSession>,
+    /// OTP codes by login id.
+    pub(crate) otp_codes: HashMap<String, OtpCode>,
+    /// Access keys (secret → owner).
+    pub(crate) access_keys: HashMap<String, AccessKey>,
+    /// OAuth/SSO authorize requests waiting on the hosted page, by state id.
+    pub(crate) authorizations: HashMap<String, Authorization>,
+    pub(crate) outbox: Vec<OutboxEntry>,
+    pub(crate) calls: HashMap<String, u64>,
+    pub(crate) faults: HashMap<String, Fault>,
+    pub(crate) cookie_mode: bool,
+    pub(crate) refresh_rotation: bool,
+    pub(crate) session_ttl: Duration,
+    pub(crate) refresh_ttl: Duration,
+}
+
+/// An OTP code sent to a login id.
+#[derive(Debug, Clone)]
+pub(crate) struct OtpCode {
+    pub(crate) code: String,
+    pub(crate) expires_at: i64,
+    pub(crate) attempts: u32,
+    pub(crate) first_seen: bool,
+}
+
+/// An access key created through the management API.
+#[derive(Debug, Clone)]
+pub(crate) struct AccessKey {
+    pub(crate) id: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) tenants: Vec<TenantMembership>,
+    pub(crate) expires_at: i64,
+}
+
+/// An OAuth or SSO authorize call waiting for the hosted page.
+#[derive(Debug, Clone)]
+pub(crate) struct Authorization {
+    /// `oauth` or `sso`.
+    pub(crate) kind: &'static str,
+    /// Provider name (OAuth) or tenant id (SSO).
+    pub(crate) provider: String,
+    pub(crate) redirect_url: String,
+    /// Sign-up allowed: pick-or-create; sign-in only otherwise.
+    pub(crate) allow_signup: bool,
+    pub(crate) expires_at: i64,
+}
+
+/// OTP lifetime.
+pub(crate) const OTP_TTL_SECS: i64 = 5 * 60;
+/// Lifetime of magic links, codes and pending authorizations.
+pub(crate) const LINK_TTL_SECS: i64 = 10 * 60;
+
+impl State {
+    pub(crate) fn new(key_type: KeyType, opts: &EmulatorOptions) -> Result<Self, KeyError> {
+        Ok(Self {
+            keys: KeyRing::new(key_type)?,
+            users: BTreeMap::new(),
+            tenants: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            permissions: BTreeMap::new(),
+            refresh_tokens: HashMap::new(),
+            tokens: HashMap::new(),
+            enchanted_tokens: HashMap::new(),
+            pending_sessions: HashMap::new(),
+            otp_codes: HashMap::new(),
+            access_keys: HashMap::new(),
+            authorizations: HashMap::new(),
+            outbox: Vec::new(),
+            calls: HashMap::new(),
+            faults: HashMap::new(),
+            cookie_mode: opts.cookie_mode,
+            refresh_rotation: opts.refresh_rotation,
+            session_ttl: opts.session_ttl,
+            refresh_ttl: opts.refresh_ttl,
+        })
+    }
+
+    /// Loads a seed file (module docs of `emulator` give the format).
+    pub(crate) fn apply_seed(&mut self, text: &str) -> Result<(), SeedError> {
+        let seed: Seed = toml::from_str(text)?;
+        for p in seed.permissions {
+            self.permissions.insert(
+                p.name.clone(),
+                Permission {
+                    name: p.name,
+                    description: p.description,
+                },
+            );
+        }
+        for r in seed.roles {
+            self.roles.insert(
+                r.name.clone(),
+                Role {
+                    name: r.name,
+                    description: r.description,
+                    permissions: r.permissions,
+                    tenant_id: String::new(),
+                },
+            );
+        }
+        for t in seed.tenants {
+            let id = t.id.unwrap_or_else(|| random_id("T"));
+            self.tenants.insert(
+                id.clone(),
+                Tenant {
+                    id,
+                    name: t.name,
+                    sso: t.sso,
+                    domains: t.domains,
+                    custom_attributes: Map::new(),
+                },
+            );
+        }
+        for u in seed.users {
+            self.upsert_user(u);
+        }
+        Ok(())
+    }
+
+    // === users ===
+
+    pub(crate) fn user_by_login(&self, login_id: &str) -> Option<&User> {
+        self.users
+            .values()
+            .find(|u| u.login_ids.iter().any(|l| l.eq_ignore_ascii_case(login_id)))
+    }
+
+    pub(crate) fn user_id_by_login(&self, login_id: &str) -> Option<String> {
+        self.user_by_login(login_id).map(|u| u.user_id.clone())
+    }
+
+    /// Creates a user, or replaces the fields given for an existing login id.
+    pub(crate) fn upsert_user(&mut self, spec: UserSpec) -> String {
+        let existing = self.user_id_by_login(&spec.login_id);
+        let user_id = existing
+            .or(spec.user_id.clone())
+            .unwrap_or_else(|| random_id("U"));
+        let email = spec.email.clone().unwrap_or_else(|| {
+            if spec.login_id.contains('@') {
+                spec.login_id.clone()
+            } else {
+                String::new()
+            }
+        });
+        let user = self.users.entry(user_id.clone()).or_insert_with(|| User {
+            user_id: user_id.clone(),
+            login_ids: vec![spec.login_id.clone()],
+            status: "enabled".to_owned(),
+            created_time: now_secs(),
+            ..User::default()
+        });
+        if let Some(name) = spec.name {
+            user.name = name;
+        }
+        user.verified_email = !email.is_empty();
+        user.email = email;
+        if let Some(phone) = spec.phone {
+            user.verified_phone = !phone.is_empty();
+            user.phone = phone;
+        }
+        user.roles = spec.roles;
+        user.tenants = spec.tenants;
+        if spec.password.is_some() {
+            user.password = spec.password;
+        }
+        user.test = spec.test;
+        user_id
+    }
+
+    pub(crate) fn set_user_roles(&mut self, login_id: &str, roles: Vec<String>) -> bool {
+        let Some(id) = self.user_id_by_login(login_id) else {
+            return false;
+        };
+        if let Some(user) = self.users.get_mut(&id) {
+            user.roles = roles;
+        }
+        true
+    }
+
+    pub(crate) fn set_user_tenants(
+        &mut self,
+        login_id: &str,
+        tenants: Vec<TenantMembership>,
+    ) -> bool {
+        let Some(id) = self.user_id_by_login(login_id) else {
+            return false;
+        };
+        if let Some(user) = self.users.get_mut(&id) {
+            user.tenants = tenants;
+        }
+        true
+    }
+
+    /// Revokes every refresh token issued to `user_id`.
+    pub(crate) fn revoke_user(&mut self, user_id: &str) {
+        for record in self.refresh_tokens.values_mut() {
+            if record.sub == user_id {
+                record.revoked = true;
+            }
+        }
+    }
+
+    /// The wire form of a user.
+    pub(crate) fn user_response(&self, user: &User) -> UserResponse {
+        UserResponse {
+            user_id: user.user_id.clone(),
+            login_ids: user.login_ids.clone(),
+            name: user.name.clone(),
+            given_name: user.given_name.clone(),
+            middle_name: user.middle_name.clone(),
+            family_name: user.family_name.clone(),
+            email: user.email.clone(),
+            phone: user.phone.clone(),
+            verified_email: user.verified_email,
+            verified_phone: user.verified_phone,
+            role_names: user.roles.clone(),
+            user_tenants: user
+                .tenants
+                .iter()
+                .map(|t| UserTenant {
+                    tenant_id: t.id.clone(),
+                    role_names: t.roles.clone(),
+                    tenant_name: self
+                        .tenants
+                        .get(&t.id)
+                        .map(|x| x.name.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            status: user.status.clone(),
+            picture: user.picture.clone(),
+            test: user.test,
+            custom_attributes: user.custom_attributes.clone(),
+            created_time: user.created_time,
+            totp: user.totp_secret.is_some(),
+            password: user.password.is_some(),
+            ..UserResponse::default()
+        }
+    }
+
+    // === claims and tokens ===
+
+    /// Permissions granted by `roles` (deduplicated, in role order).
+    fn permissions_of(&self, roles: &[String]) -> Vec<String> {
+        let mut seen = HashSet::new();
+        roles
+            .iter()
+            .filter_map(|r| self.roles.get(r))
+            .flat_map(|r| r.permissions.iter())
+            .filter(|p| seen.insert(p.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    /// The identity claims of a user as they are now.
+    pub(crate) fn user_claims(&self, user: &User) -> Map<String, Value> {
+        let mut claims = Map::new();
+        claims.insert("roles".into(), json!(user.roles));
+        claims.insert(
+            "permissions".into(),
+            json!(self.permissions_of(&user.roles)),
+        );
+        let tenants: Map<String, Value> = user
+            .tenants
+            .iter()
+            .map(|t| {
+                (
+                    t.id.clone(),
+                    json!({"roles": t.roles, "permissions": self.permissions_of(&t.roles)}),
+                )
+            })
+            .collect();
+        claims.insert("tenants".into(), Value::Object(tenants));
+        if !user.email.is_empty() {
+            claims.insert("email".into(), json!(user.email));
+        }
+        if !user.name.is_empty() {
+            claims.insert("name".into(), json!(user.name));
+        }
+        claims
+    }
+
+    /// Signs a token with the standard claims, `extra` merged over them.
+    fn sign(
+        &mut self,
+        issuer: &str,
+        sub: &str,
+        refresh: bool,
+        ttl_secs: i64,
+        extra: Map<String, Value>,
+    ) -> Result<(String, i64), KeyError> {
+        let now = now_secs();
+        let mut claims = Map::new();
+        claims.insert("drn".into(), json!(if refresh { "DSR" } else { "DS" }));
+        claims.insert("iss".into(), json!(issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now.saturating_add(ttl_secs)));
+        claims.insert("jti".into(), json!(super::random_hex(16)));
+        for (k, v) in extra {
+            claims.insert(k, v);
+        }
+        let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now);
+        let token = self.keys.current().sign(&claims)?;
+        if refresh && let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+            let sub = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or(sub)
+                .to_owned();
+            self.refresh_tokens.insert(
+                jti.to_owned(),
+                RefreshRecord {
+                    sub,
+                    revoked: false,
+                },
+            );
+        }
+        Ok((token, exp))
+    }
+
+    /// `Emulator::mint`.
+    pub(crate) fn mint(&mut self, issuer: &str, spec: &MintSpec) -> Result<String, KeyError> {
+        let mut extra = Map::new();
+        extra.insert("amr".into(), json!(["email"]));
+        for (k, v) in &spec.claims {
+            extra.insert(k.clone(), v.clone());
+        }
+        self.sign(issuer, &spec.sub, spec.refresh, spec.ttl_secs, extra)
+            .map(|(t, _)| t)
+    }
+
+    /// Signs a session token for `sub`: the user's current identity claims
+    /// (or, for a subject the emulator does not know, those in `fallback`),
+    /// then `amr`, `dct` and `custom` over them.
+    pub(crate) fn issue_session(
+        &mut self,
+        issuer: &str,
+        sub: &str,
+        amr: &Value,
+        dct: Option<&str>,
+        fallback: &Map<String, Value>,
+        custom: &Map<String, Value>,
+    ) -> Result<(String, i64), KeyError> {
+        let mut identity = match self.users.get(sub) {
+            Some(user) => self.user_claims(user),
+            None => fallback.clone(),
+        };
+        identity.insert("amr".into(), amr.clone());
+        if let Some(t) = dct {
+            identity.insert("dct".into(), json!(t));
+        }
+        for (k, v) in custom {
+            identity.insert(k.clone(), v.clone());
+        }
+        let ttl = secs(self.session_ttl);
+        self.sign(issuer, sub, false, ttl, identity)
+    }
+
+    /// Signs and registers a refresh token for `sub`; it carries `amr`, `dct`
+    /// and the custom claims so a refresh can carry them forward.
+    pub(crate) fn issue_refresh(
+        &mut self,
+        issuer: &str,
+        sub: &str,
+        amr: &Value,
+        dct: Option<&str>,
+        custom: &Map<String, Value>,
+    ) -> Result<(String, i64), KeyError> {
+        let mut claims = custom.clone();
+        claims.insert("amr".into(), amr.clone());
+        if let Some(t) = dct {
+            claims.insert("dct".into(), json!(t));
+        }
+        let ttl = secs(self.refresh_ttl);
+        self.sign(issuer, sub, true, ttl, claims)
+    }
+
+    /// A fresh session + refresh pair for a completed login.
+    pub(crate) fn issue(
+        &mut self,
+        issuer: &str,
+        sub: &str,
+        amr: &Value,
+        dct: Option<&str>,
+        custom: &Map<String, Value>,
+    ) -> Result<Issued, KeyError> {
+        let (session, session_exp) =
+            self.issue_session(issuer, sub, amr, dct, &Map::new(), custom)?;
+        let (refresh, refresh_exp) = self.issue_refresh(issuer, sub, amr, dct, custom)?;
+        Ok(Issued {
+            session,
+            session_exp,
+            refresh,
+            refresh_exp,
+        })
+    }
+
+    /// Checks a presented refresh token: signed by us, not expired, `drn` DSR,
+    /// not revoked. Returns its claims.
+    pub(crate) fn check_refresh(&self, token: &str) -> Result<Map<String, Value>, RefreshRefusal> {
+        let claims = self.keys.verify(token).map_err(RefreshRefusal::Verify)?;
+        if claims.get("drn").and_then(Value::as_str) != Some("DSR") {
+            return Err(RefreshRefusal::NotRefresh);
+        }
+        if let Some(jti) = claims.get("jti").and_then(Value::as_str)
+            && self.refresh_tokens.get(jti).is_some_and(|r| r.revoked)
+        {
+            return Err(RefreshRefusal::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Revokes one refresh token by its claims.
+    pub(crate) fn revoke_token(&mut self, claims: &Map<String, Value>) {
+        if let Some(jti) = claims.get("jti").and_then(Value::as_str) {
+            let sub = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            self.refresh_tokens
+                .entry(jti.to_owned())
+                .or_insert(RefreshRecord { sub, revoked: true })
+                .revoked = true;
+        }
+    }
+
+    /// Appends to the outbox and returns the entry.
+    pub(crate) fn send(&mut self, mut entry: OutboxEntry) -> OutboxEntry {
+        entry.id = u64::try_from(self.outbox.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        entry.sent_at = now_secs();
+        self.outbox.push(entry.clone());
+        entry
+    }
+}
+
+/// Why a refresh token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RefreshRefusal {
+    #[error(transparent)]
+    Verify(VerifyError),
+    #[error("the token is not a refresh token")]
+    NotRefresh,
+    #[error("the refresh token was revoked")]
+    Revoked,
+}
+
+/// Whole seconds of a duration, saturating.
+pub(crate) fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
