@@ -272,7 +272,11 @@ impl SessionValidator {
                         } else {
                             SessionError::UnknownKid
                         };
-                        debug!(kid = %header.kid, reason = err.reason(), "token refused");
+                        debug!(
+                            kid = ?verify::for_log(&header.kid),
+                            reason = err.reason(),
+                            "token refused"
+                        );
                         return Err(err);
                     }
                 }
@@ -280,7 +284,13 @@ impl SessionValidator {
         };
         self.verifier
             .verify(token, &header, &key, kind)
-            .inspect_err(|e| debug!(kid = %header.kid, reason = e.reason(), "token refused"))
+            .inspect_err(|e| {
+                debug!(
+                    kid = ?verify::for_log(&header.kid),
+                    reason = e.reason(),
+                    "token refused"
+                );
+            })
     }
 }
 
