@@ -239,16 +239,11 @@ impl SessionValidator {
             Lookup::Expired => return Err(SessionError::Expired),
             Lookup::Miss => {}
         }
-        let result = self.verify_uncached(token, kind).await;
-        match result {
-            Ok((claims, valid_until)) => {
-                let claims = Arc::new(Claims::from_verified(claims));
-                self.cache
-                    .insert(key, Arc::clone(&claims), valid_until, epoch, unix_now());
-                Ok(claims)
-            }
-            Err(e) => Err(e),
-        }
+        let (claims, valid_until) = self.verify_uncached(token, kind).await?;
+        let claims = Arc::new(Claims::from_verified(claims));
+        self.cache
+            .insert(key, Arc::clone(&claims), valid_until, epoch, unix_now());
+        Ok(claims)
     }
 
     async fn verify_uncached(
@@ -259,8 +254,11 @@ impl SessionValidator {
         let header = verify::parse_header(token).inspect_err(|e| {
             debug!(reason = e.reason(), "token header refused");
         })?;
-        let key = match self.jwks.current().get(&header.kid) {
-            Some(k) => Arc::clone(k),
+        // Take the key out before any await: a key-set guard is never held
+        // across the unknown-kid wait.
+        let known = self.jwks.current().get(&header.kid).cloned();
+        let key = match known {
+            Some(k) => k,
             None => {
                 self.jwks.refetch_for_unknown_kid().await;
                 let keys = self.jwks.current();
