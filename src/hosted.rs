@@ -3,6 +3,7 @@
 //! `frame-ancestors 'none'`; callbacks add `Referrer-Policy: no-referrer`.
 //! The access log never records their query strings.
 
+pub mod logout;
 pub mod verify;
 
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub async fn dispatch(
             ),
         },
         ("/login", &Method::GET | &Method::HEAD) => login_page(state, generation, &req).await,
+        ("/logout", _) => logout::handle(state, generation, &req, logout::Scope::This).await,
+        ("/logout-all", _) => logout::handle(state, generation, &req, logout::Scope::All).await,
         ("/me" | "/jwks.json" | "/login", _) => json_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
