@@ -86,6 +86,10 @@ pub enum SessionError {
     /// A refresh token (`drn = DSR`) offered as a session, or the reverse.
     #[error("token is of the wrong kind")]
     WrongTokenKind,
+    /// Only from [`SessionValidator::new`]: the seed keys are not JSON or
+    /// hold no usable signing key (details logged). Never for a token.
+    #[error("seed keys (jwks_file / DESCOPE_PUBLIC_KEY) hold no usable signing key")]
+    InvalidSeedKeys,
 }
 
 impl SessionError {
@@ -111,6 +115,7 @@ impl SessionError {
             Self::BadIssuer => "bad_issuer",
             Self::BadAudience => "bad_audience",
             Self::WrongTokenKind => "wrong_token_kind",
+            Self::InvalidSeedKeys => "invalid_seed_keys",
         }
     }
 }
@@ -143,13 +148,15 @@ pub struct SessionValidator {
 
 impl SessionValidator {
     /// Builds the validator; fails only on unparsable seed keys (or seed
-    /// keys with no usable key), as [`SessionError::KeysUnavailable`].
+    /// keys with no usable key), as [`SessionError::InvalidSeedKeys`].
+    /// Seed keys serve until the first successful fetch replaces them (the
+    /// fetched set is authoritative: a key it lacks stops validating).
     pub fn new(settings: ValidatorSettings) -> Result<Arc<Self>, SessionError> {
         let seed = match settings.seed_keys.as_deref() {
             None => KeySet::default(),
             Some(text) => KeySet::from_seed_json(text).map_err(|e| {
                 tracing::error!(error = %e, "seed keys are unusable");
-                SessionError::KeysUnavailable
+                SessionError::InvalidSeedKeys
             })?,
         };
         let cache = Arc::new(ClaimsCache::new(settings.cache_capacity));
@@ -232,16 +239,11 @@ impl SessionValidator {
             Lookup::Expired => return Err(SessionError::Expired),
             Lookup::Miss => {}
         }
-        let result = self.verify_uncached(token, kind).await;
-        match result {
-            Ok((claims, valid_until)) => {
-                let claims = Arc::new(Claims::from_verified(claims));
-                self.cache
-                    .insert(key, Arc::clone(&claims), valid_until, epoch, unix_now());
-                Ok(claims)
-            }
-            Err(e) => Err(e),
-        }
+        let (claims, valid_until) = self.verify_uncached(token, kind).await?;
+        let claims = Arc::new(Claims::from_verified(claims));
+        self.cache
+            .insert(key, Arc::clone(&claims), valid_until, epoch, unix_now());
+        Ok(claims)
     }
 
     async fn verify_uncached(
@@ -252,8 +254,11 @@ impl SessionValidator {
         let header = verify::parse_header(token).inspect_err(|e| {
             debug!(reason = e.reason(), "token header refused");
         })?;
-        let key = match self.jwks.current().get(&header.kid) {
-            Some(k) => Arc::clone(k),
+        // Take the key out before any await: a key-set guard is never held
+        // across the unknown-kid wait.
+        let known = self.jwks.current().get(&header.kid).cloned();
+        let key = match known {
+            Some(k) => k,
             None => {
                 self.jwks.refetch_for_unknown_kid().await;
                 let keys = self.jwks.current();
@@ -265,7 +270,11 @@ impl SessionValidator {
                         } else {
                             SessionError::UnknownKid
                         };
-                        debug!(kid = %header.kid, reason = err.reason(), "token refused");
+                        debug!(
+                            kid = ?verify::for_log(&header.kid),
+                            reason = err.reason(),
+                            "token refused"
+                        );
                         return Err(err);
                     }
                 }
@@ -273,7 +282,13 @@ impl SessionValidator {
         };
         self.verifier
             .verify(token, &header, &key, kind)
-            .inspect_err(|e| debug!(kid = %header.kid, reason = e.reason(), "token refused"))
+            .inspect_err(|e| {
+                debug!(
+                    kid = ?verify::for_log(&header.kid),
+                    reason = e.reason(),
+                    "token refused"
+                );
+            })
     }
 }
 

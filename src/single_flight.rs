@@ -14,7 +14,9 @@
 //! done its entry stays for the `reuse` window (zero by default), during which
 //! new callers get the finished result instead of starting again; then it is
 //! removed, so the map only ever holds flights in progress or inside their
-//! reuse window.
+//! reuse window. With no reuse window the entry is removed *before* the
+//! result is published, so a caller that has seen a result and asks again
+//! always gets a fresh execution, never the old result.
 //!
 //! Used by `session::jwks` (one JWKS fetch at a time, key `()`) and meant for
 //! the session refresh (one Descope call per refresh token, shared for
@@ -118,12 +120,17 @@ where
         let work = make();
         let reuse = self.reuse;
         tokio::spawn(async move {
-            let _cleanup = cleanup;
             let value = work.await;
             // Nobody waiting is fine: the value may still be reused.
-            let _ = tx.send(value);
-            if !reuse.is_zero() {
+            if reuse.is_zero() {
+                // Remove before publishing: whoever has seen this result
+                // and calls `run` again starts a fresh flight.
+                drop(cleanup);
+                let _ = tx.send(value);
+            } else {
+                let _ = tx.send(value);
                 tokio::time::sleep(reuse).await;
+                drop(cleanup);
             }
         });
         Joined(result)
@@ -247,7 +254,8 @@ mod tests {
         assert_eq!(runs.load(Ordering::SeqCst), 5);
     }
 
-    /// After a flight finishes (no reuse window) the next call runs again.
+    /// After a caller has seen a result (no reuse window), the next call
+    /// runs again: the old result is never handed out late.
     #[tokio::test]
     async fn finished_flight_is_not_reused_by_default() {
         let sf: SingleFlight<(), usize> = SingleFlight::new();
@@ -261,9 +269,38 @@ mod tests {
                 )
                 .await;
             assert_eq!(v, Ok(expected));
-            wait_until_empty(&sf).await;
+            assert!(sf.is_empty());
         }
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    /// Callers on several worker threads: still one execution.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_execution_across_threads() {
+        let sf: Arc<SingleFlight<u8, usize>> = Arc::new(SingleFlight::new());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (release_tx, release_rx) = tokio::sync::watch::channel(false);
+        let started = Arc::new(tokio::sync::Barrier::new(33));
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (sf, runs, started) = (Arc::clone(&sf), Arc::clone(&runs), Arc::clone(&started));
+            let mut release = release_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let joined = sf.run(1, move || async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    release.wait_for(|go| *go).await.expect("sender alive");
+                    runs.load(Ordering::SeqCst)
+                });
+                started.wait().await;
+                joined.await
+            }));
+        }
+        started.wait().await;
+        release_tx.send(true).expect("receivers alive");
+        for t in tasks {
+            assert_eq!(t.await.expect("task"), Ok(1));
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test(start_paused = true)]

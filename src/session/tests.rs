@@ -170,6 +170,8 @@ struct ServerState {
     status: AtomicU16,
     hits: watch::Sender<usize>,
     bad_auth: AtomicUsize,
+    /// Never answer (Descope hanging).
+    stall: std::sync::atomic::AtomicBool,
 }
 
 impl JwksServer {
@@ -182,6 +184,7 @@ impl JwksServer {
             status: AtomicU16::new(200),
             hits: hits_tx,
             bad_auth: AtomicUsize::new(0),
+            stall: std::sync::atomic::AtomicBool::new(false),
         });
         let st = Arc::clone(&state);
         tokio::spawn(async move {
@@ -193,7 +196,12 @@ impl JwksServer {
                 tokio::spawn(async move {
                     let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                         let st = Arc::clone(&st);
-                        async move { Ok::<_, Infallible>(st.answer(&req)) }
+                        async move {
+                            if st.stall.load(Ordering::SeqCst) {
+                                std::future::pending::<()>().await;
+                            }
+                            Ok::<_, Infallible>(st.answer(&req))
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
@@ -615,9 +623,8 @@ async fn expired_cached_token_is_refused() {
     let server = JwksServer::start(jwks(&[&k.es256])).await;
     let (v, _) = validator(&server, Setup::default());
     v.refetch_now().await;
-    // exp 4 s ago is still inside the leeway; it leaves the leeway within a
-    // couple of seconds, but what matters here is only that a cache hit
-    // re-checks `exp`: insert directly with a past validity.
+    // A cache hit re-checks `exp`: plant the verified entry with a validity
+    // that has just run out.
     let token = mint(&k.es256, &session_claims("u"));
     let claims = v.verify_session(&token).await.expect("valid");
     let key = CacheKey::new(&token, TokenKind::Session);
@@ -796,7 +803,7 @@ async fn seed_may_be_a_jwks_and_bad_seed_is_refused() {
             metrics,
         });
         assert!(
-            matches!(r, Err(SessionError::KeysUnavailable)),
+            matches!(r, Err(SessionError::InvalidSeedKeys)),
             "seed {bad:?}"
         );
     }
@@ -838,6 +845,10 @@ async fn descope_down_after_start_keeps_the_keys() {
                 .to_owned(),
         ),
         (200, k.es256.jwk.to_string()),
+        (
+            200,
+            format!("{{\"keys\":[],\"pad\":\"{}\"}}", "x".repeat(2 << 20)),
+        ),
     ];
     for (status, body) in bad_answers {
         server.serve(body.clone());
@@ -848,7 +859,7 @@ async fn descope_down_after_start_keeps_the_keys() {
             "{status} {body}"
         );
     }
-    assert_eq!(fetches(&metrics, "error"), 6);
+    assert_eq!(fetches(&metrics, "error"), 7);
     assert_eq!(v.cached_tokens(), 1, "a failed fetch does not flush");
     v.flush_cache();
     assert!(v.verify_session(&token).await.is_ok());
@@ -942,4 +953,43 @@ async fn jsonwebtoken_backend_is_aws_lc() {
     let k = ec_key("k", Algorithm::ES256);
     let token = mint(&k, &session_claims("u"));
     assert_eq!(token.split('.').count(), 3);
+}
+
+/// A request with an unknown kid waits for the fetch, but only so long:
+/// a hanging Descope costs it about one second, not a hung request.
+#[tokio::test(start_paused = true)]
+async fn unknown_kid_wait_is_bounded() {
+    let a = ec_key("a", Algorithm::ES256);
+    let b = ec_key("b", Algorithm::ES256);
+    let server = JwksServer::start(String::new()).await;
+    let (v, _) = validator(
+        &server,
+        Setup {
+            seed: Some(jwks(&[&a])),
+            ..Setup::default()
+        },
+    );
+    server.state.stall.store(true, Ordering::SeqCst);
+    let token_b = mint(&b, &session_claims("u"));
+    let started = tokio::time::Instant::now();
+    let (first, second) = tokio::join!(v.verify_session(&token_b), v.verify_session(&token_b));
+    let waited = started.elapsed();
+    assert_eq!(first.err(), Some(SessionError::UnknownKid));
+    assert_eq!(second.err(), Some(SessionError::UnknownKid));
+    assert!(
+        waited >= jwks::DEFAULT_KID_WAIT && waited < jwks::DEFAULT_KID_WAIT * 2,
+        "waited {waited:?}"
+    );
+    assert_eq!(
+        v.jwks_fetch_count(),
+        1,
+        "the second request joined the first fetch"
+    );
+    // Known kids never wait on it.
+    assert!(
+        v.verify_session(&mint(&a, &session_claims("u")))
+            .await
+            .is_ok()
+    );
+    assert_eq!(started.elapsed(), waited);
 }

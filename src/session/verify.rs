@@ -21,8 +21,8 @@ use super::jwks::{VerifyKey, supported_alg};
 pub const DEFAULT_LEEWAY: u64 = 5;
 /// Longest token looked at; longer input is refused before any work.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
-/// Longest `iss` echoed into a debug log line.
-const MAX_LOGGED_ISS: usize = 128;
+/// Longest token-supplied string (`kid`, `iss`) echoed into a log line.
+const MAX_LOGGED_CHARS: usize = 64;
 
 /// The `drn` of a refresh token.
 const REFRESH_DRN: &str = "DSR";
@@ -170,13 +170,21 @@ impl Verifier {
         if iss.is_some_and(|i| issuer_matches_project(i, &self.project_id)) {
             return Ok(());
         }
-        let shown: String = iss
-            .unwrap_or("<absent>")
-            .chars()
-            .take(MAX_LOGGED_ISS)
-            .collect();
-        tracing::debug!(kid, iss = %shown, "token issuer is not this project");
+        tracing::debug!(
+            kid = ?for_log(kid),
+            iss = ?for_log(iss.unwrap_or("<absent>")),
+            "token issuer is not this project"
+        );
         Err(SessionError::BadIssuer)
+    }
+}
+
+/// A token-supplied string cut to [`MAX_LOGGED_CHARS`] for a log line; log
+/// it with `?` so control characters are escaped.
+pub fn for_log(s: &str) -> &str {
+    match s.char_indices().nth(MAX_LOGGED_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
     }
 }
 
@@ -393,6 +401,13 @@ mod tests {
                 &token[..token.len().min(60)]
             );
         }
+    }
+
+    #[test]
+    fn log_strings_are_cut_on_char_boundaries() {
+        assert_eq!(for_log("kid-1"), "kid-1");
+        let long = "é".repeat(100);
+        assert_eq!(for_log(&long).chars().count(), MAX_LOGGED_CHARS);
     }
 
     #[test]
