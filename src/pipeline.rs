@@ -154,6 +154,29 @@ impl Target<'_> {
         }
     }
 
+    /// `access` and `allow_preflight` of the route (the default policy:
+    /// authenticated, no preflight pass-through).
+    pub fn access(&self) -> (Access, bool) {
+        match self {
+            Self::Route(r, _) => (r.access, r.allow_preflight),
+            Self::DefaultAuthenticated => (Access::Authenticated, false),
+        }
+    }
+
+    /// Evaluates the route's rules; the default policy has none.
+    pub fn authorize(
+        &self,
+        claims: &Claims,
+        headers: &HeaderMap,
+    ) -> Result<Option<String>, crate::policy::Denial> {
+        match self {
+            Self::Route(route, captures) => {
+                route.authorize(claims, captures, headers).map(|g| g.tenant)
+            }
+            Self::DefaultAuthenticated => Ok(None),
+        }
+    }
+
     pub fn unauthenticated(&self) -> Unauthenticated {
         match self {
             Self::Route(r, _) => r.unauthenticated,
@@ -518,10 +541,7 @@ async fn handle_inner(
             "This method is not allowed here.",
         );
     }
-    let (access, preflight_ok) = match &target {
-        Target::Route(r, _) => (r.access, r.allow_preflight),
-        Target::DefaultAuthenticated => (Access::Authenticated, false),
-    };
+    let (access, preflight_ok) = target.access();
     let forward_path = forward_path(&target, &canon, req.uri().query());
     let upstream = Forwarding {
         state,
@@ -577,19 +597,16 @@ async fn handle_inner(
     log.user = claims.subject().map(str::to_string);
 
     // 7. Rules.
-    let tenant = match &target {
-        Target::Route(route, captures) => match route.authorize(&claims, captures, req.headers()) {
-            Ok(grant) => grant.tenant,
-            Err(denial) => {
-                log.decision = Decision::Forbidden;
-                tracing::debug!(reason = %denial.reason, "rules denied");
-                log.reason = "rules denied";
-                let mut resp = forbidden_page(generation, req.method(), req.headers());
-                append_cookies(&mut resp, &session.set_cookies);
-                return resp;
-            }
-        },
-        Target::DefaultAuthenticated => None,
+    let tenant = match target.authorize(&claims, req.headers()) {
+        Ok(tenant) => tenant,
+        Err(denial) => {
+            log.decision = Decision::Forbidden;
+            tracing::debug!(reason = %denial.reason, "rules denied");
+            log.reason = "rules denied";
+            let mut resp = forbidden_page(generation, req.method(), req.headers());
+            append_cookies(&mut resp, &session.set_cookies);
+            return resp;
+        }
     };
     log.decision = Decision::Allowed;
     log.reason = "authorized";

@@ -151,10 +151,7 @@ pub async fn handle(
             )
         };
     }
-    let (access, preflight_ok) = match &target {
-        Target::Route(r, _) => (r.access, r.allow_preflight),
-        Target::DefaultAuthenticated => (Access::Authenticated, false),
-    };
+    let (access, preflight_ok) = target.access();
 
     if access == Access::Public || (preflight_ok && preflight) {
         log.decision = Decision::Allowed;
@@ -213,18 +210,15 @@ pub async fn handle(
         return resp;
     };
     log.user = claims.subject().map(str::to_string);
-    let tenant = match &target {
-        Target::Route(route, captures) => match route.authorize(&claims, captures, req.headers()) {
-            Ok(g) => g.tenant,
-            Err(_) => {
-                log.decision = Decision::Forbidden;
-                log.reason = "rules denied";
-                let mut r = forbidden();
-                append_cookies(&mut r, &session.set_cookies);
-                return r;
-            }
-        },
-        Target::DefaultAuthenticated => None,
+    let tenant = match target.authorize(&claims, req.headers()) {
+        Ok(tenant) => tenant,
+        Err(_) => {
+            log.decision = Decision::Forbidden;
+            log.reason = "rules denied";
+            let mut r = forbidden();
+            append_cookies(&mut r, &session.set_cookies);
+            return r;
+        }
     };
     log.decision = Decision::Allowed;
     log.reason = "authorized";
