@@ -21,7 +21,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 
 pub use issue::ConfigIssue;
-pub use validate::{EnvLookup, is_safe_relative, parse_duration};
+pub use validate::{EnvLookup, parse_duration};
 
 use crate::cookies::CookieSettings;
 use crate::policy::Policy;

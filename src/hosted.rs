@@ -210,18 +210,14 @@ fn login_deps(state: &AppState) -> login::Deps<'_> {
     }
 }
 
-/// `return_to` if it is a safe same-origin path or on an allowed origin, else `/`.
+/// `return_to` if [`crate::redirect::RedirectPolicy`] accepts it (a safe
+/// same-origin path, or a URL on an allowed origin), else `/`.
 pub fn safe_return_to(cfg: &crate::config::Config, candidate: &str) -> String {
-    if crate::config::is_safe_relative(candidate) {
-        return candidate.to_string();
-    }
-    if let Ok(u) = url::Url::parse(candidate) {
-        let origin = u.origin().ascii_serialization();
-        if cfg.login.allowed_redirect_origins.contains(&origin) {
-            return u.to_string();
-        }
-    }
-    "/".to_string()
+    // The origins were validated at load, so building the policy cannot fail;
+    // if it ever did, nothing absolute is allowed (fail closed).
+    crate::redirect::RedirectPolicy::new(&cfg.login.allowed_redirect_origins)
+        .unwrap_or_default()
+        .sanitize(Some(candidate))
 }
 
 pub type SharedState = Arc<AppState>;

@@ -658,10 +658,10 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
         }
     }
     let after_logout = l.after_logout.clone().unwrap_or_else(|| "/".to_string());
-    let after_ok = is_safe_relative(&after_logout)
-        || url::Url::parse(&after_logout)
-            .map(|u| origins.contains(&origin_of(&u)) || origin_of(&u) == server.public_origin)
-            .unwrap_or(false);
+    // The same validator as every `return_to`; the gateway's own origin counts too.
+    let after_ok = crate::redirect::RedirectPolicy::new(&origins)
+        .is_ok_and(|p| p.check(&after_logout).is_some())
+        || url::Url::parse(&after_logout).is_ok_and(|u| origin_of(&u) == server.public_origin);
     if !after_ok {
         cx.error(
             ConfigIssue::new(
@@ -715,22 +715,6 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
         }),
         sso_legacy_saml: l.sso_legacy_saml.unwrap_or(false),
     }
-}
-
-/// A same-origin relative path: `/` then not `/` or `\`, no control or whitespace.
-pub fn is_safe_relative(p: &str) -> bool {
-    let decoded = percent_encoding::percent_decode_str(p).decode_utf8_lossy();
-    raw_safe_relative(p) && raw_safe_relative(&decoded)
-}
-
-fn raw_safe_relative(p: &str) -> bool {
-    let b = p.as_bytes();
-    !b.is_empty()
-        && b[0] == b'/'
-        && !matches!(b.get(1), Some(b'/' | b'\\'))
-        && !p
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
 }
 
 fn parse_rate(cx: &mut Ctx<'_>, v: &str) -> (u32, Duration) {
