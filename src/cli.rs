@@ -1,12 +1,14 @@
 //! Command line (DESIGN §2): `run`, `check-config`, `dev`, `emulator`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{Config, LoadOptions};
+#[cfg(feature = "emulator")]
+mod dev;
+
+use crate::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,28 +37,11 @@ pub enum Command {
         strict: bool,
     },
     /// Gateway + Descope emulator + demo app on loopback, no account needed.
-    Dev(DevArgs),
+    #[cfg(feature = "emulator")]
+    Dev(dev::DevArgs),
     /// The Descope-API emulator alone.
-    Emulator(crate::emulator::cli::EmulatorArgs),
-}
-
-#[derive(Debug, clap::Args)]
-pub struct DevArgs {
-    /// Gateway address.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Emulator address.
-    #[arg(long, default_value = "127.0.0.1:4080")]
-    pub emulator_listen: SocketAddr,
-    /// Demo app address.
-    #[arg(long, default_value = "127.0.0.1:3000")]
-    pub demo_listen: SocketAddr,
-    /// Admin address.
-    #[arg(long, default_value = "127.0.0.1:9090")]
-    pub admin_listen: SocketAddr,
-    /// Session lifetime of the emulator's tokens (short, so refresh is visible).
-    #[arg(long, default_value = "2m")]
-    pub session_ttl: String,
+    #[cfg(feature = "emulator")]
+    Emulator(portcullis_emulator::cli::EmulatorArgs),
 }
 
 /// The async runtime sized to the CPUs this process may use (cgroup quota and
@@ -93,9 +78,11 @@ pub fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Emulator(args) => crate::emulator::cli::run(args).await,
+            #[cfg(feature = "emulator")]
+            Command::Emulator(args) => portcullis_emulator::cli::run(args).await,
             Command::Run { config } => run(&config).await,
-            Command::Dev(args) => dev(args).await,
+            #[cfg(feature = "emulator")]
+            Command::Dev(args) => dev::dev(args).await,
             Command::CheckConfig { .. } => Ok(()),
         }
     });
@@ -158,72 +145,4 @@ fn check_config(path: &Path, strict: bool) -> ExitCode {
             }
         }
     }
-}
-
-#[allow(clippy::print_stdout)]
-async fn dev(args: DevArgs) -> anyhow::Result<()> {
-    use crate::emulator::{Emulator, EmulatorOptions};
-    eprintln!();
-    eprintln!("  !!! portcullis dev: the Descope emulator below is NOT Descope.              !!!");
-    eprintln!("  !!! Demo users, demo keys, everything in memory: never use it in production. !!!");
-    eprintln!();
-    let session_ttl = crate::config::parse_duration(&args.session_ttl)
-        .map_err(|e| anyhow::anyhow!("--session-ttl {:?}: {e}", args.session_ttl))?;
-    let project_id = "Pdev0000000000000000000000000".to_string();
-    let emulator = Emulator::spawn(
-        args.emulator_listen,
-        EmulatorOptions {
-            project_id: project_id.clone(),
-            seed: Some(include_str!("../config/dev-seed.toml").to_string()),
-            session_ttl,
-            ..EmulatorOptions::default()
-        },
-    )
-    .await?;
-    let demo = crate::demo::spawn(args.demo_listen, "/_auth".into()).await?;
-    let public = format!("http://{}", args.listen);
-    let toml = include_str!("../config/dev.toml")
-        .replace("{LISTEN}", &args.listen.to_string())
-        .replace("{PUBLIC}", &public)
-        .replace("{ADMIN}", &args.admin_listen.to_string())
-        .replace("{PROJECT}", &project_id)
-        .replace("{EMULATOR}", &emulator.base_url())
-        .replace("{DEMO}", &format!("http://{demo}"));
-    let config = Config::from_toml(
-        &toml,
-        Path::new("."),
-        &std::collections::HashMap::new(),
-        LoadOptions { dev: true },
-    )
-    .map_err(|e| anyhow::anyhow!("embedded dev config: {e}"))?;
-    let handle = crate::app::start(config, crate::app::StartOptions::default()).await?;
-    let gw = handle.addr;
-    println!(
-        "Portcullis dev is running (sessions last {}, so refresh is visible):",
-        args.session_ttl
-    );
-    println!("  open      http://{gw}/            (you will be sent to the login page)");
-    println!("  login     http://{gw}/_auth/login");
-    println!(
-        "  outbox    {}/emulator/outbox   (magic links, enchanted links and codes \"sent\" by the emulator)",
-        emulator.base_url()
-    );
-    println!("  emulator  {}   (NOT Descope)", emulator.base_url());
-    println!("  demo app  http://{demo}/   (behind the gateway; shows the headers it receives)");
-    if let Some(a) = handle.admin_addr {
-        println!("  admin     http://{a}/healthz  /readyz  /metrics");
-    }
-    println!();
-    println!(
-        "Demo logins (magic link / one-time code by email, or pick the user on the OAuth / SSO pages):"
-    );
-    println!("  admin@example.com   role admin             → /admin works");
-    println!("  user@example.com    no roles               → /admin is forbidden (403)");
-    println!("  multi@example.com   tenants T-acme (owner), T-globex (member) → /t/T-acme/");
-    println!("  SSO tenants: T-acme (acme.test), T-globex (globex.test)");
-    println!();
-    println!("Press Ctrl-C to stop.");
-    handle.run_until_signal().await;
-    emulator.shutdown().await;
-    Ok(())
 }

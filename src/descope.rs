@@ -2,6 +2,6 @@
 //! shared with the emulator (`wire`).
 
 pub mod client;
-pub mod wire;
+pub use portcullis_wire as wire;
 
 pub use client::{DescopeClient, DescopeError, DescopeReply, DescopeSettings, TokenPair};

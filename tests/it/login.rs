@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use portcullis::emulator::{Emulator, EmulatorOptions, MintSpec};
+use portcullis_emulator::{Emulator, EmulatorOptions, MintSpec};
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Map, Value, json};
 
@@ -916,7 +916,7 @@ async fn unlisted_methods_and_wrong_verbs() {
 
 #[tokio::test]
 async fn descope_outages_show_the_friendly_page() {
-    use portcullis::emulator::Fault;
+    use portcullis_emulator::Fault;
     let gw = spawn(ALL_METHODS).await;
     gw.emu
         .set_fault("/v1/auth/magiclink/signin/email", Fault::status(503));

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use portcullis::emulator::{Fault, MintSpec, UserSpec};
+use portcullis_emulator::{Fault, MintSpec, UserSpec};
 use serde_json::{Map, Value, json};
 
 use crate::support::*;

@@ -8,7 +8,7 @@ use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portcullis::emulator::MintSpec;
+use portcullis_emulator::MintSpec;
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -308,7 +308,7 @@ async fn descope_down_at_start_with_seed_keys() {
 
 #[tokio::test]
 async fn rsa_keys_work_too() {
-    let emu = std::sync::Arc::new(spawn_emulator_with(portcullis::emulator::KeyType::Rsa).await);
+    let emu = std::sync::Arc::new(spawn_emulator_with(portcullis_emulator::KeyType::Rsa).await);
     let up = spawn_upstream().await;
     let toml = base_toml(&emu, &up, "[[routes]]\npath = \"/**\"\n");
     let gw = TestGateway::spawn_with(emu, up, &toml).await;

@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use portcullis::app::{GatewayHandle, StartOptions};
 use portcullis::config::{Config, LoadOptions};
-use portcullis::emulator::{Emulator, EmulatorOptions, KeyType, MintSpec};
+use portcullis_emulator::{Emulator, EmulatorOptions, KeyType, MintSpec};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

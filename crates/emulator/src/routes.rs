@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::http::{Req, Resp, error, json, not_found, ok_empty, str_field};
 use super::state::{Issued, RefreshRefusal, State};
 use super::{Shared, control, flows, keys::VerifyError, mgmt, pages};
-use crate::descope::wire::{JwtResponse, MeTenant, MeTenantsResponse, SelectTenantRequest};
+use portcullis_wire::{JwtResponse, MeTenant, MeTenantsResponse, SelectTenantRequest};
 
 /// Routes one request.
 pub(crate) fn dispatch(shared: &Shared, req: &Req) -> Resp {

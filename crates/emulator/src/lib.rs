@@ -105,6 +105,7 @@
 
 pub mod cli;
 mod control;
+pub mod demo;
 mod flows;
 mod http;
 pub(crate) mod keys;

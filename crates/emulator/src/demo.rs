@@ -3,14 +3,14 @@
 
 use std::net::SocketAddr;
 
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::http_util::{Body, escape_html, respond};
+use crate::http::{Resp, escape as escape_html, html};
 
 /// Serves the demo app on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, auth_prefix: String) {
@@ -39,7 +39,7 @@ pub async fn spawn(addr: SocketAddr, auth_prefix: String) -> std::io::Result<Soc
     Ok(a)
 }
 
-fn page(req: &Request<Incoming>, prefix: &str) -> Response<Body> {
+fn page(req: &Request<Incoming>, prefix: &str) -> Resp {
     let mut rows = String::new();
     let mut names: Vec<&str> = req.headers().keys().map(http::HeaderName::as_str).collect();
     names.sort_unstable();
@@ -79,5 +79,5 @@ fn page(req: &Request<Incoming>, prefix: &str) -> Response<Body> {
         },
         prefix = escape_html(prefix),
     );
-    respond(StatusCode::OK, "text/html; charset=utf-8", body)
+    html(StatusCode::OK, body)
 }

@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use super::http::{Req, Resp, error, json};
 use super::{FaultKind, Shared, routes};
-use crate::descope::wire::ErrorBody;
+use portcullis_wire::ErrorBody;
 
 /// Largest request body read (management bodies are small).
 const MAX_BODY_BYTES: usize = 1024 * 1024;

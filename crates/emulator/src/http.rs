@@ -9,7 +9,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::descope::wire::ErrorBody;
+use portcullis_wire::ErrorBody;
 
 pub(crate) type Resp = Response<Full<Bytes>>;
 

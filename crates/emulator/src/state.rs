@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::keys::{KeyError, KeyRing, VerifyError};
 use super::{EmulatorOptions, Fault, KeyType, MintSpec, OutboxEntry, now_secs, random_id};
-use crate::descope::wire::{UserResponse, UserTenant};
+use portcullis_wire::{UserResponse, UserTenant};
 
 /// Errors loading a seed file.
 #[derive(Debug, thiserror::Error)]
