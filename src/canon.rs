@@ -97,6 +97,9 @@ pub struct CanonicalPath {
     segments: Vec<Segment>,
     trailing_slash: bool,
     encoded_slash: bool,
+    /// Canonicalization dropped or resolved something: a `.` or `..`
+    /// segment (raw or encoded), an empty segment (`//`, `/;x/`).
+    resolved: bool,
     match_path: String,
 }
 
@@ -111,7 +114,9 @@ impl CanonicalPath {
         };
         let mut segments: Vec<Segment> = Vec::new();
         let mut trailing_slash = true; // "/" itself ends in a slash
-        for raw_segment in rest.split('/') {
+        let mut resolved = false;
+        let count = rest.split('/').count();
+        for (i, raw_segment) in rest.split('/').enumerate() {
             let (raw_name, raw_params) = match raw_segment.find(';') {
                 Some(i) => raw_segment.split_at(i),
                 None => (raw_segment, ""),
@@ -120,13 +125,19 @@ impl CanonicalPath {
             check_params(raw_params)?;
             match name.text.as_str() {
                 // An empty name (`//`, or `/;x/`) and `.` resolve to nothing;
-                // their parameters go with them.
-                "" | "." => trailing_slash = true,
+                // their parameters go with them. Only the very last segment
+                // may be empty as written (a trailing slash, or `/` itself).
+                "" if i + 1 == count && raw_params.is_empty() => trailing_slash = true,
+                "" | "." => {
+                    trailing_slash = true;
+                    resolved = true;
+                }
                 ".." => {
                     if segments.pop().is_none() {
                         return Err(PathError::Invalid("path climbs above the root"));
                     }
                     trailing_slash = true;
+                    resolved = true;
                 }
                 _ => {
                     check_name(&name.text)?;
@@ -138,7 +149,9 @@ impl CanonicalPath {
                 }
             }
         }
-        Ok(Self::from_segments(segments, trailing_slash))
+        let mut path = Self::from_segments(segments, trailing_slash);
+        path.resolved = resolved;
+        Ok(path)
     }
 
     fn from_segments(segments: Vec<Segment>, trailing_slash: bool) -> Self {
@@ -164,6 +177,7 @@ impl CanonicalPath {
             segments,
             trailing_slash,
             encoded_slash,
+            resolved: false,
             match_path,
         }
     }
@@ -188,6 +202,16 @@ impl CanonicalPath {
     /// Whether a decoded segment (or its parameters) contains `/` (from `%2F`).
     pub fn has_encoded_slash(&self) -> bool {
         self.encoded_slash
+    }
+
+    /// Whether canonicalization changed the path's structure: it resolved a
+    /// `.` or `..` segment (raw or encoded, with or without `;parameters`)
+    /// or dropped an empty one (`//`, `/;x/`). Forward-auth refuses such a
+    /// path: the ingress hands the app the original bytes, which the app
+    /// may resolve differently (or not at all), so a decision on the
+    /// resolved copy would be a decision about another request.
+    pub fn was_resolved(&self) -> bool {
+        self.resolved
     }
 
     /// The path to forward upstream: each name percent-encoded (anything that
@@ -355,8 +379,17 @@ fn check_decoded_text(text: &str) -> Result<(), PathError> {
 /// `/` is checked piece by piece, so that a server which decodes `%2F` cannot
 /// find dot segments or empty segments in it.
 fn check_name(name: &str) -> Result<(), PathError> {
-    if name.contains("::$") {
+    // An encoded ';' (`/admin%3Bx/y`): Tomcat keeps it in the name, Spring
+    // decodes first and then drops `;x` as a parameter (serving `/admin/y`).
+    // There is no reading every upstream shares, so it is refused.
+    if name.contains(';') {
+        return Err(PathError::Invalid("encoded ';' in path"));
+    }
+    if is_ntfs_stream(name) {
         return Err(PathError::Invalid("NTFS stream suffix in path"));
+    }
+    if name.split('/').any(is_short_name) {
+        return Err(PathError::Invalid("Windows 8.3 short name in path"));
     }
     let mut pieces = name.split('/');
     let several = name.contains('/');
@@ -392,10 +425,37 @@ fn check_params(raw: &str) -> Result<(), PathError> {
     if decoded.text.len() > 1 && decoded.text.ends_with('.') {
         return Err(PathError::Invalid("path parameters with a trailing dot"));
     }
-    if decoded.text.contains("::$") {
+    if is_ntfs_stream(&decoded.text) {
         return Err(PathError::Invalid("NTFS stream suffix in path"));
     }
     Ok(())
+}
+
+/// An NTFS alternate data stream: `name:stream:$TYPE`, `name::$DATA`,
+/// `dir:$i30:$INDEX_ALLOCATION` (which opens the directory itself). Windows
+/// upstreams serve `/admin:$i30:$INDEX_ALLOCATION/x` as `/admin/x`.
+fn is_ntfs_stream(text: &str) -> bool {
+    text.contains(":$")
+}
+
+/// A Windows 8.3 short name (`ADMINI~1`, `ADMINI~1.ASP`, `AD3F~12`): one to
+/// six characters, `~`, digits, and an optional extension of up to three
+/// characters. NTFS resolves it to the long name (`/ADMINI~1/` is
+/// `/administrator/`), a route glob never sees the long name.
+fn is_short_name(segment: &str) -> bool {
+    let (base, ext) = match segment.rsplit_once('.') {
+        Some((b, e)) if b.contains('~') => (b, Some(e)),
+        _ => (segment, None),
+    };
+    let Some((stem, digits)) = base.rsplit_once('~') else {
+        return false;
+    };
+    let stem_len = stem.chars().count();
+    (1..=6).contains(&stem_len)
+        && !stem.contains(['~', '.'])
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && ext.is_none_or(|e| e.chars().count() <= 3 && !e.is_empty())
 }
 
 fn params_have_slash(raw: &str) -> bool {

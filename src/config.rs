@@ -64,8 +64,7 @@ pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_CLAIMS_CACHE_CAPACITY: usize = 100_000;
 /// Minimum length of `[session] secret`.
 pub const MIN_SECRET_BYTES: usize = 32;
-/// Login starts per client IP and per email.
-pub const DEFAULT_START_RATE_LIMIT: &str = "10/min";
+pub use crate::ratelimit::{DEFAULT_IP_RATE_LIMIT, DEFAULT_START_RATE_LIMIT};
 /// `@descope/web-component`, pinned, from the npm mirror of jsDelivr (self-host by overriding).
 pub const DEFAULT_WEB_COMPONENT_URL: &str =
     "https://cdn.jsdelivr.net/npm/@descope/web-component@4.3.2/dist/index.js";
@@ -189,8 +188,10 @@ pub struct LoginConfig {
     pub allow_signup: bool,
     pub flow_id: String,
     pub allowed_email_domains: Vec<String>,
-    /// `(count, per)` login starts per client IP and per email.
-    pub start_rate_limit: (u32, Duration),
+    /// Message-sending login starts per e-mail address.
+    pub start_rate_limit: crate::ratelimit::RateSpec,
+    /// Login starts of any kind per client IP.
+    pub ip_rate_limit: crate::ratelimit::RateSpec,
     /// Exact origins (`scheme://host[:port]`) allowed as absolute `return_to`.
     pub allowed_redirect_origins: Vec<String>,
     pub after_logout: String,

@@ -191,6 +191,8 @@ pub enum Matched<'a> {
     /// `deny`, an unmatched request under `default = "deny"`, or a refused encoded slash.
     Deny(&'static str),
     BadPath,
+    /// A letter-case variant of the path belongs to another route.
+    AmbiguousCase,
     MethodNotAllowed,
 }
 
@@ -204,7 +206,10 @@ pub fn match_route<'a>(
     preflight: bool,
 ) -> Matched<'a> {
     let policy = &generation.config.policy;
-    match policy.find(host, canon) {
+    let Ok(found) = policy.resolve(host, canon) else {
+        return Matched::AmbiguousCase;
+    };
+    match found {
         None => {
             if canon.has_encoded_slash() {
                 return Matched::BadPath;
@@ -513,6 +518,14 @@ async fn handle_inner(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 "Encoded slashes are not allowed here.",
+            );
+        }
+        Matched::AmbiguousCase => {
+            log.reason = "letter case selects another route";
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request path is not acceptable.",
             );
         }
         Matched::Deny(reason) => {

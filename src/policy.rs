@@ -20,7 +20,7 @@ mod rules;
 
 use http::{HeaderMap, Method};
 
-use crate::canon::CanonicalPath;
+use crate::canon::{CanonicalPath, fold_case};
 use crate::claims::Claims;
 use crate::config::ConfigIssue;
 pub use compile::{DEFAULT_ACCESS, DEFAULT_POLICY, DEFAULT_UPSTREAM};
@@ -79,6 +79,8 @@ pub struct Route {
     pattern: String,
     is_regex: bool,
     matcher: PathMatcher,
+    /// The pattern compiled case-insensitively, when `matcher` is not.
+    folded: Option<PathMatcher>,
     host: Option<HostPattern>,
     host_text: Option<String>,
     /// `None`: every method.
@@ -93,6 +95,11 @@ pub struct RouteMatch<'a> {
     pub route: &'a Route,
     pub captures: Vec<(String, String)>,
 }
+
+/// A path whose letter-case variant belongs to another route (see
+/// [`Policy::resolve`]): refused with 400.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaseConflict;
 
 /// Why the rules refused a verified user (logged; never sent to clients).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,13 +180,7 @@ impl Policy {
     pub fn find(&self, host: Option<&str>, path: &CanonicalPath) -> Option<RouteMatch<'_>> {
         let p = path.match_path();
         let mut captures = Vec::new();
-        for route in &self.routes {
-            if let Some(pattern) = &route.host {
-                match host {
-                    Some(h) if pattern.matches(h) => {}
-                    _ => continue,
-                }
-            }
+        for route in self.candidates(host) {
             if route
                 .matcher
                 .matches(p, self.case_insensitive, &mut captures)
@@ -189,6 +190,56 @@ impl Policy {
             captures.clear();
         }
         None
+    }
+
+    /// [`Self::find`], refusing a path whose letter case decides its route.
+    ///
+    /// Express (by default), ASP.NET Core and IIS route without regard to
+    /// letter case, so for them `/ADMIN/x` is `/admin/x`; a case-sensitive
+    /// match would judge it by a laxer route (`/**`). Matching without case
+    /// instead would open a public route's case variants (`/PUBLIC/x`) onto
+    /// a case-sensitive app, where they may be other resources. So, unless
+    /// `case_insensitive_paths` is on, a path is accepted only when its
+    /// exact spelling and its case-folded spelling select the same route
+    /// (or both none): which route judges a request never depends on
+    /// how the upstream reads letter case.
+    pub fn resolve(
+        &self,
+        host: Option<&str>,
+        path: &CanonicalPath,
+    ) -> Result<Option<RouteMatch<'_>>, CaseConflict> {
+        let exact = self.find(host, path);
+        if self.case_insensitive {
+            return Ok(exact);
+        }
+        let p = path.match_path();
+        let folded_path = fold_case(p);
+        if matches!(folded_path, std::borrow::Cow::Borrowed(_)) {
+            return Ok(exact); // nothing to fold: both spellings are the same
+        }
+        let mut scratch = Vec::new();
+        let folded_index = self.candidates(host).find_map(|route| {
+            let m = route.folded.as_ref().unwrap_or(&route.matcher);
+            let hit = m.matches(&folded_path, true, &mut scratch);
+            scratch.clear();
+            hit.then_some(route.index)
+        });
+        if folded_index == exact.as_ref().map(|m| m.route.index) {
+            Ok(exact)
+        } else {
+            Err(CaseConflict)
+        }
+    }
+
+    /// Routes whose `host` admits the request host, in order.
+    fn candidates<'a, 'h>(
+        &'a self,
+        host: Option<&'h str>,
+    ) -> impl Iterator<Item = &'a Route> + use<'a, 'h> {
+        self.routes.iter().filter(move |route| match &route.host {
+            None => true,
+            Some(pattern) => host.is_some_and(|h| pattern.matches(h)),
+        })
     }
 }
 

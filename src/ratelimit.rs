@@ -1,5 +1,7 @@
-//! Login-start rate limiting (DESIGN §5): `[login] start_rate_limit`, e.g.
-//! `"10/min"`, applied per client IP and per e-mail address.
+//! Login-start rate limiting: `[login] ip_rate_limit` (every start, per
+//! client IP; generous, so an office behind one NAT fits) and
+//! `[login] start_rate_limit` (per e-mail address, for starts that send a
+//! message: magic link, enchanted link, one-time code), e.g. `"10/min"`.
 //!
 //! Each key has a token bucket that holds at most `limit` tokens and refills
 //! `limit` tokens per period, so a burst of `limit` starts is allowed and the
@@ -17,8 +19,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// Default `[login] start_rate_limit`.
+/// Default `[login] start_rate_limit` (per e-mail, message-sending starts).
 pub const DEFAULT_START_RATE_LIMIT: &str = "10/min";
+/// Default `[login] ip_rate_limit` (per client IP, every start): 40 people
+/// behind one NAT starting a sign-in within the same minute, several times.
+pub const DEFAULT_IP_RATE_LIMIT: &str = "300/min";
 
 /// Default bound on the number of tracked keys (IPs + e-mails): ~100 bytes
 /// each, so a few MB at most.
@@ -41,6 +46,11 @@ pub struct RateSpec {
 }
 
 impl RateSpec {
+    /// A fair `Retry-After`: the time one token takes to come back.
+    pub fn retry_after(&self) -> Duration {
+        (self.period / self.limit.max(1)).max(Duration::from_secs(1))
+    }
+
     /// Parses `"10/min"`, `"5/s"`, `"100/hour"`, `"3/10m"` (a humantime period).
     pub fn parse(raw: &str) -> Result<Self, RateSpecError> {
         let (count, unit) = raw.trim().split_once('/').ok_or(RateSpecError::Syntax)?;
@@ -65,6 +75,8 @@ impl RateSpec {
 struct Bucket {
     tokens: f64,
     updated: Instant,
+    /// The limit it was last charged under (for sweeping full buckets).
+    spec: RateSpec,
 }
 
 /// A keyed token-bucket limiter with bounded memory.
@@ -90,41 +102,56 @@ impl RateLimiter {
     /// key has a token left. Keys are compared as given (callers normalise,
     /// e.g. lower-case e-mails and prefix `ip:`/`email:`).
     pub fn try_acquire(&self, keys: &[&str]) -> bool {
+        let keyed: Vec<(&str, RateSpec)> = keys.iter().map(|k| (*k, self.spec)).collect();
+        self.try_acquire_each(&keyed).is_ok()
+    }
+
+    /// [`Self::try_acquire`] with a limit per key (all or nothing, as there).
+    /// On refusal returns the spec of the first key without a token left,
+    /// so the caller can compute a `Retry-After`.
+    pub fn try_acquire_each(&self, keys: &[(&str, RateSpec)]) -> Result<(), RateSpec> {
         let now = Instant::now();
+        let first = keys.first().map_or(self.spec, |(_, s)| *s);
         let Ok(mut buckets) = self.buckets.lock() else {
-            return false; // poisoned: fail closed
+            return Err(first); // poisoned: fail closed
         };
-        let capacity = f64::from(self.spec.limit);
-        let per_sec = capacity / self.spec.period.as_secs_f64();
-        let refill = |b: &Bucket| -> f64 {
+        let refill = |b: &Bucket, spec: RateSpec| -> f64 {
+            let capacity = f64::from(spec.limit);
+            let per_sec = capacity / spec.period.as_secs_f64();
             let elapsed = now.saturating_duration_since(b.updated).as_secs_f64();
             (b.tokens + elapsed * per_sec).min(capacity)
         };
         // Room for keys not tracked yet.
-        let new_keys = keys.iter().filter(|k| !buckets.contains_key(**k)).count();
+        let new_keys = keys
+            .iter()
+            .filter(|(k, _)| !buckets.contains_key(*k))
+            .count();
         if buckets.len() + new_keys > self.max_keys {
-            buckets.retain(|_, b| refill(b) < capacity);
+            buckets.retain(|_, b| refill(b, b.spec) < f64::from(b.spec.limit));
             if buckets.len() + new_keys > self.max_keys {
-                return false;
+                return Err(first);
             }
         }
-        let allowed = keys
+        if let Some((_, spec)) = keys
             .iter()
-            .all(|k| buckets.get(*k).is_none_or(|b| refill(b) >= 1.0));
-        if !allowed {
-            return false;
+            .find(|(k, spec)| buckets.get(*k).is_some_and(|b| refill(b, *spec) < 1.0))
+        {
+            return Err(*spec);
         }
-        for k in keys {
-            let tokens = buckets.get(*k).map_or(capacity, &refill);
+        for (k, spec) in keys {
+            let tokens = buckets
+                .get(*k)
+                .map_or(f64::from(spec.limit), |b| refill(b, *spec));
             buckets.insert(
                 (*k).to_owned(),
                 Bucket {
                     tokens: tokens - 1.0,
                     updated: now,
+                    spec: *spec,
                 },
             );
         }
-        true
+        Ok(())
     }
 
     /// Number of tracked keys (for tests and metrics).
@@ -217,5 +244,27 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(l.try_acquire(&["d"]));
         assert_eq!(l.tracked(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn each_key_has_its_own_limit() {
+        let l = limiter("1/min", 100);
+        let ip = RateSpec::parse("300/min").expect("valid");
+        let email = RateSpec::parse("2/min").expect("valid");
+        // 40 people behind one NAT, each with their own address.
+        for n in 0..40 {
+            let e = format!("email:u{n}@x");
+            assert_eq!(l.try_acquire_each(&[("ip:nat", ip), (&e, email)]), Ok(()));
+        }
+        // One address is limited on its own, and says which limit refused.
+        assert_eq!(
+            l.try_acquire_each(&[("ip:nat", ip), ("email:u1@x", email)]),
+            Ok(())
+        );
+        assert_eq!(
+            l.try_acquire_each(&[("ip:nat", ip), ("email:u1@x", email)]),
+            Err(email)
+        );
+        assert_eq!(email.retry_after(), Duration::from_secs(30));
     }
 }

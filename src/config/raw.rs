@@ -107,6 +107,7 @@ pub struct RawLogin {
     pub flow_id: Option<String>,
     pub allowed_email_domains: Option<Vec<String>>,
     pub start_rate_limit: Option<String>,
+    pub ip_rate_limit: Option<String>,
     pub allowed_redirect_origins: Option<Vec<String>>,
     pub after_logout: Option<String>,
     pub app_name: Option<String>,

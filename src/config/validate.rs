@@ -12,6 +12,7 @@ use super::raw::{RawConfig, RawDescope, RawIdentity, RawLogin, RawServer, RawSes
 use super::*;
 use crate::cookies::{CookieSettings, SameSite};
 use crate::policy::{CompileContext, Policy};
+use crate::ratelimit::RateSpec;
 
 /// Where `env:NAME` values and the `DESCOPE_*` fallbacks come from.
 pub trait EnvLookup {
@@ -631,9 +632,15 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
     }
     let start_rate_limit = parse_rate(
         cx,
+        "login.start_rate_limit",
         l.start_rate_limit
             .as_deref()
             .unwrap_or(DEFAULT_START_RATE_LIMIT),
+    );
+    let ip_rate_limit = parse_rate(
+        cx,
+        "login.ip_rate_limit",
+        l.ip_rate_limit.as_deref().unwrap_or(DEFAULT_IP_RATE_LIMIT),
     );
     let mut origins = Vec::new();
     for (i, o) in l.allowed_redirect_origins.iter().flatten().enumerate() {
@@ -686,6 +693,7 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
             .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
             .collect(),
         start_rate_limit,
+        ip_rate_limit,
         allowed_redirect_origins: origins,
         after_logout,
         app_name: l
@@ -717,27 +725,17 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
     }
 }
 
-fn parse_rate(cx: &mut Ctx<'_>, v: &str) -> (u32, Duration) {
-    let parsed = v.split_once('/').and_then(|(n, per)| {
-        let n: u32 = n.trim().parse().ok().filter(|n| *n > 0)?;
-        let per = match per.trim() {
-            "s" | "sec" | "second" => Duration::from_secs(1),
-            "m" | "min" | "minute" => Duration::from_secs(60),
-            "h" | "hour" => Duration::from_secs(3600),
-            _ => return None,
-        };
-        Some((n, per))
-    });
-    parsed.unwrap_or_else(|| {
+fn parse_rate(cx: &mut Ctx<'_>, key: &str, v: &str) -> RateSpec {
+    RateSpec::parse(v).unwrap_or_else(|e| {
         cx.error(
             ConfigIssue::new(
-                "login.start_rate_limit",
-                "not a rate",
+                key,
+                format!("not a rate: {e}"),
                 "write COUNT/UNIT, e.g. \"10/min\", \"2/sec\" or \"100/hour\"",
             )
             .with_value(format!("{v:?}")),
         );
-        (10, Duration::from_secs(60))
+        RateSpec::parse(DEFAULT_START_RATE_LIMIT).expect("the default rate parses")
     })
 }
 

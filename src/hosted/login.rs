@@ -68,8 +68,10 @@ pub struct LoginSettings {
     pub allow_signup: bool,
     /// `[login] allowed_email_domains`, lower-case; empty allows all.
     pub allowed_email_domains: Vec<String>,
-    /// `[login] start_rate_limit`.
+    /// `[login] start_rate_limit`: per e-mail, starts that send a message.
     pub start_rate_limit: RateSpec,
+    /// `[login] ip_rate_limit`: per client IP, every start.
+    pub ip_rate_limit: RateSpec,
     /// `[login] sso_legacy_saml`: use `/v1/auth/saml/*` instead of `/v1/auth/sso/*`.
     pub sso_legacy_saml: bool,
     /// `[login] allowed_redirect_origins`, validated.
@@ -168,7 +170,7 @@ impl LoginCore {
             secure: cookies.secure,
             path: settings.auth_prefix.clone(),
         };
-        let limiter = RateLimiter::new(settings.start_rate_limit, DEFAULT_MAX_KEYS);
+        let limiter = RateLimiter::new(settings.ip_rate_limit, DEFAULT_MAX_KEYS);
         Self {
             settings,
             public_origin,
@@ -222,13 +224,13 @@ impl LoginCore {
             },
             redirect_origins: l.allowed_redirect_origins.clone(),
         };
-        let (limit, period) = l.start_rate_limit;
         let settings = LoginSettings {
             public_url: cfg.server.public_url.clone(),
             auth_prefix,
             allow_signup: l.allow_signup,
             allowed_email_domains: l.allowed_email_domains.clone(),
-            start_rate_limit: RateSpec { limit, period },
+            start_rate_limit: l.start_rate_limit,
+            ip_rate_limit: l.ip_rate_limit,
             sso_legacy_saml: l.sso_legacy_saml,
             redirect,
             pages,
@@ -898,12 +900,9 @@ impl LoginService<'_> {
                 ("tenant", tenant)
             }
         };
-        let mut keys = vec![format!("ip:{}", req.client_ip)];
-        if value.contains('@') {
-            keys.push(format!("email:{}", value.to_lowercase()));
-        }
-        if !self.rate_ok(&keys) {
-            return self.rate_limited(req, &return_to);
+        // OAuth and SSO send no message: only the per-IP limit applies.
+        if let Err(spec) = self.rate_ok(req, None) {
+            return self.rate_limited(req, &return_to, spec);
         }
         let state = match StateCodec::issue(
             kind,
@@ -1069,19 +1068,24 @@ impl LoginService<'_> {
                 "That email address cannot sign in here.",
             )));
         }
-        let keys = [
-            format!("ip:{}", req.client_ip),
-            format!("email:{}", email.to_lowercase()),
-        ];
-        if !self.rate_ok(&keys) {
-            return Err(Box::new(self.rate_limited(req, &return_to)));
+        if let Err(spec) = self.rate_ok(req, Some(&email)) {
+            return Err(Box::new(self.rate_limited(req, &return_to, spec)));
         }
         Ok((Some(email), return_to))
     }
 
-    fn rate_ok(&self, keys: &[String]) -> bool {
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        self.core.limiter.try_acquire(&refs)
+    /// Every start counts against its client IP (`ip_rate_limit`); a start
+    /// that sends a message counts against its e-mail too
+    /// (`start_rate_limit`). All or nothing: a refused start charges neither.
+    fn rate_ok(&self, req: &Req<'_>, message_to: Option<&str>) -> Result<(), RateSpec> {
+        let s = &self.core.settings;
+        let ip = format!("ip:{}", req.client_ip);
+        let email = message_to.map(|e| format!("email:{}", e.to_lowercase()));
+        let mut keys = vec![(ip.as_str(), s.ip_rate_limit)];
+        if let Some(e) = &email {
+            keys.push((e.as_str(), s.start_rate_limit));
+        }
+        self.core.limiter.try_acquire_each(&keys)
     }
 
     fn email_allowed(&self, email: &str) -> bool {
@@ -1233,17 +1237,17 @@ impl LoginService<'_> {
         )
     }
 
-    fn rate_limited(&self, req: &Req<'_>, return_to: &str) -> Response<Bytes> {
+    fn rate_limited(&self, req: &Req<'_>, return_to: &str, spec: RateSpec) -> Response<Bytes> {
         let mut resp = self.render_login(
             req.headers(),
             return_to,
             Some("Too many sign-in attempts. Please wait a minute and try again."),
             StatusCode::TOO_MANY_REQUESTS,
         );
-        let secs = self.core.settings.start_rate_limit.period.as_secs().max(1)
-            / u64::from(self.core.settings.start_rate_limit.limit).max(1);
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(spec.retry_after().as_secs()),
+        );
         resp
     }
 

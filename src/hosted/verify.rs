@@ -67,6 +67,14 @@ pub async fn handle(
         log.reason = "verify: bad original path";
         return bad_request(nginx);
     };
+    // The ingress hands the app the original bytes, not our canonical form:
+    // a path canonicalization would restructure (dot or empty segments) is
+    // never judged on a cleaned-up copy of itself.
+    if canon.was_resolved() {
+        log.decision = Decision::Invalid;
+        log.reason = "verify: original path has dot or empty segments";
+        return bad_request(nginx);
+    }
     log.path = canon.match_path().to_string();
     // The hosted endpoints themselves are always reachable (login must work).
     let prefix = cfg.server.auth_prefix.as_str();
@@ -111,6 +119,11 @@ pub async fn handle(
         Matched::BadPath => {
             log.decision = Decision::Invalid;
             log.reason = "encoded slash";
+            return bad_request(nginx);
+        }
+        Matched::AmbiguousCase => {
+            log.decision = Decision::Invalid;
+            log.reason = "letter case selects another route";
             return bad_request(nginx);
         }
         Matched::Deny(r) => {

@@ -107,6 +107,37 @@ pub(super) fn compile_route(
         }
     };
     let captures = matcher.as_ref().map(capture_names).unwrap_or_default();
+    // With case-sensitive matching, the same pattern compiled case-insensitively
+    // tells which route a letter-case variant of a path belongs to (see
+    // `Policy::resolve`). Compiled only when the first compile succeeded, so
+    // its problems are never reported twice.
+    let folded = match (&matcher, &raw.path, &raw.path_regex) {
+        (Some(_), _, _) if ci => None,
+        (Some(_), Some(p), None) => {
+            let mut quiet = Vec::new();
+            compile_glob(
+                &mut Ctx {
+                    index,
+                    issues: &mut quiet,
+                },
+                p,
+                true,
+            )
+            .map(PathMatcher::Glob)
+        }
+        (Some(_), None, Some(r)) => {
+            let mut quiet = Vec::new();
+            compile_regex(
+                &mut Ctx {
+                    index,
+                    issues: &mut quiet,
+                },
+                r,
+                true,
+            )
+        }
+        _ => None,
+    };
 
     let name = match &raw.name {
         Some(n) if n.trim().is_empty() || n.chars().any(char::is_control) => {
@@ -195,6 +226,7 @@ pub(super) fn compile_route(
         pattern,
         is_regex: raw.path_regex.is_some() && raw.path.is_none(),
         matcher: matcher.expect("no issues means the path compiled"),
+        folded,
         host,
         host_text: raw.host.clone(),
         methods,

@@ -64,12 +64,14 @@ async fn nginx_mode_answers_only_200_401_403() {
         verify(Some("/admin/x"), None, None).await.unwrap().status(),
         401
     );
+    // The app gets the raw URI: a path with dot segments is refused (403,
+    // nginx's refusal), never judged on its resolved form.
     assert_eq!(
         verify(Some("/public/../admin/x"), None, None)
             .await
             .unwrap()
             .status(),
-        401
+        403
     );
     assert_eq!(
         verify(Some("/public/x"), None, None)

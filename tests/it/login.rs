@@ -846,7 +846,8 @@ allowed_email_domains = ["example.com"]"#,
 async fn login_starts_are_rate_limited_per_ip_and_email() {
     let gw = spawn(
         r#"methods = ["magiclink", "oauth:google"]
-start_rate_limit = "2/min""#,
+start_rate_limit = "2/min"
+ip_rate_limit = "4/min""#,
     )
     .await;
     let start = |email: &'static str| {
@@ -861,20 +862,50 @@ start_rate_limit = "2/min""#,
             .await
         }
     };
+    let oauth = || gw.get("/_auth/oauth/start?provider=google").send();
     assert_eq!(start("alice@example.com").await.status(), 200);
     assert_eq!(start("alice@example.com").await.status(), 200);
+    // The e-mail is exhausted (start_rate_limit) ...
     let third = start("alice@example.com").await;
     assert_eq!(third.status(), 429);
-    assert!(third.headers().contains_key(header::RETRY_AFTER));
-    // The client IP is exhausted too, whatever the address or method.
-    assert_eq!(start("carol@example.com").await.status(), 429);
-    let resp = gw
-        .get("/_auth/oauth/start?provider=google")
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(third.headers()[header::RETRY_AFTER], "30");
+    // ... in any letter case, but another address from the same IP is not.
+    assert_eq!(start("ALICE@example.com").await.status(), 429);
+    assert_eq!(start("carol@example.com").await.status(), 200);
+    // The refused starts charged nothing: this is the IP's fourth start.
+    assert_eq!(oauth().await.unwrap().status(), 302);
+    // Now the client IP is exhausted (ip_rate_limit), whatever the method.
+    let resp = oauth().await.unwrap();
     assert_eq!(resp.status(), 429);
-    assert_eq!(gw.emu.calls("/v1/auth/magiclink/signin/email"), 2);
+    assert_eq!(resp.headers()[header::RETRY_AFTER], "15");
+    assert_eq!(start("dave@example.com").await.status(), 429);
+    assert_eq!(gw.emu.calls("/v1/auth/magiclink/signin/email"), 3);
+}
+
+#[tokio::test]
+async fn an_office_behind_one_address_signs_in_with_the_defaults() {
+    // 40 colleagues behind one NAT at 9 am: each starts a magic link and
+    // an OAuth sign-in; nobody gets a 429 from the default limits.
+    let gw = spawn(r#"methods = ["magiclink", "oauth:google"]"#).await;
+    for n in 0..40 {
+        let email = format!("user{n}@example.com");
+        let resp = gw
+            .post_form(
+                "/_auth/magiclink",
+                &[("email", email.as_str())],
+                &Jar::default(),
+                Some(PUBLIC),
+            )
+            .await;
+        assert_eq!(resp.status(), 200, "magic link start {n}");
+        let resp = gw
+            .get("/_auth/oauth/start?provider=google")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 302, "oauth start {n}");
+    }
+    assert_eq!(gw.emu.calls("/v1/auth/magiclink/signin/email"), 40);
 }
 
 #[tokio::test]

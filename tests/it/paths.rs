@@ -67,9 +67,15 @@ const CASES: &[(&str, u16, Option<&str>)] = &[
     ("/a/b/", 200, Some("/a/b/")),
     ("/a;jsessionid=1/b", 200, Some("/a;jsessionid=1/b")),
     ("/a//b", 200, Some("/a/b")),
-    ("/admin%3bx", 200, Some("/admin%3Bx")),
+    // An encoded ';' (Spring would serve `/admin`) and letter-case variants
+    // of a protected path (Express, ASP.NET, IIS would serve `/admin`).
+    ("/admin%3bx", 400, None),
+    ("/admin%3Bx/y", 400, None),
     ("/a?x=../admin&y=%2F", 200, Some("/a?x=../admin&y=%2F")),
-    ("/ADMIN", 200, Some("/ADMIN")),
+    ("/ADMIN", 400, None),
+    ("/Admin/x", 400, None),
+    ("/%41dmin/x", 400, None),
+    ("/Other/x", 200, Some("/Other/x")),
     ("/a%20b", 200, Some("/a%20b")),
 ];
 
