@@ -17,6 +17,14 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// A request body as the one body type.
+pub fn incoming(body: hyper::body::Incoming) -> Body {
+    fn boxed(e: hyper::Error) -> BoxError {
+        Box::new(e)
+    }
+    body.map_err(boxed).boxed_unsync()
+}
+
 pub fn empty() -> Body {
     full(Bytes::new())
 }

@@ -25,6 +25,38 @@ const BUILTIN_EXACT: &[&str] = &[
     "x-remote-user",
     "x-webauth-user",
     "x-session-jwt",
+    // Envoy / Istio client certificate (XFCC).
+    "x-forwarded-client-cert",
+    "x-ssl-client-cert",
+    "x-client-cert",
+    "ssl-client-cert",
+    // AWS ALB OIDC.
+    "x-amzn-oidc-data",
+    "x-amzn-oidc-identity",
+    "x-amzn-oidc-accesstoken",
+    // Google IAP.
+    "x-goog-authenticated-user-email",
+    "x-goog-authenticated-user-id",
+    "x-goog-iap-jwt-assertion",
+    // Azure App Service EasyAuth.
+    "x-ms-client-principal",
+    "x-ms-client-principal-id",
+    "x-ms-client-principal-name",
+    "x-ms-client-principal-idp",
+    // Kong.
+    "x-consumer-id",
+    "x-consumer-custom-id",
+    "x-consumer-username",
+    "x-consumer-groups",
+    "x-credential-identifier",
+    "x-credential-username",
+    "x-anonymous-consumer",
+    "x-authenticated-scope",
+    "x-authenticated-userid",
+    "x-userinfo",
+    // Cloudflare Access.
+    "cf-access-authenticated-user-email",
+    "cf-access-jwt-assertion",
 ];
 
 /// Prefixes of identity header families removed whatever the preset
@@ -35,6 +67,8 @@ const BUILTIN_PREFIXES: &[&str] = &[
     "remote-",
     "x-pomerium-",
     "x-portcullis-",
+    // Azure EasyAuth tokens (`X-MS-TOKEN-AAD-ID-TOKEN`, ...).
+    "x-ms-token-",
 ];
 
 /// Every header a preset can produce.
@@ -220,8 +254,16 @@ impl IdentityHeaders {
     }
 
     /// Strips, then injects the verified identity.
+    /// [`Self::strip`], then [`Self::inject`].
     pub fn apply(&self, headers: &mut HeaderMap, identity: Option<(&Claims, Option<&str>)>) {
         self.strip(headers);
+        self.inject(headers, identity);
+    }
+
+    /// Sets the verified identity's headers (the request path strips
+    /// inbound ones first, with every other special header, in
+    /// `inbound::scrub`).
+    pub fn inject(&self, headers: &mut HeaderMap, identity: Option<(&Claims, Option<&str>)>) {
         if let Some((claims, tenant)) = identity {
             for (h, v) in self.values(claims, tenant) {
                 headers.insert(h, v);

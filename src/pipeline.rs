@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::app::{AppState, Generation};
@@ -235,15 +236,17 @@ pub fn match_route<'a>(
     }
 }
 
-/// Refuses requests whose host is ambiguous, before anything is decided on
-/// it: more than one `Host` header (RFC 9112 §3.2: 400), or a `Host` that
-/// names another host than the URI authority (absolute-form on HTTP/1.1,
-/// `:authority` on HTTP/2). Host routes judge by one value; an upstream (or a
-/// proxy behind us) could pick the other one — the last `Host`, or the
-/// authority as RFC 9112 §3.2.2 tells origin servers to — and serve a host the
-/// decision was not made for. Ports are not compared (routes ignore them).
-/// An HTTP/1.1 request without any host is refused too (RFC 9112 §3.2): it
-/// would skip every `host` route and reach the upstream's default host.
+/// Refuses requests whose host is ambiguous or malformed, before anything is
+/// decided on it: more than one `Host` header (RFC 9112 §3.2: 400), a
+/// `Host` (or URI authority) outside [`crate::host`]'s grammar (junk after
+/// the name such as `admin.test:x` or `admin.test,x` is read as
+/// `admin.test` by Express and Go, but matches no `host` route), or a
+/// `Host` that names another host than the URI authority (absolute-form on
+/// HTTP/1.1, `:authority` on HTTP/2): host routes judge by one value and an
+/// upstream could pick the other. Ports are not compared (routes ignore
+/// them). An HTTP/1.1 request without any host is refused too (RFC 9112
+/// §3.2): it would skip every `host` route and reach the upstream's default
+/// host.
 pub fn check_host(
     version: http::Version,
     req_uri: &http::Uri,
@@ -257,51 +260,48 @@ pub fn check_host(
     if version == http::Version::HTTP_11 && first.is_none() && req_uri.authority().is_none() {
         return Err("no Host header");
     }
-    // Userinfo in the authority (`http://user@admin.test/`): host routes
-    // would see `user@admin.test`, an upstream given it as Host `admin.test`.
-    if req_uri
-        .authority()
-        .is_some_and(|a| a.as_str().contains('@'))
+    let authority = match req_uri.authority() {
+        Some(a) => Some(
+            crate::host::parse(a.as_str())
+                .map_err(|_| "malformed request authority")?
+                .normalized(),
+        ),
+        None => None,
+    };
+    let header_host = match first {
+        // An empty Host is allowed only without an authority (RFC 9112 §3.2).
+        Some(h) if h.is_empty() && authority.is_none() => None,
+        Some(h) => Some(
+            h.to_str()
+                .ok()
+                .and_then(|h| crate::host::parse(h).ok())
+                .ok_or("malformed Host header")?
+                .normalized(),
+        ),
+        None => None,
+    };
+    if let (Some(h), Some(a)) = (header_host, authority)
+        && h != a
     {
-        return Err("userinfo in the request authority");
-    }
-    // A Host must be a bare `host[:port]`: `a@admin.test` or
-    // `x#.example.com` would be judged by one reading and served by another.
-    if let Some(h) = first {
-        let valid = h.to_str().ok().is_some_and(|h| {
-            !h.contains('@') && (h.is_empty() || h.parse::<http::uri::Authority>().is_ok())
-        });
-        if !valid {
-            return Err("malformed Host header");
-        }
-    }
-    if let (Some(h), Some(a)) = (first, req_uri.authority()) {
-        let h = h.to_str().unwrap_or_default();
-        let norm = |v: &str| strip_port(v).trim_end_matches('.').to_ascii_lowercase();
-        if norm(h) != norm(a.host()) {
-            return Err("Host header differs from the request authority");
-        }
+        return Err("Host header differs from the request authority");
     }
     Ok(())
 }
 
-/// The request host without port, lower-cased (`Host`, or the URI authority on HTTP/2).
+/// The request host without port, lower-cased (`Host`, or the URI authority
+/// on HTTP/2); `None` when there is none (or it is malformed, which
+/// [`check_host`] has refused already).
 pub fn request_host(req_uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
-    let raw = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req_uri.authority().map(|a| a.as_str().to_string()))?;
-    Some(strip_port(&raw).to_ascii_lowercase())
-}
-
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
+    match headers.get(header::HOST) {
+        Some(h) if !h.is_empty() => h
+            .to_str()
+            .ok()
+            .and_then(|h| crate::host::parse(h).ok())
+            .map(|h| h.normalized()),
+        _ => req_uri
+            .authority()
+            .and_then(|a| crate::host::parse(a.as_str()).ok())
+            .map(|h| h.normalized()),
     }
 }
 
@@ -474,11 +474,24 @@ async fn handle_inner(
     log.path = canon.match_path().to_string();
     if let Err(reason) = check_host(req.version(), req.uri(), req.headers()) {
         log.reason = reason;
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The request host is ambiguous.",
-        );
+        // nginx's auth_request understands only 2xx, 401 and 403.
+        let verify = canon
+            .segments()
+            .get(
+                cfg.server
+                    .auth_prefix
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .count(),
+            )
+            .is_some_and(|s| s.decoded == "verify")
+            && is_hosted_path(canon.match_path(), &cfg.server.auth_prefix);
+        let status = if verify && cfg.forward_auth.mode == crate::config::ForwardAuthMode::Nginx {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        return json_error(status, "bad_request", "The request host is ambiguous.");
     }
 
     // 2. Hosted endpoints.
@@ -545,7 +558,7 @@ async fn handle_inner(
     };
     log.route = target.name().to_string();
     if let Target::Route(r, _) = &target
-        && !method_overrides_allowed(r, req.headers())
+        && !crate::method_override::head_allowed(r, req.headers(), req.uri().query())
     {
         log.reason = "method override not allowed";
         return json_error(
@@ -646,32 +659,6 @@ async fn handle_inner(
         .await
 }
 
-/// Headers with which many frameworks (Laravel, Symfony, Express
-/// method-override, ASP.NET) let a POST act as another method.
-const METHOD_OVERRIDE_HEADERS: &[&str] = &[
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
-
-/// Whether every method-override header names a method the route allows
-/// (always true for a route without `methods`). Otherwise a route limited
-/// to `GET, POST` would let `POST` + `X-HTTP-Method-Override: DELETE` reach
-/// an app that acts on the override.
-pub fn method_overrides_allowed(route: &Route, headers: &HeaderMap) -> bool {
-    if route.methods().is_none() {
-        return true;
-    }
-    METHOD_OVERRIDE_HEADERS.iter().all(|name| {
-        headers.get_all(*name).iter().all(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|m| Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok())
-                .is_some_and(|m| route.allows_method(&m))
-        })
-    })
-}
-
 /// Whether a canonical match path is `auth_prefix` or below it.
 pub fn is_hosted_path(match_path: &str, prefix: &str) -> bool {
     match_path == prefix
@@ -751,7 +738,7 @@ struct Forwarding<'a> {
 impl Forwarding<'_> {
     async fn send(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         identity: Option<Identity>,
         set_cookies: Vec<HeaderValue>,
         log: &mut AccessLog,
@@ -765,6 +752,7 @@ impl Forwarding<'_> {
             path_and_query,
         } = *self;
         let cfg = &generation.config;
+        let mut req = req.map(crate::http_util::incoming);
         if let Some(limit) = cfg.server.max_body_bytes
             && req
                 .headers()
@@ -779,6 +767,18 @@ impl Forwarding<'_> {
                 "payload_too_large",
                 "The request body is too large.",
             );
+        }
+        if let Target::Route(route, _) = target
+            && let Some(kind) =
+                crate::method_override::body_to_inspect(route, req.method(), req.headers())
+        {
+            match inspect_body(req, route, &kind).await {
+                Ok(r) => req = r,
+                Err(refusal) => {
+                    log.reason = refusal.reason();
+                    return refusal.response();
+                }
+            }
         }
         let Some(upstream) = generation.upstreams.get(target.upstream()) else {
             log.decision = Decision::Invalid;
@@ -799,7 +799,8 @@ impl Forwarding<'_> {
         let forward_header = req.extensions_mut().remove::<ForwardHeader>();
         let headers = req.headers_mut();
         let upgrade = strip_hop_by_hop(headers);
-        generation.identity.apply(
+        crate::inbound::scrub(headers, info.trusted, &generation.identity);
+        generation.identity.inject(
             headers,
             identity
                 .as_ref()
@@ -859,6 +860,78 @@ impl Forwarding<'_> {
             }
         }
     }
+}
+
+/// Why a body inspected for `_method` stops the request.
+enum BodyRefusal {
+    TooLarge,
+    Unreadable,
+    Override,
+}
+
+impl BodyRefusal {
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::TooLarge => "body too large to inspect for method overrides",
+            Self::Unreadable => "request body unreadable",
+            Self::Override => "method override not allowed",
+        }
+    }
+
+    fn response(&self) -> Response<Body> {
+        match self {
+            Self::TooLarge => json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "The request body is too large.",
+            ),
+            Self::Unreadable => json_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The request body could not be read.",
+            ),
+            Self::Override => json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This method is not allowed here.",
+            ),
+        }
+    }
+}
+
+/// Reads a body that may carry a `_method` override (see
+/// [`crate::method_override`]) and judges it; on success the request goes on
+/// with the same bytes, buffered.
+async fn inspect_body(
+    req: Request<Body>,
+    route: &Route,
+    kind: &crate::method_override::BodyKind,
+) -> Result<Request<Body>, BodyRefusal> {
+    use crate::method_override::MAX_INSPECTED_BODY;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_INSPECTED_BODY as u64) {
+        return Err(BodyRefusal::TooLarge);
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyRefusal::Unreadable)?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_INSPECTED_BODY {
+                return Err(BodyRefusal::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    let bytes = buf.freeze();
+    if !crate::method_override::body_allowed(route, kind, &bytes).await {
+        return Err(BodyRefusal::Override);
+    }
+    Ok(Request::from_parts(parts, crate::http_util::full(bytes)))
 }
 
 pub fn append_cookies(resp: &mut Response<Body>, cookies: &[HeaderValue]) {

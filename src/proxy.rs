@@ -14,7 +14,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -229,9 +228,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     upgrade
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host`, `X-Real-IP` and `X-Request-Id`;
-/// inbound values survive only from a trusted proxy. `Forwarded` is removed
-/// unless the peer is trusted.
+/// Sets `X-Forwarded-For/-Proto/-Host`, `X-Real-IP` and `X-Request-Id`.
+/// Runs after [`crate::inbound::scrub`], which has removed every inbound
+/// forwarding header except a trusted proxy's canonical ones: a trusted
+/// proxy's `X-Forwarded-For` is extended and its `X-Forwarded-Proto` kept;
+/// `X-Forwarded-Host` is always the `Host` the decision was made on.
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     info: &ClientInfo,
@@ -239,57 +240,32 @@ pub fn set_forwarding_headers(
     request_id: &str,
 ) {
     let peer_ip = info.peer.ip().to_string();
-    if info.trusted {
-        let prior: Vec<String> = headers
+    let prior: Vec<String> = if info.trusted {
+        headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect();
-        let xff = if prior.is_empty() {
-            peer_ip.clone()
-        } else {
-            format!("{}, {peer_ip}", prior.join(", "))
-        };
-        set(headers, "x-forwarded-for", &xff);
-        if !headers.contains_key("x-forwarded-proto") {
-            set(
-                headers,
-                "x-forwarded-proto",
-                if info.tls { "https" } else { "http" },
-            );
-        }
-        if !headers.contains_key("x-forwarded-host")
-            && let Some(h) = host
-        {
-            set(headers, "x-forwarded-host", h);
-        }
+            .collect()
     } else {
-        headers.remove(header::FORWARDED);
-        set(headers, "x-forwarded-for", &peer_ip);
+        Vec::new()
+    };
+    let xff = if prior.is_empty() {
+        peer_ip
+    } else {
+        format!("{}, {peer_ip}", prior.join(", "))
+    };
+    set(headers, "x-forwarded-for", &xff);
+    if !(info.trusted && headers.contains_key("x-forwarded-proto")) {
         set(
             headers,
             "x-forwarded-proto",
             if info.tls { "https" } else { "http" },
         );
-        headers.remove("x-forwarded-host");
-        if let Some(h) = host {
-            set(headers, "x-forwarded-host", h);
-        }
-        headers.remove("x-forwarded-port");
-        headers.remove("x-forwarded-prefix");
     }
-    // Path-override headers: IIS URL Rewrite and frameworks built on it
-    // (older Symfony, Zend, Laminas) serve `X-Original-URL` / `X-Rewrite-URL`
-    // instead of the request line, so `GET /public` + `X-Original-URL: /admin`
-    // would be judged as /public and served as /admin. The gateway forwards
-    // the path it decided on and nothing else may name another one, from any
-    // peer.
-    for name in ["x-original-url", "x-rewrite-url"] {
-        headers.remove(name);
-    }
-    if !info.trusted {
-        for name in ["x-original-uri", "x-forwarded-uri", "x-forwarded-path"] {
-            headers.remove(name);
+    match host {
+        Some(h) => set(headers, "x-forwarded-host", h),
+        None => {
+            headers.remove("x-forwarded-host");
         }
     }
     set(headers, "x-real-ip", &info.client_ip.to_string());
@@ -309,7 +285,7 @@ impl Upstream {
     /// `path_and_query` on this upstream and streams the answer back.
     pub async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
         path_and_query: &str,
         upgrade: Option<HeaderValue>,
         max_body: Option<u64>,
@@ -358,7 +334,7 @@ impl Upstream {
                 http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
                     .boxed_unsync()
             }
-            None => body.map_err(BoxError::from).boxed_unsync(),
+            None => body,
         };
         let upstream_req = Request::from_parts(parts, body);
         let fut = self.client.request(upstream_req);

@@ -100,22 +100,13 @@ pub async fn handle(
         log.reason = "hosted endpoint";
         return allow(generation, None, Vec::new());
     }
-    let host = original
-        .host
-        .as_deref()
-        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase());
+    let host = original.host.as_deref();
     let preflight = original.method == Method::OPTIONS
         && req.headers().contains_key(header::ORIGIN)
         && req
             .headers()
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let target = match match_route(
-        generation,
-        host.as_deref(),
-        &canon,
-        &original.method,
-        preflight,
-    ) {
+    let target = match match_route(generation, host, &canon, &original.method, preflight) {
         Matched::BadPath => {
             log.decision = Decision::Invalid;
             log.reason = "encoded slash";
@@ -150,7 +141,7 @@ pub async fn handle(
     // The ingress forwards the client's method-override headers to the app
     // as they are: judge them as the proxy path does.
     if let Target::Route(r, _) = &target
-        && !crate::pipeline::method_overrides_allowed(r, req.headers())
+        && !crate::method_override::head_allowed(r, req.headers(), original.query.as_deref())
     {
         log.decision = Decision::Forbidden;
         log.reason = "method override not allowed";
@@ -303,13 +294,19 @@ fn read_original(
         return None;
     }
     let host = match mode {
-        ForwardAuthMode::Traefik => get("x-forwarded-host").map(str::to_string),
+        ForwardAuthMode::Traefik => get("x-forwarded-host"),
         // Only the request's own Host: nothing in the documented ingress
         // setup overwrites `X-Original-Host`, so under nginx `auth_request`
         // (which passes client headers to the subrequest) it would be the
-        // client's word, letting it pick a laxer host route (DESIGN §5.1:
-        // the mode fixes where the original request is read from).
-        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => get("host").map(str::to_string),
+        // client's word, letting it pick a laxer host route (the mode fixes
+        // where the original request is read from).
+        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => get("host"),
+    };
+    // The same host grammar as the proxy path: `admin.test:x` is refused,
+    // not judged as a host no route names.
+    let host = match host {
+        Some(h) => Some(crate::host::parse(h).ok()?.normalized()),
+        None => None,
     };
     Some(Original {
         method,

@@ -5,6 +5,9 @@ mod support;
 
 /// The binary itself: `run`, signals, exit codes.
 mod binary;
+/// The bypass classes (paths, letter case, Host grammar, header spellings,
+/// method overrides, Windows path forms) in proxy and every forward-auth mode.
+mod bypass;
 /// Config file parsing, errors, the example config, `check-config`.
 mod config;
 /// Forward-auth decisions (`/verify`) in nginx, Traefik and Envoy shapes.
