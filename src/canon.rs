@@ -204,6 +204,23 @@ impl CanonicalPath {
         self.encoded_slash
     }
 
+    /// The match path as a stack without path parameters reads it (Node,
+    /// Python, Go, IIS): each segment's `;parameters` kept as part of its
+    /// name. `None` when no segment has parameters (then it equals
+    /// [`Self::match_path`]).
+    pub fn match_path_with_params(&self) -> Option<String> {
+        if self.segments.iter().all(|s| s.params.is_empty()) {
+            return None;
+        }
+        let mut out = String::with_capacity(self.match_path.len() + 16);
+        for s in &self.segments {
+            out.push('/');
+            out.push_str(&s.decoded);
+            out.push_str(&s.params);
+        }
+        Some(out)
+    }
+
     /// Whether canonicalization changed the path's structure: it resolved a
     /// `.` or `..` segment (raw or encoded, with or without `;parameters`)
     /// or dropped an empty one (`//`, `/;x/`). Forward-auth refuses such a
@@ -268,6 +285,20 @@ impl std::fmt::Display for CanonicalPath {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.to_forward())
     }
+}
+
+/// Whether a raw path percent-encodes a character that never needs it (an
+/// RFC 3986 unreserved one: letters, digits, `-._~`). Stacks disagree on
+/// whether they decode those before routing (Express matches `/publi%63`
+/// raw and does not see `/public`; Flask decodes it): forward-auth, which
+/// cannot rewrite the path the app gets, refuses such a path instead of
+/// guessing.
+pub fn encodes_unreserved(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!((hex(w[1]), hex(w[2])), (Some(hi), Some(lo))
+                if { let c = hi << 4 | lo; c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') })
+    })
 }
 
 /// Case folding used by `case_insensitive_paths`: upper- then lower-case each
@@ -432,10 +463,12 @@ fn check_params(raw: &str) -> Result<(), PathError> {
 }
 
 /// An NTFS alternate data stream: `name:stream:$TYPE`, `name::$DATA`,
-/// `dir:$i30:$INDEX_ALLOCATION` (which opens the directory itself). Windows
-/// upstreams serve `/admin:$i30:$INDEX_ALLOCATION/x` as `/admin/x`.
+/// `dir:$i30:$INDEX_ALLOCATION` (which opens the directory itself), and the
+/// degenerate `name::` / `name:` forms. Windows upstreams serve
+/// `/admin:$i30:$INDEX_ALLOCATION/x` as `/admin/x`. A colon with text on
+/// both sides (`urn:x:y`, `books/1:publish`) stays allowed.
 fn is_ntfs_stream(text: &str) -> bool {
-    text.contains(":$")
+    text.contains(":$") || text.contains("::") || text.split('/').any(|s| s.ends_with(':'))
 }
 
 /// A Windows 8.3 short name (`ADMINI~1`, `ADMINI~1.ASP`, `AD3F~12`): one to

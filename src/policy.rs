@@ -96,8 +96,8 @@ pub struct RouteMatch<'a> {
     pub captures: Vec<(String, String)>,
 }
 
-/// A path whose letter-case variant belongs to another route (see
-/// [`Policy::resolve`]): refused with 400.
+/// A path whose letter-case variant, or whose reading with `;parameters`
+/// kept, belongs to another route (see [`Policy::resolve`]): refused with 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CaseConflict;
 
@@ -192,43 +192,66 @@ impl Policy {
         None
     }
 
-    /// [`Self::find`], refusing a path whose letter case decides its route.
+    /// [`Self::find`], refusing a path whose route depends on how the
+    /// upstream reads it.
     ///
-    /// Express (by default), ASP.NET Core and IIS route without regard to
-    /// letter case, so for them `/ADMIN/x` is `/admin/x`; a case-sensitive
-    /// match would judge it by a laxer route (`/**`). Matching without case
-    /// instead would open a public route's case variants (`/PUBLIC/x`) onto
-    /// a case-sensitive app, where they may be other resources. So, unless
-    /// `case_insensitive_paths` is on, a path is accepted only when its
-    /// exact spelling and its case-folded spelling select the same route
-    /// (or both none): which route judges a request never depends on
-    /// how the upstream reads letter case.
+    /// Letter case: Express (by default), ASP.NET Core and IIS route without
+    /// regard to letter case, so for them `/ADMIN/x` is `/admin/x`; a
+    /// case-sensitive match would judge it by a laxer route (`/**`).
+    /// Matching without case instead would open a public route's case
+    /// variants (`/PUBLIC/x`) onto a case-sensitive app, where they may be
+    /// other resources. So, unless `case_insensitive_paths` is on, the exact
+    /// and the case-folded spelling must select the same route.
+    ///
+    /// Path parameters: Tomcat and Spring drop `;params` (`/admin;x/y` is
+    /// their `/admin/y`), Node, Python, Go and IIS keep them in the name
+    /// (`/public;x` is not their `/public`). Routes match with parameters
+    /// dropped, and the reading that keeps them must select the same route.
+    ///
+    /// So which route judges a request never depends on how the upstream
+    /// reads letter case or parameters; a path for which it would is
+    /// refused (400).
     pub fn resolve(
         &self,
         host: Option<&str>,
         path: &CanonicalPath,
     ) -> Result<Option<RouteMatch<'_>>, CaseConflict> {
         let exact = self.find(host, path);
-        if self.case_insensitive {
-            return Ok(exact);
+        let want = exact.as_ref().map(|m| m.route.index);
+        let primary = path.match_path();
+        let with_params = path.match_path_with_params();
+        let readings = std::iter::once(primary).chain(with_params.as_deref());
+        for (n, reading) in readings.enumerate() {
+            if n > 0 && self.index_of(host, reading, self.case_insensitive, false) != want {
+                return Err(CaseConflict);
+            }
+            if self.case_insensitive {
+                continue;
+            }
+            let folded = fold_case(reading);
+            if matches!(folded, std::borrow::Cow::Owned(_))
+                && self.index_of(host, &folded, true, true) != want
+            {
+                return Err(CaseConflict);
+            }
         }
-        let p = path.match_path();
-        let folded_path = fold_case(p);
-        if matches!(folded_path, std::borrow::Cow::Borrowed(_)) {
-            return Ok(exact); // nothing to fold: both spellings are the same
-        }
+        Ok(exact)
+    }
+
+    /// The index of the first route matching a match path under the given
+    /// reading (`folded`: with the case-insensitive matchers).
+    fn index_of(&self, host: Option<&str>, path: &str, ci: bool, folded: bool) -> Option<usize> {
         let mut scratch = Vec::new();
-        let folded_index = self.candidates(host).find_map(|route| {
-            let m = route.folded.as_ref().unwrap_or(&route.matcher);
-            let hit = m.matches(&folded_path, true, &mut scratch);
+        self.candidates(host).find_map(|route| {
+            let m = if folded {
+                route.folded.as_ref().unwrap_or(&route.matcher)
+            } else {
+                &route.matcher
+            };
+            let hit = m.matches(path, ci, &mut scratch);
             scratch.clear();
             hit.then_some(route.index)
-        });
-        if folded_index == exact.as_ref().map(|m| m.route.index) {
-            Ok(exact)
-        } else {
-            Err(CaseConflict)
-        }
+        })
     }
 
     /// Routes whose `host` admits the request host, in order.

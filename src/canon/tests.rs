@@ -131,6 +131,9 @@ const CASES: &[(&str, Want)] = &[
     ("/admin:$I30:$index_allocation", None),
     ("/a:stream:$DATA", None),
     ("/a;x:$DATA", None),
+    ("/admin::/x", None),
+    ("/admin:/x", None),
+    ("/admin%3A%3A", None),
     ("/urn:x:y", Some(("/urn:x:y", "/urn:x:y"))),
     (
         "/v1/books/1:publish",

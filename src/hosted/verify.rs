@@ -75,6 +75,11 @@ pub async fn handle(
         log.reason = "verify: original path has dot or empty segments";
         return bad_request(nginx);
     }
+    if crate::canon::encodes_unreserved(&original.path) {
+        log.decision = Decision::Invalid;
+        log.reason = "verify: original path encodes letters, digits or -._~";
+        return bad_request(nginx);
+    }
     log.path = canon.match_path().to_string();
     // The hosted endpoints themselves are always reachable (login must work).
     let prefix = cfg.server.auth_prefix.as_str();

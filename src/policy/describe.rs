@@ -203,11 +203,15 @@ pub(super) fn describe(policy: &Policy) -> String {
         }
     };
     let _ = writeln!(out, "default policy: {default}");
-    let _ = writeln!(
-        out,
-        "case-insensitive paths: {}",
-        if policy.case_insensitive { "yes" } else { "no" }
-    );
+    let case = if policy.case_insensitive {
+        "case-insensitive (server.case_insensitive_paths = true): /ADMIN/x is judged as /admin/x"
+    } else {
+        "exact; a path whose letter case selects another route than its lower-cased form \
+         (/ADMIN/x when /admin/** is a route) is refused with 400, so no case variant escapes \
+         its route on a case-insensitive app (set server.case_insensitive_paths = true for \
+         IIS-style upstreams)"
+    };
+    let _ = writeln!(out, "letter case: {case}");
     let _ = writeln!(out, "routes: {}", policy.routes.len());
     for r in &policy.routes {
         let _ = writeln!(out);

@@ -176,6 +176,11 @@ async fn forward_auth_never_judges_a_resolved_copy_of_the_original_path() {
         "/public/x/..",
         "/public/%2e",
         "/admin/../public/x?y=1",
+        // Encoded letters: Express matches them raw, Flask decodes them.
+        "/publi%63/x",
+        "/%70ublic/x",
+        "/public/%78",
+        "/%61dmin/x",
     ];
     in_every_mode("", async |rig, failures| {
         if rig.mode == Mode::Proxy {
@@ -251,12 +256,42 @@ async fn no_letter_case_variant_escapes_its_route() {
 
 #[tokio::test]
 async fn case_insensitive_paths_judge_every_case_by_the_same_route() {
-    let targets = ["/ADMIN/x", "/Admin/x", "/%41DMIN/x", "/admin/X"];
+    let targets = ["/ADMIN/x", "/Admin/x", "/admin/X", "/aDmIn"];
     in_every_mode("case_insensitive_paths = true", async |rig, failures| {
         expect_all(rig, failures, &targets, 403).await;
         let (got, _) = rig.send("GET", "/PUBLIC/x", "gw.test", "").await;
         if got != 200 {
             failures.push(format!("{:?} /PUBLIC/x: {got}, want 200", rig.mode));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn path_parameters_never_decide_the_route() {
+    // Tomcat and Spring drop `;x` (`/admin;x/y` is their `/admin/y`);
+    // Express, Flask, Go and IIS keep it in the name (`/public;x/y` is not
+    // their `/public/y`). Either way the route must be the same.
+    let refused = [
+        "/public;x/y",
+        "/public;/y",
+        "/public;jsessionid=1",
+        "/admin;x/y",
+        "/admin;/y",
+        "/ADMIN;x/y",
+    ];
+    in_every_mode("", async |rig, failures| {
+        expect_all(rig, failures, &refused, rig.refused()).await;
+        // Parameters inside a route's own territory are fine.
+        for (target, want) in [
+            ("/public/x;jsessionid=1", 200),
+            ("/admin/x;v=1", 403),
+            ("/a;v=1/b", 200),
+        ] {
+            let (got, _) = rig.send("GET", target, "gw.test", "").await;
+            if got != want {
+                failures.push(format!("{:?} {target}: {got}, want {want}", rig.mode));
+            }
         }
     })
     .await;

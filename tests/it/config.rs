@@ -264,6 +264,12 @@ fn check_config_prints_route_table_and_exits_by_lints() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("/**"), "{stdout}");
+    // It says how letter case is judged.
+    assert!(
+        stdout.contains("letter case: exact; a path whose letter case selects another route")
+            && stdout.contains("refused with 400"),
+        "{stdout}"
+    );
 
     let linted = dir.path().join("lint.toml");
     std::fs::write(

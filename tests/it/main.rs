@@ -10,6 +10,9 @@ mod binary;
 mod bypass;
 /// Config file parsing, errors, the example config, `check-config`.
 mod config;
+/// Route decisions against models of Tomcat, Spring, Express, Werkzeug, Go
+/// and IIS reading the same bytes (pure; no sockets).
+mod differential;
 /// Forward-auth decisions (`/verify`) in nginx, Traefik and Envoy shapes.
 mod forward_auth;
 /// Identity headers: presets, spoofing in every spelling, token forwarding.
