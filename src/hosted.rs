@@ -31,10 +31,9 @@ pub async fn dispatch(
 ) -> Response<Body> {
     let method = req.method().clone();
     let mut resp = match (sub, &method) {
-        ("/verify", _) => verify::handle(state, generation, req, info, "", log).await,
+        ("/verify", _) => verify::handle(state, generation, req, info, log).await,
         (s, _) if s.starts_with("/verify/") => {
-            let rest = s["/verify".len()..].to_string();
-            verify::handle(state, generation, req, info, &rest, log).await
+            verify::handle(state, generation, req, info, log).await
         }
         ("/me", &Method::GET | &Method::HEAD) => me(state, generation, req.headers()).await,
         ("/jwks.json", &Method::GET | &Method::HEAD) => match &state.assertion {

@@ -34,7 +34,6 @@ pub async fn handle(
     generation: &Generation,
     req: Request<Incoming>,
     info: &ClientInfo,
-    rest: &str,
     log: &mut AccessLog,
 ) -> Response<Body> {
     let cfg = &generation.config;
@@ -54,7 +53,7 @@ pub async fn handle(
             "This caller may not ask for decisions.",
         );
     }
-    let original = match read_original(mode, &req, rest, &cfg.server.auth_prefix) {
+    let original = match read_original(mode, &req, &cfg.server.auth_prefix) {
         Some(o) => o,
         None => {
             log.decision = Decision::Invalid;
@@ -238,12 +237,7 @@ pub async fn handle(
     )
 }
 
-fn read_original(
-    mode: ForwardAuthMode,
-    req: &Request<Incoming>,
-    rest: &str,
-    prefix: &str,
-) -> Option<Original> {
+fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -> Option<Original> {
     let h = req.headers();
     for name in [
         "x-original-uri",
@@ -276,7 +270,9 @@ fn read_original(
             // target itself (not from the canonical form of the whole path).
             let raw = req.uri().path();
             let after = raw.strip_prefix(prefix)?.strip_prefix("/verify")?;
-            if after.is_empty() || rest.is_empty() {
+            // Envoy appends the original path (always starting with `/`)
+            // to the configured prefix: `/_auth/verify/` is the root.
+            if !after.starts_with('/') {
                 return None;
             }
             let mut u = after.to_string();

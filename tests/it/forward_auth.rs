@@ -214,6 +214,23 @@ async fn envoy_mode_uses_the_path_after_verify_and_any_method() {
             .status(),
         400
     );
+    // The root path is judged like any other (`/**` here: any session).
+    let root = |token: Option<&str>| {
+        let mut r = gw.get("/_auth/verify/");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(root(Some(&user)).await.unwrap().status(), 200);
+    assert_eq!(root(None).await.unwrap().status(), 401);
+    let (status, _) = gw
+        .raw(&raw_get(
+            "/_auth/verify/?a=1",
+            &format!("Authorization: Bearer {user}\r\n"),
+        ))
+        .await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test]
