@@ -7,7 +7,6 @@
 //! Lints (legal but risky settings) are kept in [`Config::lints`];
 //! `check-config --strict` fails on them.
 
-mod issue;
 pub mod raw;
 mod validate;
 
@@ -17,10 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use http::HeaderName;
 use ipnet::IpNet;
 
-pub use issue::ConfigIssue;
+pub use portcullis_core::issue::ConfigIssue;
 pub use validate::{EnvLookup, parse_duration};
 
 use crate::cookies::CookieSettings;
@@ -230,36 +228,7 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Preset {
-    Portcullis,
-    OAuth2Proxy,
-    Authelia,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardToken {
-    None,
-    Authorization,
-    Header(HeaderName),
-}
-
-#[derive(Debug)]
-pub struct IdentityConfig {
-    pub preset: Preset,
-    pub forward_token: ForwardToken,
-    /// Extra inbound headers to remove (normalized names).
-    pub strip_headers: Vec<String>,
-    /// `[identity.headers]`: header → claim name.
-    pub extra_headers: Vec<(HeaderName, String)>,
-    pub assertion: Option<AssertionConfig>,
-}
-
-#[derive(Debug, Clone)]
-pub struct AssertionConfig {
-    pub header: HeaderName,
-    pub ttl: Duration,
-}
+pub use portcullis_core::identity::{AssertionConfig, ForwardToken, IdentityConfig, Preset};
 
 /// Every problem found; `Display` lists them one per line.
 #[derive(Debug)]

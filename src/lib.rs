@@ -22,29 +22,22 @@
 pub mod admin;
 pub mod app;
 pub mod assertion;
-pub mod canon;
-pub mod claims;
 pub mod cli;
 pub mod config;
-pub mod cookies;
 pub mod descope;
-pub mod host;
 pub mod hosted;
 pub mod http_util;
-pub mod identity;
-pub mod inbound;
-pub mod login_state;
-pub mod method_override;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;
-pub mod policy;
 pub mod proxy;
-pub mod ratelimit;
-pub mod redirect;
 pub mod refresh;
 pub mod reload;
 pub mod server;
 pub mod session;
-pub mod single_flight;
 pub mod telemetry;
+
+pub use portcullis_core::{
+    canon, claims, cookies, host, identity, inbound, login_state, method_override, policy,
+    ratelimit, redirect, single_flight,
+};

@@ -9,7 +9,7 @@ use http::{HeaderName, Method};
 use regex::RegexBuilder;
 
 use crate::canon::{CanonicalPath, fold_case};
-use crate::config::ConfigIssue;
+use crate::issue::ConfigIssue;
 
 use super::matcher::{HostPattern, PathMatcher, Seg};
 use super::rules::{ClaimRule, Rules, Scalar, TenantSource};

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::config::ConfigIssue;
+use crate::issue::ConfigIssue;
 
 use super::matcher::{PathMatcher, Seg, glob_covers};
 use super::rules::{ClaimRule, Rules, TenantSource};

@@ -181,7 +181,7 @@ pub fn method_override_values(headers: &HeaderMap) -> impl Iterator<Item = &Head
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ForwardToken, IdentityConfig, Preset};
+    use crate::identity::{ForwardToken, IdentityConfig, Preset};
 
     fn identity() -> IdentityHeaders {
         IdentityHeaders::new(&IdentityConfig {

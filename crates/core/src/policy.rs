@@ -22,7 +22,7 @@ use http::{HeaderMap, Method};
 
 use crate::canon::{CanonicalPath, fold_case};
 use crate::claims::Claims;
-use crate::config::ConfigIssue;
+use crate::issue::ConfigIssue;
 pub use compile::{DEFAULT_ACCESS, DEFAULT_POLICY, DEFAULT_UPSTREAM};
 use matcher::{HostPattern, PathMatcher};
 pub use raw::{PolicyToml, RouteToml};

@@ -9,10 +9,48 @@
 
 use std::collections::HashSet;
 
+use std::time::Duration;
+
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::claims::Claims;
-use crate::config::{IdentityConfig, Preset};
+
+// === configuration (built by the gateway's config loader) ===
+
+/// Which family of header names the verified identity is sent under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Portcullis,
+    OAuth2Proxy,
+    Authelia,
+}
+
+/// Whether (and how) the session token itself goes upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardToken {
+    None,
+    Authorization,
+    Header(HeaderName),
+}
+
+/// `[identity]`, validated.
+#[derive(Debug)]
+pub struct IdentityConfig {
+    pub preset: Preset,
+    pub forward_token: ForwardToken,
+    /// Extra inbound headers to remove (normalized names).
+    pub strip_headers: Vec<String>,
+    /// `[identity.headers]`: header → claim name.
+    pub extra_headers: Vec<(HeaderName, String)>,
+    pub assertion: Option<AssertionConfig>,
+}
+
+/// `[identity.assertion]`: a short-lived JWT signed by the gateway.
+#[derive(Debug, Clone)]
+pub struct AssertionConfig {
+    pub header: HeaderName,
+    pub ttl: Duration,
+}
 
 /// Other proxies' identity headers, removed whatever the preset.
 const BUILTIN_EXACT: &[&str] = &[
@@ -136,7 +174,7 @@ impl IdentityHeaders {
                 .iter()
                 .map(|(h, _)| normalize_name(h.as_str())),
         );
-        if let crate::config::ForwardToken::Header(h) = &cfg.forward_token {
+        if let ForwardToken::Header(h) = &cfg.forward_token {
             strip_exact.insert(normalize_name(h.as_str()));
         }
         if let Some(a) = &cfg.assertion {
@@ -149,7 +187,7 @@ impl IdentityHeaders {
         all_names.extend(cfg.extra_headers.iter().map(|(h, _)| h.clone()));
         // Forward-auth answers name these too (always empty there), so an
         // ingress that copies every answer header overwrites a client's copy.
-        if let crate::config::ForwardToken::Header(h) = &cfg.forward_token {
+        if let ForwardToken::Header(h) = &cfg.forward_token {
             all_names.push(h.clone());
         }
         if let Some(a) = &cfg.assertion {
@@ -299,7 +337,7 @@ fn claim_to_header(v: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ForwardToken;
+    use ForwardToken;
     use serde_json::json;
 
     fn cfg(preset: Preset) -> IdentityConfig {
