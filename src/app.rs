@@ -1,16 +1,13 @@
-//! Shared state and the gateway's lifecycle: build from a validated config,
-//! bind listeners, hot reload, graceful shutdown.
-//!
-//! State that may change on reload (routes, identity rules, upstreams) lives
-//! in a [`Generation`] behind an `ArcSwap`: each request loads one generation
-//! and finishes under it, so a reload never changes the rules mid-request.
-//! The Descope client, session validator and refresher live for the whole
-//! process (a change of `[descope]` needs a restart; reload says so).
+//! The gateway's lifecycle: build the shared state from a validated config,
+//! bind listeners, start the background loops (key refresh, config watch),
+//! graceful shutdown. The state itself is in `state`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use crate::state::{AppState, Generation};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -19,68 +16,9 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, ConfigErrors};
 use crate::descope::{DescopeClient, DescopeSettings};
-use crate::identity::IdentityHeaders;
 use crate::metrics::Metrics;
-use crate::proxy::Upstreams;
 use crate::refresh::Refresher;
 use crate::session::{SessionValidator, ValidatorSettings};
-
-/// Everything a request needs that a reload may replace.
-pub struct Generation {
-    pub config: Arc<Config>,
-    pub identity: IdentityHeaders,
-    pub upstreams: Upstreams,
-    /// The hosted login endpoints; `None` when no login method is on.
-    pub login: Option<Arc<crate::hosted::login::LoginCore>>,
-}
-
-impl Generation {
-    pub fn new(config: Config) -> Self {
-        let identity = IdentityHeaders::new(&config.identity);
-        let upstreams = Upstreams::new(&config.upstreams);
-        let login = match crate::hosted::login::LoginCore::from_config(&config) {
-            Ok(core) => core.map(Arc::new),
-            Err(e) => {
-                tracing::error!(error = %e, "login endpoints disabled");
-                None
-            }
-        };
-        Self {
-            config: Arc::new(config),
-            identity,
-            upstreams,
-            login,
-        }
-    }
-}
-
-/// Process-wide state shared by every connection.
-pub struct AppState {
-    pub generation: ArcSwap<Generation>,
-    pub validator: Arc<SessionValidator>,
-    pub descope: DescopeClient,
-    pub refresher: Arc<Refresher>,
-    pub metrics: Arc<Metrics>,
-    pub draining: AtomicBool,
-    pub assertion: Option<crate::assertion::AssertionSigner>,
-}
-
-impl AppState {
-    pub fn current(&self) -> Arc<Generation> {
-        self.generation.load_full()
-    }
-
-    /// Ready: config loaded, keys available, not draining.
-    pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed) && self.validator.keys_ready()
-    }
-
-    /// Swaps in a new, fully validated config. In-flight requests keep theirs.
-    pub fn install(&self, config: Config) {
-        self.generation.store(Arc::new(Generation::new(config)));
-        self.validator.flush_cache();
-    }
-}
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +36,8 @@ pub enum StartError {
     Session(#[from] crate::session::SessionError),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("login endpoints: {0}")]
+    Login(#[from] crate::login::LoginSetupError),
 }
 
 /// A running gateway.
@@ -151,11 +91,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
         config.session.refresh_reuse,
         metrics.clone(),
     );
-    let assertion = config
-        .identity
-        .assertion
-        .clone()
-        .map(crate::assertion::AssertionSigner::new);
+    let assertion = crate::assertion::AssertionSigner::new();
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;
     let tls = match &config.server.tls {
@@ -183,7 +119,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
     let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
 
     let state = Arc::new(AppState {
-        generation: ArcSwap::from_pointee(Generation::new(config)),
+        generation: ArcSwap::from_pointee(Generation::new(config, None)?),
         validator: validator.clone(),
         descope,
         refresher,

@@ -1,7 +1,10 @@
 //! The identity assertion (`[identity.assertion]`): a short-lived JWT signed by
 //! the gateway with a key generated at start, sent to the upstream in a header
 //! so apps can verify identity cryptographically; the public key is served at
-//! `{auth_prefix}/jwks.json`.
+//! `{auth_prefix}/jwks.json`. The key lives as long as the process (so a
+//! reload never invalidates what apps have cached); whether an assertion is
+//! sent, under which header and for how long it is valid are settings of
+//! the current configuration.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,17 +14,15 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::claims::Claims;
-use crate::config::AssertionConfig;
 
 pub struct AssertionSigner {
-    pub cfg: AssertionConfig,
     key: EncodingKey,
     kid: String,
     jwk: serde_json::Value,
 }
 
 impl AssertionSigner {
-    pub fn new(cfg: AssertionConfig) -> Self {
+    pub fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .expect("P-256 key generation does not fail with the system RNG");
@@ -35,7 +36,7 @@ impl AssertionSigner {
         let kid = format!("{:016x}", rand::random::<u64>());
         let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"});
         let key = EncodingKey::from_ec_der(pkcs8.as_ref());
-        Self { cfg, key, kid, jwk }
+        Self { key, kid, jwk }
     }
 
     /// `{"keys": [JWK]}` for `{auth_prefix}/jwks.json`.
@@ -43,13 +44,15 @@ impl AssertionSigner {
         serde_json::json!({ "keys": [self.jwk] })
     }
 
-    /// A signed assertion of the verified identity, for `audience` (the upstream URL).
+    /// A signed assertion of the verified identity, for `audience` (the
+    /// upstream URL), valid for `ttl`.
     pub fn sign(
         &self,
         issuer: &str,
         audience: &str,
         claims: &Claims,
         tenant: Option<&str>,
+        ttl: std::time::Duration,
     ) -> Option<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
         let mut body = serde_json::Map::new();
@@ -57,7 +60,7 @@ impl AssertionSigner {
         body.insert("aud".into(), audience.into());
         body.insert("sub".into(), claims.subject()?.into());
         body.insert("iat".into(), now.into());
-        body.insert("exp".into(), (now + self.cfg.ttl.as_secs()).into());
+        body.insert("exp".into(), (now + ttl.as_secs()).into());
         for k in [
             "email",
             "name",
@@ -77,5 +80,11 @@ impl AssertionSigner {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, &body, &self.key).ok()
+    }
+}
+
+impl Default for AssertionSigner {
+    fn default() -> Self {
+        Self::new()
     }
 }

@@ -132,7 +132,7 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsConfig {
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
@@ -144,7 +144,7 @@ pub struct AdminConfig {
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct DescopeConfig {
     pub project_id: String,
     pub base_url: url::Url,
@@ -170,15 +170,7 @@ pub struct SessionConfig {
     pub accept_bearer: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginMethod {
-    Flow,
-    MagicLink,
-    EnchantedLink,
-    Otp,
-    OAuth(String),
-    Sso,
-}
+pub use crate::pages::LoginMethod;
 
 #[derive(Debug)]
 pub struct LoginConfig {
@@ -215,20 +207,58 @@ pub struct ForwardAuthConfig {
     pub trusted_callers: Vec<IpNet>,
 }
 
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub name: String,
-    /// `scheme://authority` plus an optional base path (no trailing slash).
-    pub url: url::Url,
-    pub preserve_host: bool,
-    pub connect_timeout: Duration,
-    pub response_header_timeout: Duration,
-    pub body_idle_timeout: Duration,
-    /// Extra CA certificates (PEM) for an https upstream.
-    pub ca_file: Option<PathBuf>,
-}
+pub use crate::proxy::UpstreamConfig;
 
 pub use portcullis_core::identity::{AssertionConfig, ForwardToken, IdentityConfig, Preset};
+
+/// The settings the running process was built from: the listeners, the
+/// Descope client and its key cache, the refresher. A reload cannot apply
+/// them (sockets are bound, clients hold them), so a reload that changes
+/// any is refused, naming each key; a restart applies it. Everything else
+/// in [`Config`] takes effect on reload.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartOnly<'a> {
+    config: &'a Config,
+}
+
+impl RestartOnly<'_> {
+    /// The keys whose value differs between `self` and `other`.
+    pub fn changed(&self, other: &RestartOnly<'_>) -> Vec<&'static str> {
+        let (a, b) = (self.config, other.config);
+        let (da, db) = (&a.descope, &b.descope);
+        [
+            ("server.listen", a.server.listen != b.server.listen),
+            ("server.tls", a.server.tls != b.server.tls),
+            (
+                "server.max_connections",
+                a.server.max_connections != b.server.max_connections,
+            ),
+            ("admin.listen", a.admin.listen != b.admin.listen),
+            ("descope.project_id", da.project_id != db.project_id),
+            ("descope.base_url", da.base_url != db.base_url),
+            (
+                "descope.auth_management_key",
+                da.auth_management_key != db.auth_management_key,
+            ),
+            ("descope.audience", da.audience != db.audience),
+            ("descope.timeout", da.timeout != db.timeout),
+            ("descope.jwks_file", da.seed_keys != db.seed_keys),
+            (
+                "descope.jwks_min_refetch",
+                da.jwks_min_refetch != db.jwks_min_refetch,
+            ),
+            ("descope.jwks_refresh", da.jwks_refresh != db.jwks_refresh),
+            ("descope.ca_file", da.ca_file != db.ca_file),
+            (
+                "session.refresh_reuse",
+                a.session.refresh_reuse != b.session.refresh_reuse,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
+    }
+}
 
 /// Every problem found; `Display` lists them one per line.
 #[derive(Debug)]
@@ -285,8 +315,8 @@ impl Config {
         validate::validate(raw, base_dir, env, opts)
     }
 
-    /// The upstream a route forwards to.
-    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
-        self.upstreams.get(name)
+    /// The settings only a restart applies.
+    pub fn restart_only(&self) -> RestartOnly<'_> {
+        RestartOnly { config: self }
     }
 }

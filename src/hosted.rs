@@ -3,7 +3,6 @@
 //! `frame-ancestors 'none'`; callbacks add `Referrer-Policy: no-referrer`.
 //! The access log never records their query strings.
 
-pub mod login;
 pub mod logout;
 pub mod verify;
 
@@ -36,8 +35,13 @@ pub async fn dispatch(
             verify::handle(state, generation, req, info, log).await
         }
         ("/me", &Method::GET | &Method::HEAD) => me(state, generation, req.headers()).await,
-        ("/jwks.json", &Method::GET | &Method::HEAD) => match &state.assertion {
-            Some(a) => respond(StatusCode::OK, "application/json", a.jwks().to_string()),
+        ("/jwks.json", &Method::GET | &Method::HEAD) => match &generation.config.identity.assertion
+        {
+            Some(_) => respond(
+                StatusCode::OK,
+                "application/json",
+                state.assertion.jwks().to_string(),
+            ),
             None => json_error(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -47,7 +51,7 @@ pub async fn dispatch(
         ("/login", &Method::GET | &Method::HEAD) => login_page(state, generation, req).await,
         ("/logout", _) => logout::handle(state, generation, &req, logout::Scope::This).await,
         ("/logout-all", _) => logout::handle(state, generation, &req, logout::Scope::All).await,
-        (s, _) if login::LoginCore::handles(s) => {
+        (s, _) if crate::login::LoginCore::handles(s) => {
             login_endpoint(state, generation, req, info, s).await
         }
         ("/me" | "/jwks.json" | "/login", _) => json_error(
@@ -171,7 +175,7 @@ async fn login_page(
 }
 
 /// Every other login endpoint (magic link, enchanted link, OTP, OAuth, SSO,
-/// `/session`): the body is read up to [`login::MAX_BODY_BYTES`] (413 beyond).
+/// `/session`): the body is read up to [`crate::login::MAX_BODY_BYTES`] (413 beyond).
 async fn login_endpoint(
     state: &AppState,
     generation: &Generation,
@@ -187,7 +191,10 @@ async fn login_endpoint(
         );
     };
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, login::MAX_BODY_BYTES).collect().await {
+    let body = match Limited::new(body, crate::login::MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(_) => {
             return json_error(
@@ -202,8 +209,8 @@ async fn login_endpoint(
         .map(full)
 }
 
-fn login_deps(state: &AppState) -> login::Deps<'_> {
-    login::Deps {
+fn login_deps(state: &AppState) -> crate::login::Deps<'_> {
+    crate::login::Deps {
         descope: &state.descope,
         validator: &state.validator,
     }

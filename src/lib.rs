@@ -27,6 +27,7 @@ pub mod config;
 pub mod descope;
 pub mod hosted;
 pub mod http_util;
+pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod pipeline;
@@ -35,6 +36,7 @@ pub mod refresh;
 pub mod reload;
 pub mod server;
 pub mod session;
+pub mod state;
 pub mod telemetry;
 
 pub use portcullis_core::{

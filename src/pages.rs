@@ -20,11 +20,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::config::LoginMethod;
-
 /// Poll interval of the enchanted-link waiting page, in milliseconds
 /// (Descope's SDK clamps its own polling to at least 1 s).
 pub const ENCHANTED_POLL_MS: u32 = 2000;
+
+/// A sign-in method the login page offers (`[login] methods`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginMethod {
+    Flow,
+    MagicLink,
+    EnchantedLink,
+    Otp,
+    OAuth(String),
+    Sso,
+}
 
 /// A script the flow page loads, with its optional SRI hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

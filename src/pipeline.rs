@@ -816,16 +816,17 @@ impl Forwarding<'_> {
         if let Some(ForwardHeader(h, v)) = forward_header {
             headers.insert(h, v);
         }
-        if let (Some(signer), Some(id)) = (&state.assertion, &identity)
-            && let Some(jwt) = signer.sign(
+        if let (Some(a), Some(id)) = (&cfg.identity.assertion, &identity)
+            && let Some(jwt) = state.assertion.sign(
                 &cfg.server.public_origin,
                 upstream.cfg.url.as_str(),
                 &id.claims,
                 id.tenant.as_deref(),
+                a.ttl,
             )
             && let Ok(v) = HeaderValue::from_str(&jwt)
         {
-            headers.insert(signer.cfg.header.clone(), v);
+            headers.insert(a.header.clone(), v);
         }
         set_forwarding_headers(headers, info, host.as_deref(), request_id);
         match upstream

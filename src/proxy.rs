@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,7 +20,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 
-use crate::config::UpstreamConfig;
 use crate::http_util::{Body, BoxError};
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -36,6 +36,20 @@ const HOP_BY_HOP: &[&str] = &[
     "transfer-encoding",
     "upgrade",
 ];
+
+/// `[upstreams.NAME]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    pub name: String,
+    /// `scheme://authority` plus an optional base path (no trailing slash).
+    pub url: url::Url,
+    pub preserve_host: bool,
+    pub connect_timeout: Duration,
+    pub response_header_timeout: Duration,
+    pub body_idle_timeout: Duration,
+    /// Extra CA certificates (PEM) for an https upstream.
+    pub ca_file: Option<PathBuf>,
+}
 
 /// Why forwarding failed (mapped to 502/504 by the pipeline).
 #[derive(Debug, thiserror::Error)]
@@ -82,22 +96,21 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(cfgs: &HashMap<String, UpstreamConfig>) -> Self {
+        Self::reusing(cfgs, None)
+    }
+
+    /// Like [`Self::new`], keeping the pooled client (and so its idle
+    /// keep-alive connections) of every upstream whose settings did not
+    /// change since `previous`: a reload of unrelated settings drops no
+    /// connection.
+    pub fn reusing(cfgs: &HashMap<String, UpstreamConfig>, previous: Option<&Upstreams>) -> Self {
         let map = cfgs
             .iter()
             .map(|(name, cfg)| {
-                let mut http = HttpConnector::new();
-                http.enforce_http(false);
-                http.set_nodelay(true);
-                http.set_connect_timeout(Some(cfg.connect_timeout));
-                let https = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http);
-                let client = Client::builder(TokioExecutor::new())
-                    .pool_idle_timeout(Duration::from_secs(90))
-                    .pool_max_idle_per_host(256)
-                    .build(https);
+                let client = previous
+                    .and_then(|p| p.map.get(name))
+                    .filter(|old| old.cfg == *cfg)
+                    .map_or_else(|| build_client(cfg), |old| old.client.clone());
                 (
                     name.clone(),
                     Upstream {
@@ -113,6 +126,23 @@ impl Upstreams {
     pub fn get(&self, name: &str) -> Option<&Upstream> {
         self.map.get(name)
     }
+}
+
+/// One pooled keep-alive client for an upstream.
+fn build_client(cfg: &UpstreamConfig) -> Client<Connector, Body> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(cfg.connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(256)
+        .build(https)
 }
 
 /// webpki roots plus the optional extra CA bundle. A CA file that cannot be

@@ -91,48 +91,33 @@ pub async fn watch(
             continue;
         }
         let loaded = Config::load(&path);
-        if let Ok(cfg) = &loaded
-            && let Some(key) = descope_change(&state.current().config, cfg)
-        {
-            state.metrics.reloads.with_label_values(&["error"]).inc();
-            tracing::error!(path = %path.display(), key, "configuration reload refused: this [descope] setting only takes effect on a restart; keeping the last good configuration");
-            last_text = text;
-            continue;
-        }
-        match loaded {
+        last_text = text;
+        let current = state.current();
+        let outcome = match loaded {
+            Err(errs) => Err(format!("{errs}")),
             Ok(cfg) => {
-                state.install(cfg);
+                let changed = current.config.restart_only().changed(&cfg.restart_only());
+                if changed.is_empty() {
+                    state.install(cfg).map_err(|e| e.to_string())
+                } else {
+                    Err(format!(
+                        "{} only take{} effect on a restart (restart the gateway to apply {}, or undo the change)",
+                        changed.join(", "),
+                        if changed.len() == 1 { "s" } else { "" },
+                        if changed.len() == 1 { "it" } else { "them" },
+                    ))
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => {
                 state.metrics.reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(path = %path.display(), "configuration reloaded");
-                last_text = text;
             }
-            Err(errs) => {
+            Err(why) => {
                 state.metrics.reloads.with_label_values(&["error"]).inc();
-                tracing::error!(path = %path.display(), errors = %errs, "configuration reload failed; keeping the last good configuration");
-                last_text = text;
+                tracing::error!(path = %path.display(), error = %why, "configuration reload refused; keeping the last good configuration");
             }
         }
-    }
-}
-
-/// The first `[descope]` setting that differs between the running and the new
-/// config, among those the session validator and Descope client were built
-/// with at start. Installing such a config would report success while tokens
-/// were still accepted for the old project, audience or key source, so the
-/// reload is refused instead (a restart applies it).
-fn descope_change(old: &Config, new: &Config) -> Option<&'static str> {
-    let (a, b) = (&old.descope, &new.descope);
-    if a.project_id != b.project_id {
-        Some("descope.project_id")
-    } else if a.audience != b.audience {
-        Some("descope.audience")
-    } else if a.base_url != b.base_url {
-        Some("descope.base_url")
-    } else if a.seed_keys != b.seed_keys {
-        Some("descope.jwks_file")
-    } else if a.ca_file != b.ca_file {
-        Some("descope.ca_file")
-    } else {
-        None
     }
 }

@@ -286,7 +286,7 @@ fn no_modelled_upstream_serves_a_stricter_route_than_the_gateway_judged() {
         LoadOptions::default(),
     )
     .expect("valid config");
-    let generation = Generation::new(config);
+    let generation = Generation::new(config, None).expect("generation builds");
     let paths = hostile_paths(60_000);
     let mut widened = Vec::new();
     let mut judged = [0usize; 2];

@@ -32,6 +32,8 @@ mod policy;
 mod proxy;
 /// Transparent refresh, session cookies (chunks), logout, Descope outages.
 mod refresh;
+/// The reload contract: restart-only keys refused by name, pools kept.
+mod reload;
 /// Ways around the gateway: smuggling, host and header desync, hosted-prefix tricks.
 mod security;
 /// TLS (rustls, ALPN, certificate reload) and h2c.

@@ -59,6 +59,8 @@ pub struct Upstream {
     pub first_chunk: Arc<Notify>,
     /// Released by the test to let `/__hold` answer.
     pub release: Arc<Notify>,
+    /// TCP connections accepted so far.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -101,6 +103,9 @@ pub async fn spawn_upstream() -> Upstream {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            state
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let state = state.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req: Request<Incoming>| {

@@ -33,14 +33,13 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use crate::config::Config;
-use crate::config::LoginMethod;
 use crate::cookies::CookieSettings;
 use crate::descope::{DescopeClient, DescopeError, DescopeReply};
 use crate::login_state::{
     DEFAULT_LINK_STATE_TTL, DEFAULT_STATE_TTL, LoginKind, LoginState, MAX_STATE_COOKIES, Purpose,
     StateCodec, StateCookieSettings, clear_state_cookie, now_unix,
 };
+use crate::pages::LoginMethod;
 use crate::pages::{self, LoginView, PageSettings};
 use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
 use crate::redirect::RedirectPolicy;
@@ -179,67 +178,6 @@ impl LoginCore {
             limiter,
             cookies,
         }
-    }
-
-    /// From the validated configuration; `None` when no login method is on
-    /// or no `[session] secret` is set (every login endpoint then answers 404).
-    pub fn from_config(cfg: &Config) -> Result<Option<Self>, LoginSetupError> {
-        let l = &cfg.login;
-        let Some(secret) = cfg.session.secret.as_ref() else {
-            return Ok(None);
-        };
-        if l.methods.is_empty() {
-            return Ok(None);
-        }
-        let previous: Vec<&[u8]> = cfg
-            .session
-            .previous_secrets
-            .iter()
-            .map(|s| s.expose().as_bytes())
-            .collect();
-        let codec = StateCodec::new(secret.expose().as_bytes(), &previous)?;
-        let redirect = RedirectPolicy::new(&l.allowed_redirect_origins)?;
-        let auth_prefix = cfg.server.auth_prefix.trim_end_matches('/').to_owned();
-        let pages = PageSettings {
-            app_name: l.app_name.clone(),
-            logo_url: l.logo_url.clone(),
-            auth_prefix: auth_prefix.clone(),
-            methods: l.methods.clone(),
-            project_id: cfg.descope.project_id.clone(),
-            flow_id: l.flow_id.clone(),
-            descope_base_url: Some(
-                cfg.descope
-                    .base_url
-                    .as_str()
-                    .trim_end_matches('/')
-                    .to_owned(),
-            ),
-            web_component: pages::ScriptRef {
-                url: l.web_component_url.clone(),
-                integrity: l.web_component_integrity.clone(),
-            },
-            web_js_sdk: pages::ScriptRef {
-                url: l.web_js_sdk_url.clone(),
-                integrity: l.web_js_sdk_integrity.clone(),
-            },
-            redirect_origins: l.allowed_redirect_origins.clone(),
-        };
-        let settings = LoginSettings {
-            public_url: cfg.server.public_url.clone(),
-            auth_prefix,
-            allow_signup: l.allow_signup,
-            allowed_email_domains: l.allowed_email_domains.clone(),
-            start_rate_limit: l.start_rate_limit,
-            ip_rate_limit: l.ip_rate_limit,
-            sso_legacy_saml: l.sso_legacy_saml,
-            redirect,
-            pages,
-        };
-        Ok(Some(Self::new(
-            settings,
-            codec,
-            cfg.session.cookies.clone(),
-        )))
     }
 
     /// Whether `sub_path` (the path after the auth prefix) is a login endpoint.

@@ -1,0 +1,155 @@
+//! Shared state: what every request reads. A leaf of the module graph —
+//! it holds values built by `config` and the domain modules and imports no
+//! module that serves traffic.
+//!
+//! State that may change on reload (routes, identity rules, upstreams, the
+//! login endpoints) lives in a [`Generation`] behind an `ArcSwap`: each
+//! request loads one generation and finishes under it, so a reload never
+//! changes the rules mid-request. The Descope client, session validator,
+//! refresher and assertion signer live for the whole process; the settings
+//! they were built from only change with a restart (see
+//! `config::RestartOnly`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arc_swap::ArcSwap;
+
+use crate::config::Config;
+use crate::descope::DescopeClient;
+use crate::identity::IdentityHeaders;
+use crate::login::{LoginCore, LoginSettings, LoginSetupError};
+use crate::login_state::StateCodec;
+use crate::metrics::Metrics;
+use crate::pages::PageSettings;
+use crate::proxy::Upstreams;
+use crate::redirect::RedirectPolicy;
+use crate::refresh::Refresher;
+use crate::session::SessionValidator;
+
+/// Everything a request needs that a reload may replace.
+pub struct Generation {
+    pub config: Arc<Config>,
+    pub identity: IdentityHeaders,
+    pub upstreams: Upstreams,
+    /// The hosted login endpoints; `None` when no login method is on.
+    pub login: Option<Arc<LoginCore>>,
+}
+
+impl Generation {
+    /// Builds a generation. `previous` (on reload) lends its upstream
+    /// connection pools to upstreams whose settings did not change. Fails
+    /// when a part cannot be built: a reload then keeps the running
+    /// generation instead of serving with that part turned off.
+    pub fn new(config: Config, previous: Option<&Generation>) -> Result<Self, LoginSetupError> {
+        let identity = IdentityHeaders::new(&config.identity);
+        let upstreams = Upstreams::reusing(&config.upstreams, previous.map(|g| &g.upstreams));
+        let login = build_login(&config)?.map(Arc::new);
+        Ok(Self {
+            config: Arc::new(config),
+            identity,
+            upstreams,
+            login,
+        })
+    }
+
+    /// The login page look for pages the gateway answers itself (403, 503,
+    /// errors), when login pages are configured.
+    pub fn pages(&self) -> Option<&PageSettings> {
+        self.login.as_deref().map(LoginCore::page_settings)
+    }
+}
+
+/// Process-wide state shared by every connection.
+pub struct AppState {
+    pub generation: ArcSwap<Generation>,
+    pub validator: Arc<SessionValidator>,
+    pub descope: DescopeClient,
+    pub refresher: Arc<Refresher>,
+    pub metrics: Arc<Metrics>,
+    pub draining: AtomicBool,
+    /// Signs identity assertions when `[identity.assertion]` is enabled.
+    pub assertion: crate::assertion::AssertionSigner,
+}
+
+impl AppState {
+    pub fn current(&self) -> Arc<Generation> {
+        self.generation.load_full()
+    }
+
+    /// Ready: config loaded, keys available, not draining.
+    pub fn is_ready(&self) -> bool {
+        !self.draining.load(Ordering::Relaxed) && self.validator.keys_ready()
+    }
+
+    /// Swaps in a generation built from a new, fully validated config;
+    /// in-flight requests keep theirs. On error nothing changes.
+    pub fn install(&self, config: Config) -> Result<(), LoginSetupError> {
+        let next = Generation::new(config, Some(&self.current()))?;
+        self.generation.store(Arc::new(next));
+        self.validator.flush_cache();
+        Ok(())
+    }
+}
+
+/// The login endpoints from the validated configuration; `None` when no
+/// login method is on or no `[session] secret` is set (every login endpoint
+/// then answers 404).
+fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
+    let l = &cfg.login;
+    let Some(secret) = cfg.session.secret.as_ref() else {
+        return Ok(None);
+    };
+    if l.methods.is_empty() {
+        return Ok(None);
+    }
+    let previous: Vec<&[u8]> = cfg
+        .session
+        .previous_secrets
+        .iter()
+        .map(|s| s.expose().as_bytes())
+        .collect();
+    let codec = StateCodec::new(secret.expose().as_bytes(), &previous)?;
+    let redirect = RedirectPolicy::new(&l.allowed_redirect_origins)?;
+    let auth_prefix = cfg.server.auth_prefix.trim_end_matches('/').to_owned();
+    let pages = PageSettings {
+        app_name: l.app_name.clone(),
+        logo_url: l.logo_url.clone(),
+        auth_prefix: auth_prefix.clone(),
+        methods: l.methods.clone(),
+        project_id: cfg.descope.project_id.clone(),
+        flow_id: l.flow_id.clone(),
+        descope_base_url: Some(
+            cfg.descope
+                .base_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+        ),
+        web_component: crate::pages::ScriptRef {
+            url: l.web_component_url.clone(),
+            integrity: l.web_component_integrity.clone(),
+        },
+        web_js_sdk: crate::pages::ScriptRef {
+            url: l.web_js_sdk_url.clone(),
+            integrity: l.web_js_sdk_integrity.clone(),
+        },
+        redirect_origins: l.allowed_redirect_origins.clone(),
+    };
+    let settings = LoginSettings {
+        public_url: cfg.server.public_url.clone(),
+        auth_prefix,
+        allow_signup: l.allow_signup,
+        allowed_email_domains: l.allowed_email_domains.clone(),
+        start_rate_limit: l.start_rate_limit,
+        ip_rate_limit: l.ip_rate_limit,
+        sso_legacy_saml: l.sso_legacy_saml,
+        redirect,
+        pages,
+    };
+    Ok(Some(LoginCore::new(
+        settings,
+        codec,
+        cfg.session.cookies.clone(),
+    )))
+}
