@@ -1,0 +1,151 @@
+//! Real frameworks behind the gateway (Express, Flask/Werkzeug, wsgiref,
+//! stdlib http.server; see `support::apps`): each shows what it routed, and
+//! the behaviour that is theirs — Node closing idle keep-alive connections
+//! — costs users nothing.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+const ROUTES: &str = r#"
+[[routes]]
+path = "/public/**"
+access = "public"
+
+[[routes]]
+path = "/**"
+"#;
+
+#[tokio::test]
+async fn every_framework_app_echoes_what_it_routed() {
+    for fw in [
+        Framework::Express,
+        Framework::Flask,
+        Framework::Wsgiref,
+        Framework::HttpServer,
+    ] {
+        let Some(app) = App::spawn(fw).await else {
+            continue;
+        };
+        let gw = TestGateway::spawn_for_url(&app.url(), ROUTES).await;
+        let echo = app_echo(gw.get("/public/a?x=1").send().await.unwrap()).await;
+        assert_eq!(echo["route"], "public", "{fw:?}: {echo}");
+        assert_eq!(echo["method"], "GET", "{fw:?}: {echo}");
+        assert_eq!(echo["path"], "/public/a", "{fw:?}: {echo}");
+
+        // Authenticated: the app gets the verified identity.
+        let token = gw.session("U-fw", json!({"roles": ["admin"]}));
+        let r = gw
+            .client
+            .delete(gw.url("/admin/x"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        let echo = app_echo(r).await;
+        assert_eq!(echo["route"], "admin", "{fw:?}: {echo}");
+        assert_eq!(echo["method"], "DELETE", "{fw:?}: {echo}");
+        let headers = echo["headers"].as_object().expect("headers object");
+        let user = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("x-auth-user-id"))
+            .map(|(_, v)| v.clone());
+        assert_eq!(user, Some(json!("U-fw")), "{fw:?}: {echo}");
+
+        // Unauthenticated requests never reach the app.
+        let r = gw.get("/admin/x").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{fw:?}");
+    }
+}
+
+#[tokio::test]
+async fn express_routes_case_insensitively_and_honours_method_override() {
+    // What the case and method-override tests build on: Express's own
+    // behaviour, straight, without the gateway.
+    let Some(app) = App::spawn(Framework::Express).await else {
+        return;
+    };
+    let c = reqwest::Client::builder().no_proxy().build().unwrap();
+    let echo = app_echo(
+        c.get(format!("{}/ADMIN/x", app.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["route"], "admin");
+    assert_eq!(echo["path"], "/ADMIN/x");
+    let echo = app_echo(
+        c.post(format!("{}/api/items/7", app.url()))
+            .header("X-HTTP-Method-Override", "DELETE")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["route"], "item-delete");
+    assert_eq!(echo["original_method"], "POST");
+    let echo = app_echo(
+        c.post(format!("{}/api/items/7?_method=DELETE", app.url()))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo["route"], "item-delete");
+}
+
+#[tokio::test]
+async fn node_closing_idle_keep_alive_connections_costs_users_nothing() {
+    // Node closes a kept-alive socket keepAliveTimeout after the last
+    // answer. Requests spaced around that timeout meet connections Node is
+    // closing at that very moment; none of them may become a 502.
+    let Some(app) =
+        App::spawn_with_env(Framework::Express, &[("KEEP_ALIVE_TIMEOUT_MS", "20")]).await
+    else {
+        return;
+    };
+    let gw = TestGateway::spawn_for_url(&app.url(), ROUTES).await;
+    let mut statuses = Vec::new();
+    for i in 0..120u64 {
+        let method = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE"][(i % 5) as usize];
+        let r = gw
+            .client
+            .request(method.parse().unwrap(), gw.url(&format!("/public/ka-{i}")))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        let _ = r.bytes().await;
+        // The idle gap is the traffic pattern under test (not a wait for
+        // anything): it sweeps 17–23 ms around Node's 20 ms timeout.
+        tokio::time::sleep(Duration::from_micros(17_000 + (i * 50) % 6_000)).await;
+    }
+    let bad: Vec<_> = statuses.iter().filter(|s| **s != 200).collect();
+    assert!(bad.is_empty(), "users saw {bad:?}");
+}
+
+#[tokio::test]
+async fn werkzeug_and_wsgiref_answer_bodies_on_any_method() {
+    // A body on OPTIONS/DELETE reaches WSGI apps and is answered once.
+    for fw in [Framework::Flask, Framework::Wsgiref] {
+        let Some(app) = App::spawn(fw).await else {
+            continue;
+        };
+        let gw = TestGateway::spawn_for_url(&app.url(), ROUTES).await;
+        for method in ["OPTIONS", "DELETE", "POST", "PUT", "PATCH"] {
+            let r = gw
+                .client
+                .request(method.parse().unwrap(), gw.url("/public/b"))
+                .body("0123456789")
+                .send()
+                .await
+                .unwrap();
+            let echo = app_echo(r).await;
+            assert_eq!(echo["method"], method, "{fw:?}: {echo}");
+            assert_eq!(echo["body_len"], 10, "{fw:?} {method}: {echo}");
+        }
+    }
+}
