@@ -230,3 +230,61 @@ pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf)).await;
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+/// A TCP relay in front of `target` that models network latency on the one
+/// thing that matters for stale keep-alive connections: the upstream's FIN
+/// reaches the gateway `fin_delay` late. A request the gateway sends in that
+/// window reaches a server that has already closed, and is reset, as across
+/// a real network when a keep-alive timer fires while the request is in
+/// flight. Returns the relay's address.
+pub async fn spawn_late_fin_relay(
+    target: SocketAddr,
+    fin_delay: std::time::Duration,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((down, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(up) = TcpStream::connect(target).await else {
+                    return;
+                };
+                let (mut down_r, mut down_w) = down.into_split();
+                let (mut up_r, mut up_w) = up.into_split();
+                let (closed_tx, mut closed_rx) = tokio::sync::watch::channel(false);
+                // Upstream → gateway; on the upstream's EOF, hold the FIN back.
+                let to_down = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut up_r, &mut down_w).await;
+                    let _ = closed_tx.send(true);
+                    tokio::time::sleep(fin_delay).await;
+                    let _ = down_w.shutdown().await;
+                    down_w
+                });
+                // Gateway → upstream; bytes that arrive after the upstream
+                // closed end the connection at once (a reset).
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    tokio::select! {
+                        r = down_r.read(&mut chunk) => match r {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if *closed_rx.borrow() {
+                                    to_down.abort();
+                                    return;
+                                }
+                                if up_w.write_all(&chunk[..n]).await.is_err() {
+                                    to_down.abort();
+                                    return;
+                                }
+                            }
+                        },
+                        _ = closed_rx.changed() => {}
+                    }
+                }
+                let _ = up_w.shutdown().await;
+                let _ = to_down.await;
+            });
+        }
+    });
+    addr
+}

@@ -5,7 +5,8 @@
 //   node app.js            listens on 127.0.0.1, a free port
 //
 // The first line on stdout is `port=<n>`. Environment:
-//   KEEP_ALIVE_TIMEOUT_MS  Node's server.keepAliveTimeout (Node's default: 5000)
+//   KEEP_ALIVE_TIMEOUT_MS  Node's server.keepAliveTimeout (default 5000; Node
+//                          20 closes the socket 1 s after that)
 //
 // Each answer: {framework, route, method, original_method, path, url,
 // headers, raw_headers, body_len, conn_id, conn_requests}. `route` is the
