@@ -463,7 +463,10 @@ impl Upstream {
             .path_and_query(format!("{base}{path_and_query}"))
             .build()
             .map_err(UpstreamError::Uri)?;
-        let handshake = websocket::Handshake::from_request(&req, upgrade.is_some());
+        // A handshake has no body: one with a body would leave the body on
+        // a kept-alive connection when the upstream refuses the upgrade.
+        let handshake = websocket::Handshake::from_request(&req, upgrade.is_some())
+            .filter(|_| req.body().is_end_stream());
         let downstream_upgrade = handshake.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         if self.cfg.preserve_host {

@@ -3,9 +3,9 @@
 //! A `101 Switching Protocols` turns the connection into a byte tunnel that
 //! the gateway no longer judges. So the gateway tunnels only when
 //!
-//! - the client asked for a WebSocket: HTTP/1.1 `GET` with `Upgrade:
-//!   websocket` and `Connection: upgrade`, one `Sec-WebSocket-Key` that is
-//!   the base64 of 16 bytes, and `Sec-WebSocket-Version: 13`; and
+//! - the client asked for a WebSocket: HTTP/1.1 `GET` without a body, with
+//!   `Upgrade: websocket` and `Connection: upgrade`, one `Sec-WebSocket-Key`
+//!   that is the base64 of 16 bytes, and `Sec-WebSocket-Version: 13`; and
 //! - the upstream accepted exactly that: `101` with `Upgrade: websocket`, an
 //!   `upgrade` token in `Connection`, and one `Sec-WebSocket-Accept` equal to
 //!   base64(SHA-1(key + the RFC 6455 GUID)).

@@ -98,6 +98,30 @@ async fn express_routes_case_insensitively_and_honours_method_override() {
 }
 
 #[tokio::test]
+async fn flask_honours_its_method_override_middleware() {
+    let Some((_app, gw)) = gateway_in_front_of(Framework::Flask, ROUTES).await else {
+        return;
+    };
+    let token = gw.session("U-mo", json!({}));
+    for (extra_header, query) in [(Some("DELETE"), ""), (None, "?_method=PUT")] {
+        let mut req = gw
+            .client
+            .post(gw.url(&format!("/admin/x{query}")))
+            .bearer_auth(&token);
+        if let Some(m) = extra_header {
+            req = req.header("X-HTTP-Method-Override", m);
+        }
+        let echo = app_echo(req.send().await.unwrap()).await;
+        assert_eq!(echo["original_method"], "POST", "{echo}");
+        assert_eq!(
+            echo["method"],
+            extra_header.unwrap_or("PUT"),
+            "the app acts on the override: {echo}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn node_closing_idle_keep_alive_connections_costs_users_nothing() {
     // Node closes a kept-alive socket keepAliveTimeout (here 1 ms; Node 20
     // adds 1 s of its own) after its last answer. Across a network its FIN

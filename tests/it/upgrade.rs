@@ -250,6 +250,7 @@ fn bad_requests() -> Vec<(&'static str, String)> {
         }),
         ("POST", ws_request("").replace("GET /ws", "POST /ws")),
         ("HTTP/1.0", ws_request("").replace("HTTP/1.1", "HTTP/1.0")),
+        ("with a body", ws_request("Content-Length: 5\r\n") + "hello"),
     ]
 }
 

@@ -195,3 +195,16 @@ pub async fn app_echo(resp: reqwest::Response) -> Value {
     serde_json::from_str(&text)
         .unwrap_or_else(|_| panic!("the app did not answer with its JSON echo ({status}): {text}"))
 }
+
+/// `fw` behind a gateway whose `default` upstream it is, with
+/// `routes_and_tables` appended to the base config; `None` when the
+/// framework cannot run here (see [`App::spawn`]). Keep the `App` alive for
+/// as long as the gateway is used.
+pub async fn gateway_in_front_of(
+    fw: Framework,
+    routes_and_tables: &str,
+) -> Option<(App, super::TestGateway)> {
+    let app = App::spawn(fw).await?;
+    let gw = super::TestGateway::spawn_for_url(&app.url(), routes_and_tables).await;
+    Some((app, gw))
+}
