@@ -4,7 +4,8 @@
 //! run several gateways in one process see only their own counts.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Requests by route name, decision and status class.
@@ -15,6 +16,9 @@ pub const REQUEST_SECONDS: &str = "portcullis_request_duration_seconds";
 pub const IN_FLIGHT: &str = "portcullis_in_flight_requests";
 /// Upstream failures by kind (connect, timeout, reset).
 pub const UPSTREAM_ERRORS: &str = "portcullis_upstream_errors_total";
+/// Requests sent a second time, on a fresh connection, after the upstream
+/// closed the kept-alive one they were sent on.
+pub const UPSTREAM_RETRIES: &str = "portcullis_upstream_retries_total";
 /// Session refresh attempts by result (ok, revoked, unavailable, rate_limited, shared).
 pub const REFRESHES: &str = "portcullis_refresh_total";
 /// JWKS fetches by result (ok, error).
@@ -28,6 +32,7 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     pub in_flight: IntGauge,
     pub upstream_errors: IntCounterVec,
+    pub upstream_retries: IntCounter,
     pub refreshes: IntCounterVec,
     pub jwks_fetches: IntCounterVec,
     pub reloads: IntCounterVec,
@@ -56,6 +61,11 @@ impl Metrics {
             &["kind"],
         )
         .expect("static metric definition is valid");
+        let upstream_retries = IntCounter::new(
+            UPSTREAM_RETRIES,
+            "Requests retried on a fresh connection after a stale keep-alive connection.",
+        )
+        .expect("static metric definition is valid");
         let refreshes = IntCounterVec::new(
             Opts::new(REFRESHES, "Session refreshes by result."),
             &["result"],
@@ -76,6 +86,7 @@ impl Metrics {
             Box::new(request_seconds.clone()),
             Box::new(in_flight.clone()),
             Box::new(upstream_errors.clone()),
+            Box::new(upstream_retries.clone()),
             Box::new(refreshes.clone()),
             Box::new(jwks_fetches.clone()),
             Box::new(reloads.clone()),
@@ -88,6 +99,7 @@ impl Metrics {
             request_seconds,
             in_flight,
             upstream_errors,
+            upstream_retries,
             refreshes,
             jwks_fetches,
             reloads,

@@ -458,6 +458,11 @@ async fn handle_inner(
     log: &mut AccessLog,
 ) -> Response<Body> {
     let cfg = &generation.config;
+    // 0. Not a forward proxy (see `proxy::connect_refused`).
+    if req.method() == Method::CONNECT {
+        log.reason = "CONNECT";
+        return crate::proxy::connect_refused();
+    }
     // 1. Canonical path, computed once.
     let canon = match CanonicalPath::parse(req.uri().path()) {
         Ok(c) => c,
@@ -830,7 +835,13 @@ impl Forwarding<'_> {
         }
         set_forwarding_headers(headers, info, host.as_deref(), request_id);
         match upstream
-            .forward(req, path_and_query, upgrade, cfg.server.max_body_bytes)
+            .forward(
+                req,
+                path_and_query,
+                upgrade,
+                cfg.server.max_body_bytes,
+                &state.metrics.upstream_retries,
+            )
             .await
         {
             Ok(mut resp) => {
@@ -839,23 +850,19 @@ impl Forwarding<'_> {
                 resp
             }
             Err(e) => {
-                state
-                    .metrics
-                    .upstream_errors
-                    .with_label_values(&[e.kind()])
-                    .inc();
-                tracing::warn!(upstream = %upstream.cfg.name, error = %e, "upstream failed");
+                if e.is_client_fault() {
+                    tracing::debug!(upstream = %upstream.cfg.name, error = %e, "client body refused");
+                } else {
+                    state
+                        .metrics
+                        .upstream_errors
+                        .with_label_values(&[e.kind()])
+                        .inc();
+                    tracing::warn!(upstream = %upstream.cfg.name, error = %e, "upstream failed");
+                }
                 log.reason = e.kind();
-                let status = e.status();
-                let mut resp = json_error(
-                    status,
-                    if status == StatusCode::GATEWAY_TIMEOUT {
-                        "gateway_timeout"
-                    } else {
-                        "bad_gateway"
-                    },
-                    "The upstream service did not answer.",
-                );
+                let (code, message) = e.public_text();
+                let mut resp = json_error(e.status(), code, message);
                 append_cookies(&mut resp, &set_cookies);
                 resp
             }

@@ -1,7 +1,34 @@
-//! Forwarding to upstreams (DESIGN §4 step 8): one pooled keep-alive client per
-//! upstream, hop-by-hop removal (RFC 9110 §7.6.1), `X-Forwarded-*` believed
-//! only from trusted proxies, streaming bodies both ways, WebSocket upgrades,
-//! and clean 502/504 answers that carry no internals.
+//! Forwarding to upstreams: one pooled keep-alive client per upstream,
+//! hop-by-hop removal (RFC 9110 §7.6.1), `X-Forwarded-*` believed only from
+//! trusted proxies, streaming bodies both ways, WebSocket upgrades, and clean
+//! 502/504 answers that carry no internals.
+//!
+//! The rules for the upstream leg's connections (each closes a way to make
+//! the upstream read something the gateway never judged, or to hand one
+//! user's failure to another):
+//!
+//! - **A 101 is a tunnel only for a valid WebSocket handshake** the client
+//!   asked for and the upstream accepted ([`websocket`]); any other 101 is a
+//!   502 and the upstream connection is dropped.
+//! - **A request body never precedes another request on an upstream
+//!   connection.** An upstream that ignores a body (a handler that never
+//!   reads it, a server that does not speak `chunked`) reads it as the next
+//!   request, with whatever identity headers the body spells. So every
+//!   request with a body, whatever its method or framing, goes with
+//!   `Connection: close`: the upstream answers it and closes, and nothing
+//!   follows it on that connection. Requests without a body (most of them)
+//!   keep their pooled connections.
+//! - **A HEAD goes with `Connection: close`** too: a hand-written server that
+//!   answers HEAD with a body would have that body read as the answer to the
+//!   next request on the connection.
+//! - **A stale keep-alive connection costs one retry, never a 502** — for a
+//!   request that is safe to send twice: an idempotent method (GET, HEAD,
+//!   OPTIONS, PUT, DELETE) without a body, that failed on a reused
+//!   connection before any byte of its answer arrived ([`conn`]). It is sent
+//!   once more on a fresh connection. Nothing else is ever replayed.
+//! - **Limits are sizes.** An upstream answer's status line and headers may
+//!   take [`UPSTREAM_MAX_HEADER_BYTES`]; there is no separate header count
+//!   below what that size allows (see [`header_slots`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,7 +49,53 @@ use ipnet::IpNet;
 
 use crate::http_util::{Body, BoxError};
 
-type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+mod body;
+mod conn;
+pub mod websocket;
+
+use body::{BodyFault, ClientBody, FaultCell};
+
+type Connector = conn::Tracking<hyper_rustls::HttpsConnector<HttpConnector>>;
+
+/// The largest status line + headers an upstream answer may have; beyond
+/// it the answer is a 502. Four to eight times what nginx accepts from an
+/// upstream by default (`proxy_buffer_size`).
+pub const UPSTREAM_MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// hyper parses a message head into a header table of fixed length,
+/// allocated per message, and refuses a head with more lines than it holds
+/// (100 unless told): a hidden count below the size limit. The table is
+/// sized from the byte limit instead, one entry per this many bytes, so any
+/// head within the size limit whose lines average at least this long fits.
+/// (One entry per 4 bytes, the shortest possible line, would make the
+/// table for a 32 KiB limit 512 KiB per message; past 128 KiB the
+/// allocator maps and unmaps it every time, which costs ~10 µs a request.)
+pub const HEADER_BYTES_PER_SLOT: usize = 16;
+
+/// The header table length for a head of at most `max_bytes`.
+pub fn header_slots(max_bytes: usize) -> usize {
+    (max_bytes / HEADER_BYTES_PER_SLOT).max(100)
+}
+
+/// Upstream answers' header table: [`UPSTREAM_MAX_HEADER_BYTES`] at one
+/// entry per 32 bytes (2048 lines, a 64 KiB table: answer headers are long
+/// lines — cookies, CSP, cache control — and the table stays below the
+/// allocator's per-call mapping threshold).
+const UPSTREAM_HEADER_SLOTS: usize = UPSTREAM_MAX_HEADER_BYTES / 32;
+
+/// Methods whose request may be sent twice (idempotent, RFC 9110 §9.2.2),
+/// when it has no body.
+fn replayable(method: &http::Method) -> bool {
+    use http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+}
 
 /// Headers that describe one hop and never cross the gateway.
 const HOP_BY_HOP: &[&str] = &[
@@ -51,7 +124,8 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Why forwarding failed (mapped to 502/504 by the pipeline).
+/// Why forwarding failed (mapped to 502/504 by the pipeline, or to the
+/// client's 400/413 when the client's own body broke the request).
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream connection failed")]
@@ -62,13 +136,31 @@ pub enum UpstreamError {
     Timeout,
     #[error("bad upstream URI")]
     Uri(#[source] http::Error),
+    /// The answer's headers are larger than [`UPSTREAM_MAX_HEADER_BYTES`].
+    #[error("upstream response headers over the size limit")]
+    HeadersTooLarge,
+    /// A 101 that does not complete a WebSocket handshake the client asked for.
+    #[error("upstream switched protocols without a valid WebSocket handshake")]
+    BadUpgrade,
+    /// The client's body was malformed (bad chunked framing) or cut short.
+    #[error("client request body malformed or incomplete")]
+    ClientBody(#[source] hyper_util::client::legacy::Error),
+    /// The client's body went past `max_body_bytes` (no `Content-Length`).
+    #[error("client request body over max_body_bytes")]
+    ClientBodyTooLarge,
 }
 
 impl UpstreamError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Connect(_) | Self::Request(_) | Self::Uri(_) => StatusCode::BAD_GATEWAY,
+            Self::Connect(_)
+            | Self::Request(_)
+            | Self::Uri(_)
+            | Self::HeadersTooLarge
+            | Self::BadUpgrade => StatusCode::BAD_GATEWAY,
+            Self::ClientBody(_) => StatusCode::BAD_REQUEST,
+            Self::ClientBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -79,6 +171,41 @@ impl UpstreamError {
             Self::Request(_) => "reset",
             Self::Timeout => "timeout",
             Self::Uri(_) => "uri",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::BadUpgrade => "bad_upgrade",
+            Self::ClientBody(_) => "client_body",
+            Self::ClientBodyTooLarge => "client_body_too_large",
+        }
+    }
+
+    /// The client's fault, not the upstream's: logged at debug, not counted
+    /// as an upstream error.
+    pub fn is_client_fault(&self) -> bool {
+        match self {
+            Self::ClientBody(_) | Self::ClientBodyTooLarge => true,
+            Self::Connect(_)
+            | Self::Request(_)
+            | Self::Timeout
+            | Self::Uri(_)
+            | Self::HeadersTooLarge
+            | Self::BadUpgrade => false,
+        }
+    }
+
+    /// The `error` code and message of the JSON answer.
+    pub fn public_text(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::Timeout => ("gateway_timeout", "The upstream service did not answer."),
+            Self::Connect(_)
+            | Self::Request(_)
+            | Self::Uri(_)
+            | Self::HeadersTooLarge
+            | Self::BadUpgrade => ("bad_gateway", "The upstream service did not answer."),
+            Self::ClientBody(_) => (
+                "bad_request",
+                "The request body is malformed or incomplete.",
+            ),
+            Self::ClientBodyTooLarge => ("payload_too_large", "The request body is too large."),
         }
     }
 }
@@ -87,6 +214,9 @@ impl UpstreamError {
 pub struct Upstream {
     pub cfg: UpstreamConfig,
     client: Client<Connector, Body>,
+    /// The same client without a pool: a retry after a stale connection
+    /// goes on a fresh connection, never on another idle one.
+    fresh: Client<Connector, Body>,
 }
 
 /// Every configured upstream, by name.
@@ -107,15 +237,19 @@ impl Upstreams {
         let map = cfgs
             .iter()
             .map(|(name, cfg)| {
-                let client = previous
+                let (client, fresh) = previous
                     .and_then(|p| p.map.get(name))
                     .filter(|old| old.cfg == *cfg)
-                    .map_or_else(|| build_client(cfg), |old| old.client.clone());
+                    .map_or_else(
+                        || build_clients(cfg),
+                        |old| (old.client.clone(), old.fresh.clone()),
+                    );
                 (
                     name.clone(),
                     Upstream {
                         cfg: cfg.clone(),
                         client,
+                        fresh,
                     },
                 )
             })
@@ -128,21 +262,31 @@ impl Upstreams {
     }
 }
 
-/// One pooled keep-alive client for an upstream.
-fn build_client(cfg: &UpstreamConfig) -> Client<Connector, Body> {
+/// The pooled keep-alive client for an upstream, and a pool-less one for
+/// the one retry after a stale connection (always a fresh connection).
+fn build_clients(cfg: &UpstreamConfig) -> (Client<Connector, Body>, Client<Connector, Body>) {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+    let https = conn::Tracking(
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http),
+    );
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .http1_max_buf_size(UPSTREAM_MAX_HEADER_BYTES)
+        .http1_max_headers(UPSTREAM_HEADER_SLOTS)
+        .pool_idle_timeout(Duration::from_secs(90));
+    let client = builder
+        .clone()
         .pool_max_idle_per_host(256)
-        .build(https)
+        .build(https.clone());
+    let fresh = builder.pool_max_idle_per_host(0).build(https);
+    (client, fresh)
 }
 
 /// webpki roots plus the optional extra CA bundle. A CA file that cannot be
@@ -313,12 +457,15 @@ fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
 impl Upstream {
     /// Forwards `req` (headers already rewritten by the pipeline) to
     /// `path_and_query` on this upstream and streams the answer back.
+    /// `upgrade` is what [`strip_hop_by_hop`] returned for the request;
+    /// `retries` counts retries after stale connections.
     pub async fn forward(
         &self,
         mut req: Request<Body>,
         path_and_query: &str,
         upgrade: Option<HeaderValue>,
         max_body: Option<u64>,
+        retries: &prometheus::IntCounter,
     ) -> Result<Response<Body>, UpstreamError> {
         let base = self.cfg.url.path().trim_end_matches('/');
         let uri = Uri::builder()
@@ -327,7 +474,11 @@ impl Upstream {
             .path_and_query(format!("{base}{path_and_query}"))
             .build()
             .map_err(UpstreamError::Uri)?;
-        let downstream_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        // A handshake has no body: one with a body would leave the body on
+        // a kept-alive connection when the upstream refuses the upgrade.
+        let handshake = websocket::Handshake::from_request(&req, upgrade.is_some())
+            .filter(|_| req.body().is_end_stream());
+        let downstream_upgrade = handshake.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         if self.cfg.preserve_host {
             if !parts.headers.contains_key(header::HOST)
@@ -341,42 +492,83 @@ impl Upstream {
         } else {
             parts.headers.remove(header::HOST);
         }
-        if let Some(u) = &upgrade {
-            parts.headers.insert(header::UPGRADE, u.clone());
+        let has_body = !body.is_end_stream();
+        if handshake.is_some() {
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-        } else if matches!(parts.method, http::Method::GET | http::Method::HEAD)
-            && !body.is_end_stream()
-        {
-            // A body on GET/HEAD is framed correctly here, but an upstream
-            // that ignores it would read it as the next request on this
-            // pooled connection — one sent on behalf of someone else and
-            // never judged by the gateway. Such a connection is not reused.
+        } else if has_body || parts.method == http::Method::HEAD {
+            // See the module docs: nothing may follow a body (which the
+            // upstream may not read) or a HEAD (which it may answer with a
+            // body) on the same upstream connection.
             parts
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let body: Body = match max_body {
-            Some(limit) => {
-                http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-                    .boxed_unsync()
-            }
-            None => body,
+        let replay = (!has_body && handshake.is_none() && replayable(&parts.method)).then(|| {
+            (
+                parts.method.clone(),
+                parts.uri.clone(),
+                parts.headers.clone(),
+            )
+        });
+        let fault = FaultCell::default();
+        let body: Body = if has_body {
+            ClientBody::new(body, max_body, fault.clone()).boxed_unsync()
+        } else {
+            crate::http_util::empty()
         };
-        let upstream_req = Request::from_parts(parts, body);
-        let fut = self.client.request(upstream_req);
-        let mut resp = match tokio::time::timeout(self.cfg.response_header_timeout, fut).await {
+        let first = self.client.request(Request::from_parts(parts, body));
+        let exchange = async {
+            match first.await {
+                Err(e) if replay.is_some() && conn::failed_on_stale_connection(&e) => {
+                    let Some((method, uri, headers)) = replay else {
+                        return Err(e);
+                    };
+                    tracing::debug!(upstream = %self.cfg.name, error = %e,
+                        "stale keep-alive connection; retrying on a fresh one");
+                    retries.inc();
+                    let mut again = Request::new(crate::http_util::empty());
+                    *again.method_mut() = method;
+                    *again.uri_mut() = uri;
+                    *again.headers_mut() = headers;
+                    self.fresh.request(again).await
+                }
+                other => other,
+            }
+        };
+        let mut resp = match tokio::time::timeout(self.cfg.response_header_timeout, exchange).await
+        {
             Err(_) => return Err(UpstreamError::Timeout),
-            Ok(Err(e)) if e.is_connect() => return Err(UpstreamError::Connect(e)),
-            Ok(Err(e)) => return Err(UpstreamError::Request(e)),
+            Ok(Err(e)) => {
+                return Err(match fault.get() {
+                    Some(BodyFault::Malformed) => UpstreamError::ClientBody(e),
+                    Some(BodyFault::TooLarge) => UpstreamError::ClientBodyTooLarge,
+                    None if e.is_connect() => UpstreamError::Connect(e),
+                    None => UpstreamError::Request(e),
+                });
+            }
             Ok(Ok(r)) => r,
         };
-        if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-            && let Some(down) = downstream_upgrade
-        {
+        // hyper bounds the head only roughly (by its read buffer); the limit
+        // is exact here.
+        if header_bytes(resp.headers()) > UPSTREAM_MAX_HEADER_BYTES {
+            return Err(UpstreamError::HeadersTooLarge);
+        }
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Dropping `resp` without taking its upgrade closes the upstream
+            // connection: it is never reused and never becomes a tunnel.
+            let (Some(hs), Some(down)) = (handshake, downstream_upgrade) else {
+                return Err(UpstreamError::BadUpgrade);
+            };
+            if !hs.accepted_by(resp.headers()) {
+                return Err(UpstreamError::BadUpgrade);
+            }
             let up = hyper::upgrade::on(&mut resp);
             tokio::spawn(async move {
                 if let (Ok(d), Ok(u)) = tokio::join!(down, up) {
@@ -386,14 +578,13 @@ impl Upstream {
                 }
             });
             let (mut parts, _) = resp.into_parts();
-            let up_value = parts.headers.get(header::UPGRADE).cloned();
             strip_hop_by_hop(&mut parts.headers);
-            if let Some(v) = up_value {
-                parts.headers.insert(header::UPGRADE, v);
-                parts
-                    .headers
-                    .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            }
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             return Ok(Response::from_parts(parts, crate::http_util::empty()));
         }
         let (mut parts, body) = resp.into_parts();
@@ -401,6 +592,29 @@ impl Upstream {
         let body = IdleTimeout::new(body, self.cfg.body_idle_timeout).boxed_unsync();
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The size of `headers` as header lines (`name: value` + CRLF).
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum()
+}
+
+/// The answer to `CONNECT`: 405, and the connection closes (whatever the
+/// client sends next would be tunnel bytes, not HTTP). The gateway is not a
+/// forward proxy; forwarding a CONNECT as a plain request would drop its
+/// authority-form target and serve some other path.
+pub fn connect_refused() -> Response<Body> {
+    let mut resp = crate::http_util::json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "CONNECT is not supported.",
+    );
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn authority(u: &url::Url) -> String {

@@ -34,14 +34,16 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         "[admin]\nlisten = \"\"",
     );
     std::fs::write(&path, &toml).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["run", "-c"])
-        .arg(&path)
-        .env("PORTCULLIS_LOG_FORMAT", "json")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -83,7 +85,7 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         toml.replace("roles = [\"admin\"]", "roles = [\"viewer\"]"),
     )
     .unwrap();
-    let pid = child.id().to_string();
+    let pid = child.0.id().to_string();
     Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     let mut ok = false;
     for _ in 0..100 {
@@ -101,13 +103,20 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(ok, "reloaded");
+    if !ok {
+        let mut seen = Vec::new();
+        while let Ok(l) = rx.try_recv() {
+            seen.push(l);
+        }
+        let _ = child.0.kill();
+        panic!("not reloaded; log:\n{}", seen.join("\n"));
+    }
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let mut lines = Vec::new();
     while let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
         lines.push(l);
     }
-    let code = child.wait().unwrap();
+    let code = child.0.wait().unwrap();
     assert!(code.success(), "exit status {code:?}");
     let access: Vec<&String> = lines.iter().filter(|l| l.contains("\"request\"")).collect();
     assert!(
@@ -118,4 +127,15 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         lines.iter().all(|l| !l.contains(&token)),
         "a token reached the log"
     );
+}
+
+/// Kills the child when the test ends early (a failed assertion must not
+/// leave a gateway running that holds the test runner's output open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -15,8 +15,13 @@ mod config;
 mod differential;
 /// Forward-auth decisions (`/verify`) in nginx, Traefik and Envoy shapes.
 mod forward_auth;
+/// Real frameworks as upstreams (Express, Flask/Werkzeug, wsgiref,
+/// http.server): what they route, and their keep-alive habits.
+mod frameworks;
 /// Identity headers: presets, spoofing in every spelling, token forwarding.
 mod identity;
+/// Size-based limits: many headers either way, client body framing errors, CONNECT.
+mod limits;
 /// Hosted login: every flow against the emulator, state-cookie CSRF, open
 /// redirects, sign-in only, e-mail domains, rate limits.
 mod login;
@@ -40,3 +45,8 @@ mod security;
 mod tls;
 /// Token attacks and JWKS behaviour.
 mod tokens;
+/// 101 only for a WebSocket handshake the client asked for and the upstream accepted.
+mod upgrade;
+/// Upstream connections: bodies never precede a pooled request, stale
+/// keep-alive retries, HEAD answered with a body.
+mod upstream_conn;

@@ -3,6 +3,12 @@
 
 #![allow(dead_code)]
 
+mod apps;
+mod raw;
+
+pub use apps::*;
+pub use raw::*;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Once};
@@ -112,7 +118,10 @@ pub async fn spawn_upstream() -> Upstream {
                     let state = state.clone();
                     async move { Ok::<_, std::convert::Infallible>(upstream_handle(state, req).await) }
                 });
-                let _ = auto::Builder::new(TokioExecutor::new())
+                let mut builder = auto::Builder::new(TokioExecutor::new());
+                // Never the narrowest limit in a test of the gateway's limits.
+                builder.http1().max_headers(10_000);
+                let _ = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), svc)
                     .await;
             });
