@@ -31,6 +31,7 @@ pub mod descope;
 pub mod hosted;
 pub mod http_util;
 pub mod identity;
+pub mod listen;
 pub mod login_state;
 pub mod metrics;
 pub mod pages;
