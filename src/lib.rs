@@ -28,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod cookies;
 pub mod descope;
+pub mod favicon;
 pub mod hosted;
 pub mod http_util;
 pub mod identity;

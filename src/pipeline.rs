@@ -581,6 +581,12 @@ async fn handle_inner(
             log.reason = "optional; anonymous";
             return upstream.send(req, None, session.set_cookies, log).await;
         }
+        if let Some(mut icon) = crate::favicon::for_signed_out(req.method(), canon.match_path()) {
+            log.decision = Decision::Hosted;
+            log.reason = "built-in favicon";
+            append_cookies(&mut icon, &session.set_cookies);
+            return icon;
+        }
         log.decision = Decision::Unauthenticated;
         log.reason = session.reason;
         let mut resp = unauthenticated(

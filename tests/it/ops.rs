@@ -372,3 +372,55 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
     .await;
     assert!(closed.is_ok(), "the idle connection was closed");
 }
+
+/// Signed-out browsers' own `/favicon.ico` fetches get the gateway's icon,
+/// not 401/redirect noise, and never reach the app; signed-in users and a
+/// public route get the app's.
+#[tokio::test]
+async fn signed_out_favicon_requests_get_the_built_in_icon() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
+    for accept in ["image/avif,image/webp,*/*", "text/html"] {
+        let r = gw
+            .get("/favicon.ico")
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/x-icon");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), portcullis::favicon::ICON);
+    }
+    assert_eq!(
+        gw.upstream.count(),
+        0,
+        "the app never saw a signed-out request"
+    );
+    // Other paths and methods are unchanged.
+    assert_eq!(gw.get("/favicon.png").send().await.unwrap().status(), 401);
+    let post = gw.client.post(gw.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(post.status(), 401);
+    // Signed in: the app's own icon.
+    let token = gw.session("U", json!({}));
+    let r = gw
+        .get("/favicon.ico")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json",
+        "the upstream's answer"
+    );
+    assert_eq!(gw.upstream.last().target, "/favicon.ico");
+
+    // A public route for it: the app serves everyone.
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/favicon.ico\"\naccess = \"public\"\n[[routes]]\npath = \"/**\"\n",
+    )
+    .await;
+    let r = gw.get("/favicon.ico").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.upstream.count(), 1);
+}
