@@ -25,10 +25,14 @@ use crate::session::{SessionValidator, ValidatorSettings};
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigErrors),
-    #[error("cannot listen on {addr}: {source}")]
+    /// One line naming the address, the key and the fix (the I/O error is
+    /// part of the message, not a separate source, so it prints once).
+    #[error("{}", crate::listen::bind_error(*addr, crate::listen::Setting::Key(key), error))]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        /// `server.listen` or `admin.listen`.
+        key: &'static str,
+        error: std::io::Error,
     },
     #[error("descope client: {0}")]
     Descope(#[from] crate::descope::DescopeError),
@@ -100,19 +104,25 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
     };
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| StartError::Bind {
+        .map_err(|error| StartError::Bind {
             addr: listen,
-            source,
+            key: "server.listen",
+            error,
         })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+    let addr = listener.local_addr().map_err(|error| StartError::Bind {
         addr: listen,
-        source,
+        key: "server.listen",
+        error,
     })?;
     let admin_listener = match admin_listen {
         Some(a) => Some(
             TcpListener::bind(a)
                 .await
-                .map_err(|source| StartError::Bind { addr: a, source })?,
+                .map_err(|error| StartError::Bind {
+                    addr: a,
+                    key: "admin.listen",
+                    error,
+                })?,
         ),
         None => None,
     };

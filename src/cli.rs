@@ -79,7 +79,36 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async move {
         match cli.command {
             #[cfg(feature = "emulator")]
-            Command::Emulator(args) => portcullis_emulator::cli::run(args).await,
+            Command::Emulator(args) => {
+                let listen = args.listen;
+                portcullis_emulator::cli::run(args).await.map_err(|e| {
+                    let bind = e
+                        .chain()
+                        .find_map(|c| c.downcast_ref::<std::io::Error>())
+                        .filter(|io| {
+                            matches!(
+                                io.kind(),
+                                std::io::ErrorKind::AddrInUse
+                                    | std::io::ErrorKind::AddrNotAvailable
+                                    | std::io::ErrorKind::PermissionDenied
+                            )
+                        });
+                    match bind {
+                        Some(io) => anyhow::anyhow!(
+                            "{}",
+                            crate::listen::bind_error(
+                                listen,
+                                crate::listen::Setting::Flag {
+                                    command: "portcullis emulator",
+                                    flag: "--listen",
+                                },
+                                io,
+                            )
+                        ),
+                        None => e,
+                    }
+                })
+            }
             Command::Run { config } => run(&config).await,
             #[cfg(feature = "emulator")]
             Command::Dev(args) => dev::dev(args).await,
@@ -108,7 +137,10 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         },
     )
     .await?;
-    tracing::info!(addr = %handle.addr, admin = ?handle.admin_addr, "portcullis listening");
+    let admin = handle
+        .admin_addr
+        .map_or_else(|| "off".to_owned(), |a| a.to_string());
+    tracing::info!(addr = %handle.addr, admin = %admin, "portcullis listening");
     handle.run_until_signal().await;
     Ok(())
 }

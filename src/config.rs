@@ -8,6 +8,7 @@
 //! `check-config --strict` fails on them.
 
 pub mod raw;
+pub mod reference;
 mod validate;
 
 use std::collections::HashMap;
@@ -187,6 +188,8 @@ pub struct LoginConfig {
     pub after_logout: String,
     pub app_name: String,
     pub logo_url: Option<String>,
+    /// A link to the user's inbox on the "check your email" pages (in `dev`, the emulator's outbox).
+    pub inbox_url: Option<String>,
     pub web_component_url: String,
     pub web_component_integrity: Option<String>,
     pub web_js_sdk_url: String,
@@ -310,8 +313,7 @@ impl Config {
         env: &dyn EnvLookup,
         opts: LoadOptions,
     ) -> Result<Self, ConfigErrors> {
-        let raw: raw::RawConfig =
-            toml::from_str(text).map_err(|e| ConfigErrors(vec![validate::toml_error(text, &e)]))?;
+        let raw = validate::parse_raw(text).map_err(|e| ConfigErrors(vec![*e]))?;
         validate::validate(raw, base_dir, env, opts)
     }
 

@@ -40,7 +40,7 @@ use crate::login_state::{
     StateCodec, StateCookieSettings, clear_state_cookie, now_unix,
 };
 use crate::pages::LoginMethod;
-use crate::pages::{self, LoginView, PageSettings};
+use crate::pages::{self, LoginView, OtpRetry, PageSettings};
 use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
 use crate::redirect::RedirectPolicy;
 use crate::session::SessionValidator;
@@ -212,7 +212,13 @@ impl LoginCore {
         let return_to = self.sanitize_return_to(
             first(parts.uri.query().unwrap_or("").as_bytes(), "return_to").as_deref(),
         );
-        harden(svc.render_login(&parts.headers, &return_to, None, StatusCode::OK))
+        harden(svc.render_login(
+            &parts.headers,
+            &return_to,
+            None,
+            Prefill::default(),
+            StatusCode::OK,
+        ))
     }
 
     /// Serves one login endpoint other than `GET /login`. `body` is at most
@@ -321,6 +327,7 @@ impl LoginService<'_> {
         headers: &HeaderMap,
         return_to: &str,
         notice: Option<&str>,
+        prefill: Prefill<'_>,
         status: StatusCode,
     ) -> Response<Bytes> {
         let mut cookies = Vec::new();
@@ -344,6 +351,8 @@ impl LoginService<'_> {
             return_to,
             flow_nonce: flow_nonce.as_deref(),
             notice,
+            email: prefill.email,
+            tenant: prefill.tenant,
         };
         let mut p = pages::login(&self.core.settings.pages, &view);
         p.status = status;
@@ -389,9 +398,12 @@ impl LoginService<'_> {
                 return deny(StatusCode::FORBIDDEN, "login_state");
             }
         };
-        if let Err(e) = self.verify_pair(session, Some(refresh)).await {
-            tracing::info!(reason = %e, "flow session refused: tokens");
-            return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
+        match self.verify_pair(session, Some(refresh)).await {
+            Ok(user) => signed_in_log(&user, "flow", None),
+            Err(e) => {
+                tracing::info!(reason = %e, "flow session refused: tokens");
+                return deny(StatusCode::UNAUTHORIZED, "invalid_tokens");
+            }
         }
         let resp = json_response(
             StatusCode::OK,
@@ -502,7 +514,16 @@ impl LoginService<'_> {
             .call(Method::POST, "/v1/auth/magiclink/verify", None, Some(&body))
             .await
         {
-            Ok(reply) => self.finish(req, &reply, &return_to, None).await,
+            Ok(reply) => {
+                self.finish(req, &reply, &return_to, None, "magiclink")
+                    .await
+            }
+            // A link opened again (already used) by a browser that the first
+            // use signed in: go on to the app rather than "Sign-in failed".
+            Err(DescopeError::Rejected { status, code }) if self.signed_in(req).await => {
+                tracing::debug!(%status, %code, "used magic link re-opened while signed in");
+                redirect(StatusCode::SEE_OTHER, &self.landing(&return_to))
+            }
             Err(e) => self.callback_failed(e),
         }
     }
@@ -629,7 +650,8 @@ impl LoginService<'_> {
             .await
         {
             Ok(reply) => match self.accept_reply(&reply).await {
-                Ok((session, refresh)) => {
+                Ok((session, refresh, user)) => {
+                    signed_in_log(&user, "enchantedlink", None);
                     let mut cookies =
                         self.session_cookies(req.headers(), &session, refresh.as_deref());
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &state.nonce));
@@ -703,7 +725,7 @@ impl LoginService<'_> {
         let state = match StateCodec::issue(
             LoginKind::Otp,
             return_to,
-            Some(email),
+            Some(email.clone()),
             DEFAULT_STATE_TTL,
             now_unix(),
         ) {
@@ -716,6 +738,10 @@ impl LoginService<'_> {
             &state.nonce,
             masked.as_deref(),
             None,
+            Some(OtpRetry {
+                email: &email,
+                return_to: &state.return_to,
+            }),
         );
         with_cookies(page(p), cookies)
     }
@@ -755,15 +781,21 @@ impl LoginService<'_> {
             .await
         {
             Ok(reply) => {
-                self.finish(req, &reply, &state.return_to, Some(&state))
+                self.finish(req, &reply, &state.return_to, Some(&state), "otp")
                     .await
             }
             Err(DescopeError::Rejected { code, .. }) if code != "E061103" => {
+                // The same form again: the (masked) address, a new code, another address.
+                let masked = mask_email(&login_id);
                 let p = pages::otp_code(
                     &self.core.settings.pages,
                     &state.nonce,
-                    None,
+                    masked.as_deref(),
                     Some("That code is not valid. Please try again."),
+                    Some(OtpRetry {
+                        email: &login_id,
+                        return_to: &state.return_to,
+                    }),
                 );
                 let mut resp = page(p);
                 *resp.status_mut() = StatusCode::UNAUTHORIZED;
@@ -963,7 +995,15 @@ impl LoginService<'_> {
             .await
         {
             Ok(reply) => {
-                self.finish(req, &reply, &state.return_to, Some(&state))
+                let method = match kind {
+                    LoginKind::OAuth => "oauth",
+                    LoginKind::Sso
+                    | LoginKind::Flow
+                    | LoginKind::MagicLink
+                    | LoginKind::EnchantedLink
+                    | LoginKind::Otp => "sso",
+                };
+                self.finish(req, &reply, &state.return_to, Some(&state), method)
                     .await
             }
             Err(e) => with_cookies(self.callback_failed(e), vec![clear]),
@@ -1055,9 +1095,11 @@ impl LoginService<'_> {
         reply: &DescopeReply,
         return_to: &str,
         state: Option<&LoginState>,
+        method: &'static str,
     ) -> Response<Bytes> {
         match self.accept_reply(reply).await {
-            Ok((session, refresh)) => {
+            Ok((session, refresh, user)) => {
+                signed_in_log(&user, method, state.and_then(|s| provider_of(s, method)));
                 let mut cookies = self.session_cookies(req.headers(), &session, refresh.as_deref());
                 if let Some(s) = state {
                     cookies.push(clear_state_cookie(&self.core.state_cookie, &s.nonce));
@@ -1085,17 +1127,22 @@ impl LoginService<'_> {
     async fn accept_reply(
         &self,
         reply: &DescopeReply,
-    ) -> Result<(String, Option<String>), LoginError> {
+    ) -> Result<(String, Option<String>, String), LoginError> {
         // Body `sessionJwt`/`refreshJwt`, else the `Set-Cookie`s (cookie mode).
         let pair = reply.tokens()?;
-        self.verify_pair(&pair.session_jwt, pair.refresh_jwt.as_deref())
+        let user = self
+            .verify_pair(&pair.session_jwt, pair.refresh_jwt.as_deref())
             .await?;
-        Ok((pair.session_jwt, pair.refresh_jwt))
+        Ok((pair.session_jwt, pair.refresh_jwt, user))
     }
 
     /// Both tokens verify, are a session (`drn` DS) and a refresh token
-    /// (`drn` DSR), and name the same user.
-    async fn verify_pair(&self, session: &str, refresh: Option<&str>) -> Result<(), LoginError> {
+    /// (`drn` DSR), and name the same user. Returns the user id.
+    async fn verify_pair(
+        &self,
+        session: &str,
+        refresh: Option<&str>,
+    ) -> Result<String, LoginError> {
         let s = self.deps.validator.verify_session(session).await?;
         if s.drn() != Some("DS") {
             return Err(LoginError::Inconsistent("session token drn is not DS"));
@@ -1109,7 +1156,15 @@ impl LoginService<'_> {
                 return Err(LoginError::Inconsistent("tokens name different users"));
             }
         }
-        Ok(())
+        Ok(s.subject().unwrap_or_default().to_owned())
+    }
+
+    /// The browser already holds a valid session cookie.
+    async fn signed_in(&self, req: &Req<'_>) -> bool {
+        match self.core.cookies.read(req.headers()).session {
+            Some(token) => self.deps.validator.verify_session(&token).await.is_ok(),
+            None => false,
+        }
     }
 
     /// `Set-Cookie` values for a new session. Without a new refresh token any
@@ -1166,20 +1221,33 @@ impl LoginService<'_> {
 
     // --- failure pages -----------------------------------------------------
 
+    /// The login page again with a notice, keeping what the user typed.
     fn bad_start(&self, req: &Req<'_>, return_to: &str, notice: &str) -> Response<Bytes> {
+        let (email, tenant) = typed(req);
+        let prefill = Prefill {
+            email: email.as_deref(),
+            tenant: tenant.as_deref(),
+        };
         self.render_login(
             req.headers(),
             return_to,
             Some(notice),
+            prefill,
             StatusCode::BAD_REQUEST,
         )
     }
 
     fn rate_limited(&self, req: &Req<'_>, return_to: &str, spec: RateSpec) -> Response<Bytes> {
+        let (email, tenant) = typed(req);
+        let prefill = Prefill {
+            email: email.as_deref(),
+            tenant: tenant.as_deref(),
+        };
         let mut resp = self.render_login(
             req.headers(),
             return_to,
             Some("Too many sign-in attempts. Please wait a minute and try again."),
+            prefill,
             StatusCode::TOO_MANY_REQUESTS,
         );
         resp.headers_mut().insert(
@@ -1295,6 +1363,51 @@ impl LoginService<'_> {
             true,
         ))
     }
+}
+
+/// What the user typed into the login page, to show it again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Prefill<'a> {
+    email: Option<&'a str>,
+    tenant: Option<&'a str>,
+}
+
+/// `(email, tenant)` as the request carried them (form field, SSO query).
+fn typed(req: &Req<'_>) -> (Option<String>, Option<String>) {
+    let email = if req.is_form() {
+        req.form("email")
+    } else {
+        None
+    };
+    let tenant = req.query("tenant");
+    let keep = |v: Option<String>| {
+        v.map(|v| v.trim().to_owned())
+            .filter(|v| v.len() <= MAX_EMAIL_LEN)
+    };
+    (keep(email), keep(tenant))
+}
+
+/// One info line per completed sign-in: the user id and the method (never
+/// a token or the e-mail address).
+fn signed_in_log(user: &str, method: &str, provider: Option<&str>) {
+    match provider {
+        Some(p) => tracing::info!(user, method, provider = p, "signed in"),
+        None => tracing::info!(user, method, "signed in"),
+    }
+}
+
+/// The OAuth provider of a login state, for the sign-in log line.
+fn provider_of<'a>(state: &'a LoginState, method: &str) -> Option<&'a str> {
+    (method == "oauth")
+        .then_some(state.extra.as_deref())
+        .flatten()
+}
+
+/// `alice@example.com` → `a***@example.com` (the form Descope shows).
+fn mask_email(email: &str) -> Option<String> {
+    let (local, domain) = email.rsplit_once('@')?;
+    let first = local.chars().next()?;
+    Some(format!("{first}***@{domain}"))
 }
 
 /// First value of `name` in urlencoded `data`.

@@ -1,4 +1,5 @@
-//! Prometheus metrics: every name is defined here, once (see docs/metrics in README).
+//! Prometheus metrics: every name is defined here, once; `docs/metrics.md`
+//! lists them (a test compares that list with what is registered here).
 //!
 //! One [`Metrics`] per gateway instance with its own registry, so tests that
 //! run several gateways in one process see only their own counts.
@@ -36,11 +37,15 @@ pub struct Metrics {
     pub refreshes: IntCounterVec,
     pub jwks_fetches: IntCounterVec,
     pub reloads: IntCounterVec,
+    /// What was registered: `(name, help, labels)`, for the docs check.
+    registered: Vec<(String, String, Vec<String>)>,
 }
 
 impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
+        // Every metric is registered by the loop below (and so listed here).
+        let mut registered = Vec::new();
         let requests = IntCounterVec::new(
             Opts::new(REQUESTS, "Requests by route, decision and status class."),
             &["route", "decision", "status"],
@@ -91,6 +96,9 @@ impl Metrics {
             Box::new(jwks_fetches.clone()),
             Box::new(reloads.clone()),
         ] {
+            for d in c.desc() {
+                registered.push((d.fq_name.clone(), d.help.clone(), d.variable_labels.clone()));
+            }
             registry.register(c).expect("metric names are unique");
         }
         Self {
@@ -103,7 +111,13 @@ impl Metrics {
             refreshes,
             jwks_fetches,
             reloads,
+            registered,
         }
+    }
+
+    /// Every registered metric as `(name, help, labels)`.
+    pub fn registered(&self) -> &[(String, String, Vec<String>)] {
+        &self.registered
     }
 
     /// The Prometheus text exposition of every metric.
@@ -119,5 +133,53 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/metrics.md` lists exactly the registered metrics, each with its
+    /// labels (`| `name` | type | labels | … |` rows).
+    #[test]
+    fn docs_list_every_metric_with_its_labels() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/metrics.md"))
+            .expect("docs/metrics.md exists");
+        let mut documented: Vec<(String, Vec<String>)> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `portcullis_"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                let name = cells[1].trim_matches('`').to_owned();
+                let mut labels: Vec<String> = cells[3]
+                    .split(',')
+                    .map(|x| x.trim().trim_matches('`').to_owned())
+                    .filter(|x| !x.is_empty() && x != "—")
+                    .collect();
+                labels.sort();
+                (name, labels)
+            })
+            .collect();
+        documented.sort();
+        let mut actual: Vec<(String, Vec<String>)> = Metrics::new()
+            .registered()
+            .iter()
+            .map(|(n, _, l)| {
+                let mut l = l.clone();
+                l.sort();
+                (n.clone(), l)
+            })
+            .collect();
+        actual.sort();
+        assert_eq!(
+            documented, actual,
+            "docs/metrics.md must list every metric of src/metrics.rs with its labels"
+        );
+        // Every name is defined once, as a constant here.
+        let src = include_str!("metrics.rs");
+        for (name, _) in &actual {
+            assert_eq!(src.matches(&format!("\"{name}\"")).count(), 1, "{name}");
+        }
     }
 }

@@ -60,6 +60,35 @@ pub struct PageSettings {
     pub web_js_sdk: ScriptRef,
     /// Origins a form submission may be redirected to (`allowed_redirect_origins`).
     pub redirect_origins: Vec<String>,
+    /// `[login] inbox_url`: an "Open your inbox" link on the check-your-email
+    /// pages (in `dev`, the emulator's outbox).
+    pub inbox_url: Option<String>,
+}
+
+impl PageSettings {
+    /// Settings for pages shown without login methods (the sign-out pages):
+    /// the look, no methods.
+    pub fn plain(app_name: &str, logo_url: Option<&str>, auth_prefix: &str) -> Self {
+        Self {
+            app_name: app_name.to_owned(),
+            logo_url: logo_url.map(str::to_owned),
+            auth_prefix: auth_prefix.trim_end_matches('/').to_owned(),
+            methods: Vec::new(),
+            project_id: String::new(),
+            flow_id: String::new(),
+            descope_base_url: None,
+            web_component: ScriptRef {
+                url: String::new(),
+                integrity: None,
+            },
+            web_js_sdk: ScriptRef {
+                url: String::new(),
+                integrity: None,
+            },
+            redirect_origins: Vec::new(),
+            inbox_url: None,
+        }
+    }
 }
 
 /// A rendered page: status, body and the CSP that belongs to it.
@@ -106,6 +135,10 @@ pub struct LoginView<'a> {
     pub flow_nonce: Option<&'a str>,
     /// A message shown above the methods (e.g. "That link has expired").
     pub notice: Option<&'a str>,
+    /// What the user typed into the e-mail field, kept when the page is shown again.
+    pub email: Option<&'a str>,
+    /// What the user typed into the SSO field, kept when the page is shown again.
+    pub tenant: Option<&'a str>,
 }
 
 // === pages ===
@@ -133,7 +166,7 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
             LoginMethod::MagicLink | LoginMethod::EnchantedLink | LoginMethod::Otp => {
                 if !email_done {
                     email_done = true;
-                    sections.push(email_form(s, &rt));
+                    sections.push(email_form(s, &rt, v.email.unwrap_or("")));
                 }
             }
             LoginMethod::OAuth(provider) => {
@@ -153,11 +186,12 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
             LoginMethod::Sso => sections.push(format!(
                 r#"<form method="get" action="{}" class="method" data-method="sso">
 <label for="sso-tenant">Work email or organisation ID</label>
-<input id="sso-tenant" name="tenant" type="text" autocomplete="email" required>
+<input id="sso-tenant" name="tenant" type="text" autocomplete="email" value="{}" required>
 <input type="hidden" name="return_to" value="{rt}">
 <button type="submit">Continue with single sign-on</button>
 </form>"#,
-                escape(&format!("{p}/sso/start"))
+                escape(&format!("{p}/sso/start")),
+                escape(v.tenant.unwrap_or("")),
             )),
         }
     }
@@ -229,7 +263,8 @@ pub fn check_email(s: &PageSettings, masked: Option<&str>) -> Page {
     );
     let body = format!(
         r#"<p data-page="check-email">We sent a sign-in link to {to}. Open it on any device to finish signing in.</p>
-<p class="small">You can close this tab.</p>"#
+{inbox}<p class="small">You can close this tab.</p>"#,
+        inbox = inbox_link(s),
     );
     message_with_body(s, StatusCode::OK, "Check your email", &body)
 }
@@ -253,11 +288,12 @@ pub fn enchanted_wait(
 <p>We sent an email to {to}. Click the link numbered</p>
 <p class="link-number" data-link-id="{}">{}</p>
 <p class="small" id="status" role="status">Waiting for you to click the link&hellip;</p>
-</div>"#,
+{inbox}</div>"#,
         escape(&poll),
         escape(login_nonce),
         escape(link_id),
         escape(link_id),
+        inbox = inbox_link(s),
     );
     let script = format!(
         r#"<script nonce="{nonce}">
@@ -287,12 +323,23 @@ pub fn enchanted_wait(
     }
 }
 
-/// The OTP code form (after the code was sent).
+/// What the OTP code form offers besides the code field: sending a new code
+/// to the same address, and starting again with another one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtpRetry<'a> {
+    /// The address the code went to (posted back by "Send a new code").
+    pub email: &'a str,
+    /// Already validated.
+    pub return_to: &'a str,
+}
+
+/// The OTP code form (after the code was sent, and again after a wrong code).
 pub fn otp_code(
     s: &PageSettings,
     login_nonce: &str,
     masked: Option<&str>,
     notice: Option<&str>,
+    retry: Option<OtpRetry<'_>>,
 ) -> Page {
     let to = masked.map_or_else(
         || "your email".to_owned(),
@@ -301,6 +348,24 @@ pub fn otp_code(
     let notice = notice.map_or_else(String::new, |n| {
         format!(r#"<p class="notice" role="alert">{}</p>"#, escape(n))
     });
+    let p = &s.auth_prefix;
+    let retry = retry.map_or_else(String::new, |r| {
+        format!(
+            r#"<form method="post" action="{}" class="method" data-method="otp-resend">
+<input type="hidden" name="email" value="{}">
+<input type="hidden" name="return_to" value="{}">
+<button type="submit" class="secondary">Send a new code</button>
+</form>
+<p class="small"><a href="{}" data-action="other-email">Use another email</a></p>"#,
+            escape(&format!("{p}/otp")),
+            escape(r.email),
+            escape(r.return_to),
+            escape(&format!(
+                "{p}/login?return_to={}",
+                query_encode(r.return_to)
+            )),
+        )
+    });
     let body = format!(
         r#"{notice}<form method="post" action="{}" class="method" data-method="otp-verify">
 <p>We sent a code to {to}.</p>
@@ -308,9 +373,11 @@ pub fn otp_code(
 <input id="otp-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required autofocus>
 <input type="hidden" name="nonce" value="{}">
 <button type="submit">Sign in</button>
-</form>"#,
-        escape(&format!("{}/otp/verify", s.auth_prefix)),
+</form>
+{retry}{inbox}"#,
+        escape(&format!("{p}/otp/verify")),
         escape(login_nonce),
+        inbox = inbox_link(s),
     );
     let nonce = csp_nonce();
     let form_action = form_action(s);
@@ -341,15 +408,56 @@ pub fn message(
     message_with_body(s, status, title, &body)
 }
 
-/// The 403 page for browsers.
-pub fn forbidden(s: &PageSettings) -> Page {
+/// The 403 page for browsers. "Sign in as someone else" signs out and goes
+/// on to the login page with `return_to` (the page the user was opening).
+pub fn forbidden(s: &PageSettings, return_to: &str) -> Page {
     let body = format!(
         r#"<p data-page="forbidden">You are signed in, but your account does not have access to this page.</p>
 <p class="small">If you think this is a mistake, ask an administrator for access.</p>
 <form method="post" action="{}"><button type="submit" class="secondary">Sign in as someone else</button></form>"#,
-        escape(&format!("{}/logout", s.auth_prefix))
+        escape(&format!(
+            "{}/logout?return_to={}",
+            s.auth_prefix,
+            query_encode(return_to)
+        ))
     );
     message_with_body(s, StatusCode::FORBIDDEN, "Access denied", &body)
+}
+
+/// The sign-out confirmation (`GET {auth_prefix}/logout` and `/logout-all`):
+/// one button that POSTs to `action` (same origin), and a link back to `cancel`.
+pub fn logout_confirm(s: &PageSettings, everywhere: bool, action: &str, cancel: &str) -> Page {
+    let (title, text, button) = if everywhere {
+        (
+            "Sign out everywhere",
+            "This signs you out on every device and browser where you are signed in.",
+            "Sign out on every device",
+        )
+    } else {
+        (
+            "Sign out",
+            "This signs you out in this browser.",
+            "Sign out",
+        )
+    };
+    let body = format!(
+        r#"<p data-page="logout">{text}</p>
+<form method="post" action="{}" data-method="logout"><button type="submit">{button}</button></form>
+<p><a class="button secondary" href="{}" data-action="cancel">Cancel</a></p>"#,
+        escape(action),
+        escape(cancel),
+    );
+    message_with_body(s, StatusCode::OK, title, &body)
+}
+
+/// "Open your inbox" when `[login] inbox_url` is set.
+fn inbox_link(s: &PageSettings) -> String {
+    s.inbox_url.as_deref().map_or_else(String::new, |u| {
+        format!(
+            r#"<p><a class="button secondary" href="{}" target="_blank" rel="noopener noreferrer" data-action="inbox">Open your inbox</a></p>"#,
+            escape(u)
+        )
+    })
 }
 
 /// The friendly 503 page (Descope unreachable); the caller adds `Retry-After`.
@@ -384,7 +492,7 @@ fn message_with_body(s: &PageSettings, status: StatusCode, title: &str, body: &s
 
 /// The e-mail form: one field, one submit button per configured e-mail
 /// method (`formaction`), the first one primary.
-fn email_form(s: &PageSettings, rt_escaped: &str) -> String {
+fn email_form(s: &PageSettings, rt_escaped: &str, email: &str) -> String {
     let p = &s.auth_prefix;
     let mut buttons = String::new();
     let mut first_action = None;
@@ -414,11 +522,12 @@ fn email_form(s: &PageSettings, rt_escaped: &str) -> String {
     format!(
         r#"<form method="post" action="{}" class="method" data-method="email">
 <label for="login-email">Email</label>
-<input id="login-email" name="email" type="email" autocomplete="email" required>
+<input id="login-email" name="email" type="email" autocomplete="email" value="{}" required>
 <input type="hidden" name="return_to" value="{rt_escaped}">
 {buttons}
 </form>"#,
-        first_action.unwrap_or_default()
+        first_action.unwrap_or_default(),
+        escape(email),
     )
 }
 
@@ -494,7 +603,7 @@ fn layout(s: &PageSettings, nonce: &str, title: &str, body: &str, scripts: &str)
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>{title_e} &middot; {app}</title>
+<title>{page_title}</title>
 <style nonce="{nonce}">{CSS}</style>
 </head><body>
 <main class="card">
@@ -506,12 +615,23 @@ fn layout(s: &PageSettings, nonce: &str, title: &str, body: &str, scripts: &str)
 "#,
         title_e = escape(title),
         app = escape(&s.app_name),
+        page_title = escape(&page_title(title, &s.app_name)),
     )
 }
 
+/// The document title: `"{title} · {app}"`, or the title alone when it
+/// already names the app ("Sign in to Acme", not "Sign in to Acme · Acme").
+fn page_title(title: &str, app: &str) -> String {
+    if app.is_empty() || title.contains(app) {
+        title.to_owned()
+    } else {
+        format!("{title} \u{b7} {app}")
+    }
+}
+
 const CSS: &str = "\
-:root{color-scheme:light dark;--fg:#1b1f24;--bg:#f4f5f7;--card:#fff;--accent:#2f5bea;--muted:#5b6470;--border:#d5d9e0}\
-@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--bg:#15171a;--card:#1f2226;--accent:#7a9cff;--muted:#a0a8b3;--border:#3a3f46}}\
+:root{color-scheme:light dark;--fg:#1b1f24;--bg:#f4f5f7;--card:#fff;--accent:#2f5bea;--on-accent:#fff;--muted:#5b6470;--border:#d5d9e0}\
+@media (prefers-color-scheme:dark){:root{--fg:#e8eaed;--bg:#15171a;--card:#1f2226;--accent:#7a9cff;--on-accent:#0b1020;--muted:#a0a8b3;--border:#3a3f46}}\
 *{box-sizing:border-box}\
 body{margin:0;min-height:100vh;display:flex;padding:1.5rem .75rem;background:var(--bg);color:var(--fg);font:16px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif}\
 .card{margin:auto;width:min(26rem,92vw);background:var(--card);border:1px solid var(--border);border-radius:12px;padding:2rem;box-shadow:0 4px 24px rgba(0,0,0,.06)}\
@@ -520,12 +640,13 @@ header{text-align:center;margin-bottom:1.25rem}.logo{display:block;margin:0 auto
 label{display:block;font-weight:600;margin:.5rem 0 .25rem}\
 input[type=email],input[type=text]{width:100%;padding:.6rem .7rem;border:1px solid var(--border);border-radius:8px;font:inherit;background:transparent;color:inherit}\
 input:focus-visible,button:focus-visible,a:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
-button,.button{display:block;width:100%;margin-top:.75rem;padding:.65rem;border:0;border-radius:8px;background:var(--accent);color:#fff;font:inherit;font-weight:600;text-align:center;text-decoration:none;cursor:pointer}\
+button,.button{display:block;width:100%;margin-top:.75rem;padding:.65rem;border:0;border-radius:8px;background:var(--accent);color:var(--on-accent);font:inherit;font-weight:600;text-align:center;text-decoration:none;cursor:pointer}\
 .secondary{background:transparent;color:var(--fg);border:1px solid var(--border)}\
 .or{display:flex;align-items:center;gap:.75rem;color:var(--muted);margin:1.25rem 0;font-size:.85rem}\
 .or::before,.or::after{content:'';flex:1;border-top:1px solid var(--border)}\
 .notice{padding:.6rem .8rem;border-radius:8px;background:rgba(200,60,60,.12)}\
 .small{color:var(--muted);font-size:.9rem}\
+a{color:var(--accent)}a.button{color:var(--on-accent)}a.button.secondary{color:var(--fg)}\
 .link-number{font-size:3rem;font-weight:700;text-align:center;margin:.5rem 0}\
 ";
 

@@ -549,7 +549,7 @@ async fn handle_inner(
         Matched::Deny(reason) => {
             log.decision = Decision::Forbidden;
             log.reason = reason;
-            return forbidden_page(generation, req.method(), req.headers());
+            return forbidden_page(generation, req.method(), req.headers(), req.uri());
         }
         Matched::MethodNotAllowed => {
             log.reason = "method not allowed";
@@ -612,6 +612,12 @@ async fn handle_inner(
             log.reason = "optional; anonymous";
             return upstream.send(req, None, session.set_cookies, log).await;
         }
+        if let Some(mut icon) = crate::favicon::for_signed_out(req.method(), canon.match_path()) {
+            log.decision = Decision::Hosted;
+            log.reason = "built-in favicon";
+            append_cookies(&mut icon, &session.set_cookies);
+            return icon;
+        }
         log.decision = Decision::Unauthenticated;
         log.reason = session.reason;
         let mut resp = unauthenticated(
@@ -634,7 +640,7 @@ async fn handle_inner(
             log.decision = Decision::Forbidden;
             tracing::debug!(reason = %denial.reason, "rules denied");
             log.reason = "rules denied";
-            let mut resp = forbidden_page(generation, req.method(), req.headers());
+            let mut resp = forbidden_page(generation, req.method(), req.headers(), req.uri());
             append_cookies(&mut resp, &session.set_cookies);
             return resp;
         }
@@ -999,10 +1005,13 @@ pub fn forbidden_page(
     generation: &Generation,
     method: &Method,
     headers: &HeaderMap,
+    uri: &http::Uri,
 ) -> Response<Body> {
     match &generation.login {
         Some(core) if is_browser_navigation(method, headers) => {
-            page_response(crate::pages::forbidden(core.page_settings()))
+            // "Sign in as someone else" comes back here after the new login.
+            let here = core.sanitize_return_to(uri.path_and_query().map(|p| p.as_str()));
+            page_response(crate::pages::forbidden(core.page_settings(), &here))
         }
         _ => forbidden(method, headers),
     }

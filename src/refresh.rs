@@ -347,6 +347,12 @@ impl Inner {
         match self.accept(refresh_jwt, old, pair).await {
             Ok(r) => {
                 self.count("ok");
+                // One line per Descope refresh (requests sharing it add none).
+                tracing::info!(
+                    user = r.claims.subject().unwrap_or(""),
+                    rotated = r.refresh_rotated,
+                    "session refreshed"
+                );
                 Ok(Arc::new(r))
             }
             Err(why) => {

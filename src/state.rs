@@ -135,6 +135,7 @@ fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
             integrity: l.web_js_sdk_integrity.clone(),
         },
         redirect_origins: l.allowed_redirect_origins.clone(),
+        inbox_url: l.inbox_url.clone(),
     };
     let settings = LoginSettings {
         public_url: cfg.server.public_url.clone(),

@@ -25,6 +25,26 @@ pub struct DevArgs {
     pub session_ttl: String,
 }
 
+/// A bind failure of one of `dev`'s listeners, naming its flag.
+fn bind_failed(addr: SocketAddr, flag: &'static str, err: &std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}",
+        crate::listen::bind_error(
+            addr,
+            crate::listen::Setting::Flag {
+                command: "portcullis dev",
+                flag,
+            },
+            err,
+        )
+    )
+}
+
+/// The I/O error inside an `anyhow` error, if that is what it is.
+fn io_error(e: &anyhow::Error) -> Option<&std::io::Error> {
+    e.chain().find_map(|c| c.downcast_ref::<std::io::Error>())
+}
+
 #[allow(clippy::print_stdout)]
 pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
     use portcullis_emulator::{Emulator, EmulatorOptions};
@@ -44,8 +64,14 @@ pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
             ..EmulatorOptions::default()
         },
     )
-    .await?;
-    let demo = portcullis_emulator::demo::spawn(args.demo_listen, "/_auth".into()).await?;
+    .await
+    .map_err(|e| match io_error(&e) {
+        Some(io) => bind_failed(args.emulator_listen, "--emulator-listen", io),
+        None => e,
+    })?;
+    let demo = portcullis_emulator::demo::spawn(args.demo_listen, "/_auth".into())
+        .await
+        .map_err(|e| bind_failed(args.demo_listen, "--demo-listen", &e))?;
     let public = format!("http://{}", args.listen);
     let toml = include_str!("../../config/dev.toml")
         .replace("{LISTEN}", &args.listen.to_string())
@@ -61,7 +87,19 @@ pub(super) async fn dev(args: DevArgs) -> anyhow::Result<()> {
         LoadOptions { dev: true },
     )
     .map_err(|e| anyhow::anyhow!("embedded dev config: {e}"))?;
-    let handle = crate::app::start(config, crate::app::StartOptions::default()).await?;
+    let handle = crate::app::start(config, crate::app::StartOptions::default())
+        .await
+        .map_err(|e| match e {
+            crate::app::StartError::Bind { addr, key, error } => {
+                let flag = if key == "admin.listen" {
+                    "--admin-listen"
+                } else {
+                    "--listen"
+                };
+                bind_failed(addr, flag, &error)
+            }
+            other => other.into(),
+        })?;
     let gw = handle.addr;
     println!(
         "Portcullis dev is running (sessions last {}, so refresh is visible):",

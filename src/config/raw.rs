@@ -112,6 +112,7 @@ pub struct RawLogin {
     pub after_logout: Option<String>,
     pub app_name: Option<String>,
     pub logo_url: Option<String>,
+    pub inbox_url: Option<String>,
     pub web_component_url: Option<String>,
     pub web_component_integrity: Option<String>,
     pub web_js_sdk_url: Option<String>,

@@ -40,23 +40,101 @@ impl EnvLookup for BTreeMap<String, String> {
     }
 }
 
-/// A TOML syntax or schema error, with its line.
-pub(super) fn toml_error(text: &str, e: &toml::de::Error) -> ConfigIssue {
-    let location = e
-        .span()
-        .map(|s| {
-            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
-            format!("line {line}")
-        })
-        .unwrap_or_else(|| "(file)".to_string());
+/// Parses TOML into the serde mirror; a syntax or type error names the key
+/// (dotted path, with indexes), the line, the value as written and the
+/// expected form from the configuration reference.
+pub(super) fn parse_raw(text: &str) -> Result<RawConfig, Box<ConfigIssue>> {
+    let de = toml::Deserializer::parse(text).map_err(|e| Box::new(toml_error(text, &e, None)))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = (path != ".").then_some(path);
+        Box::new(toml_error(text, e.inner(), path.as_deref()))
+    })
+}
+
+/// A TOML syntax or schema error: the key, its line, and the fix.
+pub(super) fn toml_error(text: &str, e: &toml::de::Error, path: Option<&str>) -> ConfigIssue {
+    let span = e.span().filter(|s| s.start <= s.end && s.end <= text.len());
+    let line = span
+        .as_ref()
+        .map(|s| text[..s.start].matches('\n').count() + 1);
     let msg = e.message().trim().to_string();
-    let fix = if msg.contains("unknown field") {
-        "remove or correct the key; see config/portcullis.example.toml for every valid key \
-         (unknown keys are errors so a typo can never weaken a rule)"
-    } else {
-        "correct the TOML at that line; see config/portcullis.example.toml"
+    let at_line = line.map_or_else(String::new, |l| format!("line {l}: "));
+    if let Some(field) = unknown_field(&msg) {
+        let key = match path {
+            Some(p) if !p.ends_with(field.as_str()) => format!("{p}.{field}"),
+            Some(p) => p.to_owned(),
+            None => field.clone(),
+        };
+        let suggestion = closest_field(&msg, &field)
+            .map_or_else(String::new, |s| format!("did you mean `{s}`? "));
+        return ConfigIssue::new(
+            key,
+            format!("{at_line}unknown key"),
+            format!(
+                "{suggestion}remove or correct the key; docs/configuration.md lists every valid key \
+                 (unknown keys are errors so a typo can never weaken a rule)"
+            ),
+        );
+    }
+    let Some(key) = path else {
+        let location = line.map_or_else(|| "(file)".to_owned(), |l| format!("line {l}"));
+        return ConfigIssue::new(
+            location,
+            msg,
+            "correct the TOML at that line; see docs/configuration.md",
+        );
     };
-    ConfigIssue::new(location, msg, fix)
+    let value = span
+        .map(|s| text[s.start..s.end].trim())
+        .filter(|v| !v.is_empty() && v.len() <= 80 && !v.contains('\n'));
+    let fix = match super::reference::lookup(key) {
+        Some(row) => format!(
+            "{} (see {} in docs/configuration.md)",
+            row.kind.how_to_write(key),
+            row.key
+        ),
+        None => "correct the value; see docs/configuration.md".to_owned(),
+    };
+    let issue = ConfigIssue::new(key, format!("{at_line}{msg}"), fix);
+    match value {
+        Some(v) => issue.with_value(v),
+        None => issue,
+    }
+}
+
+/// `unknown field `x`, expected ...` → `x`.
+fn unknown_field(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// The accepted field (from serde's "expected one of" list) nearest to
+/// `field`, when it is a likely typo (edit distance ≤ 2).
+fn closest_field(msg: &str, field: &str) -> Option<String> {
+    let expected = msg.split("expected").nth(1)?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|c| (edit_distance(c, field), c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c.to_owned())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
 
 struct Ctx<'a> {
@@ -679,6 +757,21 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
             .with_value(format!("{after_logout:?}")),
         );
     }
+    let inbox_url = l.inbox_url.clone().filter(|u| {
+        let ok = url::Url::parse(u)
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some());
+        if !ok {
+            cx.error(
+                ConfigIssue::new(
+                    "login.inbox_url",
+                    "not an absolute http(s) URL",
+                    "write e.g. \"https://mail.example.com/\", or remove the key",
+                )
+                .with_value(format!("{u:?}")),
+            );
+        }
+        ok
+    });
     LoginConfig {
         methods,
         allow_signup: l.allow_signup.unwrap_or(false),
@@ -701,6 +794,7 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
             .clone()
             .unwrap_or_else(|| "Portcullis".to_string()),
         logo_url: l.logo_url.clone(),
+        inbox_url,
         web_component_url: l
             .web_component_url
             .clone()

@@ -1,7 +1,10 @@
 //! `{auth_prefix}/logout` and `{auth_prefix}/logout-all` (DESIGN §5).
 //!
 //! ```text
-//! GET  → a small confirmation page whose form POSTs back (no-store, no framing)
+//! GET  → a confirmation page (login-page look) whose form POSTs back, and a
+//!        cancel link to `?return_to=` (checked like every return_to) or `/`
+//! POST ?return_to=X (the 403 page's "Sign in as someone else"): as below,
+//!        then 303 to {auth_prefix}/login?return_to=X instead of after_logout
 //! POST → Bearer-only (Authorization: Bearer <refresh jwt>)  ─┐
 //!        cookies: same-origin Origin / Sec-Fetch-Site, else 403
 //!        refresh token verified locally ──► Descope /v1/auth/logout[all]
@@ -21,7 +24,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::app::{AppState, Generation};
 use crate::descope::DescopeError;
-use crate::http_util::{Body, accepts_html, escape_html, json_error, respond};
+use crate::http_util::{Body, accepts_html, json_error, respond};
 use crate::pipeline::{append_cookies, bearer_token, unavailable};
 use crate::session::SessionError;
 
@@ -51,8 +54,19 @@ pub async fn handle<B>(
     scope: Scope,
 ) -> Response<Body> {
     match *req.method() {
-        Method::GET | Method::HEAD => confirmation_page(generation, scope),
-        Method::POST => logout(state, generation, req.method(), req.headers(), scope).await,
+        Method::GET | Method::HEAD => confirmation_page(generation, scope, req.uri().query()),
+        Method::POST => {
+            let sign_in_again =
+                query_return_to(req.uri().query()).map(|r| login_url(generation, &r));
+            let mut resp = logout(state, generation, req.method(), req.headers(), scope).await;
+            if let Some(target) = sign_in_again
+                && resp.status() == StatusCode::SEE_OTHER
+                && let Ok(v) = HeaderValue::from_str(&target)
+            {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
         _ => {
             let mut r = json_error(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -173,22 +187,45 @@ fn after_logout_target(cfg: &crate::config::Config) -> String {
     crate::hosted::safe_return_to(cfg, configured)
 }
 
-/// `GET`: a page with one button that POSTs (same origin) to the endpoint.
-fn confirmation_page(generation: &Generation, scope: Scope) -> Response<Body> {
+/// `return_to` from a query string, if present.
+fn query_return_to(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == "return_to")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `{auth_prefix}/login?return_to=<checked return_to>`.
+fn login_url(generation: &Generation, raw: &str) -> String {
     let cfg = &generation.config;
-    let action = format!("{}{}", cfg.server.auth_prefix, scope.path());
-    let (title, button) = match scope {
-        Scope::This => ("Sign out", "Sign out"),
-        Scope::All => ("Sign out everywhere", "Sign out on every device"),
+    let return_to = crate::hosted::safe_return_to(cfg, raw);
+    let q: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", &return_to)
+        .finish();
+    format!("{}/login?{q}", cfg.server.auth_prefix.trim_end_matches('/'))
+}
+
+/// `GET`: the confirmation page, in the login page's look: one button that
+/// POSTs (same origin) to the endpoint, and a cancel link back.
+fn confirmation_page(generation: &Generation, scope: Scope, query: Option<&str>) -> Response<Body> {
+    let cfg = &generation.config;
+    let settings = match &generation.login {
+        Some(core) => core.page_settings().clone(),
+        None => {
+            let mut s = crate::pages::PageSettings::plain(
+                &cfg.login.app_name,
+                cfg.login.logo_url.as_deref(),
+                &cfg.server.auth_prefix,
+            );
+            // `form-action` must allow the redirect to `after_logout`.
+            s.redirect_origins = cfg.login.allowed_redirect_origins.clone();
+            s
+        }
     };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · {app}</title></head><body><main><h1>{title}</h1>\
-         <form method=\"post\" action=\"{action}\"><button type=\"submit\">{button}</button></form>\
-         </main></body></html>",
-        app = escape_html(&cfg.login.app_name),
-        action = escape_html(&action),
+    let action = format!("{}{}", settings.auth_prefix, scope.path());
+    let cancel = query_return_to(query).map_or_else(
+        || "/".to_owned(),
+        |r| crate::hosted::safe_return_to(cfg, &r),
     );
-    respond(StatusCode::OK, "text/html; charset=utf-8", body)
+    let page = crate::pages::logout_confirm(&settings, scope == Scope::All, &action, &cancel);
+    page.into_response().map(crate::http_util::full)
 }

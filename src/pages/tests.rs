@@ -18,6 +18,7 @@ fn settings(methods: &[&str]) -> PageSettings {
             integrity: None,
         },
         redirect_origins: vec!["https://other.example".into()],
+        inbox_url: Some("https://mail.example/?q=\"x".into()),
     }
 }
 
@@ -65,6 +66,8 @@ fn login_page_offers_every_method_and_escapes() {
             return_to: EVIL,
             flow_nonce: Some("NONCE123"),
             notice: Some(EVIL),
+            email: Some(EVIL),
+            tenant: Some(EVIL),
         },
     );
     let html = &page.html;
@@ -102,6 +105,7 @@ fn login_page_without_flow_has_a_strict_csp() {
             return_to: "/x",
             flow_nonce: None,
             notice: None,
+            ..LoginView::default()
         },
     );
     assert!(!page.html.contains("descope-wc"));
@@ -154,10 +158,20 @@ fn other_pages_escape_and_carry_csp() {
     let pages = [
         check_email(&s, Some(EVIL)),
         enchanted_wait(&s, EVIL, EVIL, Some(EVIL)),
-        otp_code(&s, EVIL, Some(EVIL), Some(EVIL)),
+        otp_code(
+            &s,
+            EVIL,
+            Some(EVIL),
+            Some(EVIL),
+            Some(OtpRetry {
+                email: EVIL,
+                return_to: EVIL,
+            }),
+        ),
         message(&s, StatusCode::BAD_REQUEST, EVIL, EVIL, true),
-        forbidden(&s),
+        forbidden(&s, EVIL),
         unavailable(&s),
+        logout_confirm(&s, true, EVIL, EVIL),
     ];
     for p in &pages {
         assert_no_injection(&p.html);
@@ -195,6 +209,7 @@ fn one_email_field_serves_every_email_method() {
             return_to: "/",
             flow_nonce: None,
             notice: None,
+            ..LoginView::default()
         },
     )
     .html;
@@ -213,4 +228,105 @@ fn one_email_field_serves_every_email_method() {
     assert!(!html.contains("enchantedlink"));
     let none = login(&settings(&["sso"]), &LoginView::default()).html;
     assert!(!none.contains(r#"name="email""#));
+}
+
+#[test]
+fn titles_name_the_app_once() {
+    let s = settings(&["magiclink"]);
+    let title = |html: &str| {
+        let start = html.find("<title>").expect("title") + "<title>".len();
+        let end = html.find("</title>").expect("title end");
+        html[start..end].to_owned()
+    };
+    let login_title = title(&login(&s, &LoginView::default()).html);
+    assert_eq!(login_title, "Sign in to Acme &lt;Wiki&gt;");
+    assert_eq!(
+        title(&check_email(&s, None).html),
+        "Check your email \u{b7} Acme &lt;Wiki&gt;"
+    );
+}
+
+#[test]
+fn login_page_keeps_what_the_user_typed() {
+    let s = settings(&["magiclink", "sso"]);
+    let html = login(
+        &s,
+        &LoginView {
+            return_to: "/x",
+            notice: Some("Single sign-on is not available for that organisation."),
+            email: Some("bob@acme.test"),
+            tenant: Some("acme-corp"),
+            ..LoginView::default()
+        },
+    )
+    .html;
+    assert!(
+        html.contains(r#"name="email" type="email" autocomplete="email" value="bob@acme.test""#)
+    );
+    assert!(html.contains(r#"name="tenant" type="text" autocomplete="email" value="acme-corp""#));
+}
+
+#[test]
+fn otp_form_offers_a_new_code_and_another_email() {
+    let s = settings(&["otp"]);
+    let html = otp_code(
+        &s,
+        "N1",
+        Some("a***@example.com"),
+        Some("That code is not valid. Please try again."),
+        Some(OtpRetry {
+            email: "alice@example.com",
+            return_to: "/inbox?folder=work",
+        }),
+    )
+    .html;
+    assert!(html.contains("<strong>a***@example.com</strong>"));
+    assert!(html.contains(
+        r#"<form method="post" action="/_auth/otp" class="method" data-method="otp-resend">"#
+    ));
+    assert!(html.contains(r#"name="email" value="alice@example.com""#));
+    assert!(html.contains(r#"name="return_to" value="/inbox?folder=work""#));
+    assert!(html.contains(
+        r#"href="/_auth/login?return_to=%2Finbox%3Ffolder%3Dwork" data-action="other-email""#
+    ));
+    assert!(
+        html.contains(r#"data-action="inbox""#),
+        "inbox link from inbox_url"
+    );
+}
+
+#[test]
+fn forbidden_page_signs_in_again_to_the_same_page() {
+    let s = settings(&["magiclink"]);
+    let html = forbidden(&s, "/admin/panel?tab=2").html;
+    assert!(html.contains(r#"action="/_auth/logout?return_to=%2Fadmin%2Fpanel%3Ftab%3D2""#));
+}
+
+#[test]
+fn logout_page_has_the_login_look_and_a_way_back() {
+    let s = settings(&["magiclink"]);
+    let page = logout_confirm(&s, false, "/_auth/logout", "/docs");
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.html.contains(r#"<main class="card">"#),
+        "the login page layout"
+    );
+    assert!(
+        page.html
+            .contains(r#"<form method="post" action="/_auth/logout" data-method="logout">"#)
+    );
+    assert!(
+        page.html
+            .contains(r#"href="/docs" data-action="cancel">Cancel</a>"#)
+    );
+    assert!(page.csp.contains("form-action 'self'"));
+    let all = logout_confirm(&s, true, "/_auth/logout-all", "/");
+    assert!(all.html.contains("Sign out on every device"));
+}
+
+#[test]
+fn primary_buttons_use_a_text_colour_made_for_the_accent() {
+    // The e2e suite measures the contrast in Chromium; here: no hard-coded white.
+    assert!(CSS.contains("color:var(--on-accent)"));
+    assert!(CSS.contains("--accent:#7a9cff;--on-accent:#0b1020"));
 }

@@ -3,9 +3,16 @@
 //! ```text
 //! seed (jwks_file / DESCOPE_PUBLIC_KEY) ──┐
 //! refresher: now, then every jwks_refresh ┼─► fetch (single-flight) ──► KeySet ──► ArcSwap
-//! unknown kid (≤ 1 per jwks_min_refetch) ─┘          │ error: keep cached keys     │
-//!                                                     └─► changed: flush claims ◄───┘
+//!   (no keys yet: retry 0.5 s → 30 s)     │          │ error: keep cached keys     │
+//! unknown kid (≤ 1 per jwks_min_refetch) ─┘          └─► changed: flush claims ◄───┘
 //! ```
+//!
+//! While no key is loaded at all (no seed, and every fetch so far failed)
+//! the gateway is not ready, so the refresher does not wait for the next
+//! `jwks_refresh`: it retries with capped exponential backoff
+//! ([`INITIAL_RETRY_DELAY`] doubling up to [`MAX_RETRY_DELAY`], jittered),
+//! and goes back to the `jwks_refresh` schedule once keys are in place. Each
+//! failed fetch is logged once, with its cause.
 //!
 //! Readers call [`JwksCache::current`] (one `ArcSwap` load) and never wait on
 //! a periodic refresh. Only a token whose `kid` is not in the set waits, and
@@ -43,6 +50,10 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_JWKS_BYTES: usize = 1024 * 1024;
 /// Floor for the periodic refresh interval (a zero interval would spin).
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// First retry delay of the refresher while no signing key is loaded.
+pub const INITIAL_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Longest retry delay of the refresher while no signing key is loaded.
+pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 /// Smallest RSA modulus accepted, in bytes (2048 bits; aws-lc refuses less).
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
@@ -359,21 +370,34 @@ impl JwksCache {
         }
     }
 
-    /// Periodic refresh: fetch now, then every `every`. Stops when the cache
-    /// is dropped.
+    /// Periodic refresh: fetch now, then every `every` while keys are
+    /// loaded; while none is, retry after [`retry_delay`] (0.5 s doubling up
+    /// to 30 s, jittered). Stops when the cache is dropped.
     pub fn spawn_refresher(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         let every = every.max(MIN_REFRESH_INTERVAL);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Consecutive attempts that ended with no key loaded.
+            let mut failures: u32 = 0;
             loop {
-                tick.tick().await;
                 let Some(this) = weak.upgrade() else { break };
                 let waiter = this.start_fetch();
                 drop(this);
                 // The outcome is logged and counted by the fetch itself.
                 let _ = waiter.await;
+                let Some(this) = weak.upgrade() else { break };
+                let have_keys = !this.keys.load().is_empty();
+                drop(this);
+                let delay = if have_keys {
+                    failures = 0;
+                    every
+                } else {
+                    let d = retry_delay(failures, rand::random::<f64>()).min(every);
+                    failures = failures.saturating_add(1);
+                    debug!(retry_in = ?d, attempts = failures, "no signing keys yet; retrying the JWKS fetch");
+                    d
+                };
+                tokio::time::sleep(delay).await;
             }
         })
     }
@@ -402,11 +426,17 @@ impl JwksCache {
         match fetched {
             Ok(set) => {
                 self.metrics.jwks_fetches.with_label_values(&["ok"]).inc();
-                if self.keys.load().same_keys(&set) {
+                let cached = self.keys.load();
+                if cached.same_keys(&set) {
                     debug!(keys = set.len(), "JWKS unchanged");
                     return FetchOutcome::Unchanged;
                 }
-                info!(keys = set.len(), "JWKS updated");
+                if cached.is_empty() {
+                    info!(keys = set.len(), "JWKS loaded; signing keys available");
+                } else {
+                    info!(keys = set.len(), "JWKS updated");
+                }
+                drop(cached);
                 // Store first, then flush: a verification that sees the new
                 // cache epoch is guaranteed to see the new keys too.
                 self.keys.store(Arc::new(set));
@@ -418,7 +448,16 @@ impl JwksCache {
                     .jwks_fetches
                     .with_label_values(&["error"])
                     .inc();
-                warn!(error = %e, "JWKS fetch failed; keeping the cached keys");
+                let cause = error_chain(&e);
+                if self.keys.load().is_empty() {
+                    warn!(
+                        error = %cause,
+                        url = %self.source.url,
+                        "JWKS fetch failed and no signing keys are loaded yet: not ready, retrying"
+                    );
+                } else {
+                    warn!(error = %cause, url = %self.source.url, "JWKS fetch failed; keeping the cached keys");
+                }
                 FetchOutcome::Failed
             }
         }
@@ -454,10 +493,67 @@ impl JwksCache {
     }
 }
 
+/// Delay before the refresher's retry after `failures` consecutive failed
+/// attempts (0 for the first retry) while no key is loaded:
+/// [`INITIAL_RETRY_DELAY`] · 2^failures, capped at [`MAX_RETRY_DELAY`], then
+/// scaled into [½, 1] of that by `jitter` ∈ [0, 1) so replicas started
+/// together do not retry in lockstep.
+pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
+    let base = INITIAL_RETRY_DELAY
+        .saturating_mul(1u32 << failures.min(16))
+        .min(MAX_RETRY_DELAY);
+    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+/// An error and its sources, `: `-joined (reqwest's own message leaves out
+/// the cause, e.g. "connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn retry_delay_doubles_from_half_a_second_to_thirty_seconds() {
+        let no_jitter: Vec<Duration> = (0..10).map(|n| retry_delay(n, 1.0)).collect();
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(
+            no_jitter,
+            [
+                ms(500),
+                ms(1000),
+                ms(2000),
+                ms(4000),
+                ms(8000),
+                ms(16000),
+                ms(30000),
+                ms(30000),
+                ms(30000),
+                ms(30000)
+            ]
+        );
+        assert_eq!(retry_delay(0, 0.0), ms(250));
+        assert_eq!(retry_delay(u32::MAX, 0.0), ms(15000));
+        for n in 0..40 {
+            for j in [0.0, 0.3, 0.999] {
+                let d = retry_delay(n, j);
+                assert!(d >= ms(250) && d <= MAX_RETRY_DELAY, "{n} {j} {d:?}");
+            }
+        }
+    }
 
     // P-256 and P-384 points are only length-checked here (verification is
     // exercised in session/tests.rs with real keys).

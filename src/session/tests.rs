@@ -892,6 +892,39 @@ async fn periodic_refresh_updates_keys() {
 }
 
 #[tokio::test]
+async fn without_keys_the_refresher_retries_with_backoff_until_they_load() {
+    let a = ec_key("a", Algorithm::ES256);
+    let mut server = JwksServer::start(jwks(&[&a])).await;
+    server.fail(503);
+    // A long periodic interval: only the no-keys backoff can make the
+    // second and third attempts happen within the test's deadlines.
+    let (v, metrics) = validator(
+        &server,
+        Setup {
+            refresh: Duration::from_secs(3600),
+            ..Setup::default()
+        },
+    );
+    let refresher = v.spawn_refresher();
+    server.wait_hits(3).await;
+    assert!(!v.keys_ready());
+    assert!(fetches(&metrics, "error") >= 2);
+    // Descope recovers: the next retry (≤ 2 s after the third failure) loads the keys.
+    server.serve(jwks(&[&a]));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !v.keys_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "keys not loaded within 10 s of the JWKS endpoint recovering"
+        );
+        let next = server.hits() + 1;
+        server.wait_hits(next).await;
+        v.jwks.settle().await;
+    }
+    refresher.abort();
+}
+
+#[tokio::test]
 async fn cache_is_flushed_when_keys_change_only() {
     let a = ec_key("a", Algorithm::ES256);
     let b = ec_key("b", Algorithm::ES256);

@@ -431,6 +431,66 @@ function scenarios(env) {
   ];
 }
 
+// --- contrast (self-contained) ------------------------------------------------
+
+// WCAG AA: every button on the hosted login page (primary and secondary)
+// has a text/background contrast of at least 4.5:1, in the light and the
+// dark colour scheme, computed from the styles Chromium applies.
+function contrastScenario(env) {
+  return ['buttons meet WCAG AA contrast in light and dark mode', async () => {
+    const ctx = await env.browser.newContext();
+    ctx.setDefaultTimeout(STEP_TIMEOUT);
+    const page = await ctx.newPage();
+    try {
+      for (const colorScheme of ['light', 'dark']) {
+        await page.emulateMedia({ colorScheme });
+        await page.goto(`${env.gw}/_auth/login?return_to=%2F`);
+        await page.waitForSelector('form[data-method="email"] button');
+        const found = await page.evaluate(() => {
+          const rgba = (s) => {
+            const m = s.match(/rgba?\(([^)]+)\)/);
+            if (!m) return null;
+            const [r, g, b, a = 1] = m[1].split(/[ ,/]+/).filter(Boolean).map(Number);
+            return { r, g, b, a };
+          };
+          const lum = ({ r, g, b }) => {
+            const f = (c) => { c /= 255; return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+          };
+          // The first opaque background at or above the element.
+          const background = (el) => {
+            for (let e = el; e; e = e.parentElement) {
+              const c = rgba(getComputedStyle(e).backgroundColor);
+              if (c && c.a > 0) return c;
+            }
+            return { r: 255, g: 255, b: 255, a: 1 };
+          };
+          return [...document.querySelectorAll('button, a.button')].map((el) => {
+            const fg = rgba(getComputedStyle(el).color);
+            const bg = background(el);
+            const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+            return {
+              label: el.textContent.trim(),
+              primary: !el.classList.contains('secondary'),
+              ratio: (hi + 0.05) / (lo + 0.05),
+              fg: getComputedStyle(el).color,
+              bg: `rgb(${bg.r}, ${bg.g}, ${bg.b})`,
+            };
+          });
+        });
+        check(found.some((b) => b.primary), `${colorScheme}: no primary button found`);
+        for (const b of found) {
+          check(b.ratio >= 4.5,
+            `${colorScheme}: "${b.label}" ${b.fg} on ${b.bg} is ${b.ratio.toFixed(2)}:1, below 4.5:1`);
+        }
+        await shot(page, `login-${colorScheme}`);
+      }
+    } finally {
+      await ctx.close();
+    }
+  }];
+}
+
 // --- main --------------------------------------------------------------------
 
 async function main() {
@@ -451,7 +511,7 @@ async function main() {
   const env = { gw, emuUrl, browser };
   let passed = 0;
   let failed = 0;
-  for (const [name, run] of scenarios(env)) {
+  for (const [name, run] of [...scenarios(env), contrastScenario(env)]) {
     const t0 = Date.now();
     try {
       await run();

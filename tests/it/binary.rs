@@ -57,6 +57,9 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
             .expect("startup log")
             .expect("child alive");
         if line.contains("portcullis listening") {
+            // Plain values, not Rust debug output (`Some(..)`).
+            assert!(line.contains("\"admin\":\"off\""), "{line}");
+            assert!(!line.contains("Some(") && !line.contains("None"), "{line}");
             break;
         }
     }
@@ -138,4 +141,135 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Runs the binary to its exit (killed after 30 s) and returns its status and stderr.
+fn run_to_exit(args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .env("PORTCULLIS_LOG_FORMAT", "json")
+        .env_remove("PORTCULLIS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("portcullis {args:?} did not exit although its port is taken");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+/// The one error line, checked: names the address and the setting, says
+/// what is wrong and the fix, and does not repeat the OS error.
+fn assert_bind_error(status: std::process::ExitStatus, stderr: &str, addr: &str, setting: &str) {
+    assert!(!status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let line = errors[0];
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot listen on {addr} ({setting}): the address is already in use"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("; fix: stop that process"), "{line}");
+    assert!(!line.contains("os error"), "{line}");
+    assert_eq!(stderr.matches("already in use").count(), 1, "{stderr}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_one_line_naming_the_key_and_the_fix() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portcullis.toml");
+    let base = base_toml(&emu, &up, "[[routes]]\npath = \"/**\"\n");
+    for (key, toml) in [
+        (
+            "server.listen",
+            base.replacen(
+                "listen = \"127.0.0.1:0\"",
+                &format!("listen = \"{addr}\""),
+                1,
+            ),
+        ),
+        (
+            "admin.listen",
+            base.replace(
+                "[admin]\nlisten = \"127.0.0.1:0\"",
+                &format!("[admin]\nlisten = \"{addr}\""),
+            ),
+        ),
+    ] {
+        assert!(toml.contains(&addr));
+        std::fs::write(&path, toml).unwrap();
+        let (status, stderr) = run_to_exit(&["run", "-c", path.to_str().unwrap()]);
+        assert_bind_error(status, &stderr, &addr, key);
+        assert!(
+            stderr.contains(&format!("set {key} to a free address")),
+            "{stderr}"
+        );
+    }
+    drop(taken);
+}
+
+#[tokio::test]
+async fn dev_names_the_flag_of_a_port_in_use() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    for flag in [
+        "--emulator-listen",
+        "--demo-listen",
+        "--listen",
+        "--admin-listen",
+    ] {
+        let free = |f: &str| {
+            if f == flag {
+                addr.clone()
+            } else {
+                format!("127.0.0.1:{}", free_port())
+            }
+        };
+        let listen = free("--listen");
+        let emulator = free("--emulator-listen");
+        let demo = free("--demo-listen");
+        let admin = free("--admin-listen");
+        let (status, stderr) = run_to_exit(&[
+            "dev",
+            "--listen",
+            &listen,
+            "--emulator-listen",
+            &emulator,
+            "--demo-listen",
+            &demo,
+            "--admin-listen",
+            &admin,
+        ]);
+        assert_bind_error(status, &stderr, &addr, &format!("portcullis dev {flag}"));
+        assert!(
+            stderr.contains(&format!("pass {flag} with a free address")),
+            "{stderr}"
+        );
+    }
+    drop(taken);
 }

@@ -64,6 +64,51 @@ fn unknown_keys_are_errors_naming_the_key_and_line() {
 }
 
 #[test]
+fn toml_type_errors_name_the_key_path_and_the_expected_form() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[server]\nidle_timeout = 60\n",
+            &["server.idle_timeout = 60", "expected a string", "\"60s\""],
+        ),
+        (
+            "[session]\naccept_bearer = \"yes\"\n",
+            &["session.accept_bearer", "true or", "no quotes"],
+        ),
+        (
+            "[server]\nmax_header_bytes = \"32k\"\n",
+            &["server.max_header_bytes", "whole number"],
+        ),
+        (
+            "[[routes]]\npath = \"/b\"\nmethods = \"GET\"\n",
+            &[
+                "routes[1].methods = \"GET\"",
+                "list of quoted strings",
+                "EXT:NAME",
+            ],
+        ),
+        (
+            "[upstreams.billing]\nurl = 5\n",
+            &["upstreams.billing.url = 5", "quoted string"],
+        ),
+        (
+            "[server]\nidle_timout = \"60s\"\n",
+            &[
+                "server.idle_timout",
+                "unknown key",
+                "did you mean `idle_timeout`?",
+            ],
+        ),
+    ];
+    for (extra, wanted) in cases {
+        let err = load(&format!("{MINIMAL}{extra}")).unwrap_err();
+        for w in *wanted {
+            assert!(err.contains(w), "{extra:?}: {w:?} missing in {err}");
+        }
+        assert_eq!(err.lines().count(), 2, "one error line: {err}");
+    }
+}
+
+#[test]
 fn bad_values_name_key_value_and_fix() {
     let err =
         load(&MINIMAL.replace("[descope]", "[descope]\ntimeout = \"5 parsecs\"")).unwrap_err();

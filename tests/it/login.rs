@@ -1019,3 +1019,260 @@ async fn cookie_mode_tokens_are_verified_and_set() {
     jar.absorb(resp.headers());
     gw.assert_signed_in(&jar).await;
 }
+
+// === what a new operator and user see: log lines, pages kept, ways back ===
+
+/// Signs Alice in by magic link; returns the jar, the link's form fields and
+/// the tokens the browser got.
+async fn magic_link_sign_in(gw: &TestGateway, return_to: &str) -> (Jar, String, String) {
+    gw.post_form(
+        "/_auth/magiclink",
+        &[("email", "alice@example.com"), ("return_to", return_to)],
+        &Jar::default(),
+        Some(PUBLIC),
+    )
+    .await;
+    let sent = outbox(gw, "magiclink").await;
+    let link = local(sent.last().unwrap()["link"].as_str().unwrap());
+    let html = gw
+        .get_with(&link, &Jar::default())
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (t, state) = (html_field(&html, "t"), html_field(&html, "state"));
+    let resp = gw
+        .post_form(
+            "/_auth/magiclink/verify",
+            &[("t", &t), ("state", &state)],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let mut jar = Jar::default();
+    jar.absorb(resp.headers());
+    (jar, t, state)
+}
+
+#[tokio::test]
+async fn sign_ins_and_refreshes_log_one_info_line_each_and_never_a_token() {
+    let logs = crate::support::capture_logs();
+    let gw = spawn(ALL_METHODS).await;
+    let (jar, _, _) = magic_link_sign_in(&gw, "/docs").await;
+    let lines = logs.lines_with("signed in");
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(lines[0]["user"], "U-alice");
+    assert_eq!(lines[0]["method"], "magiclink");
+
+    // OTP: a wrong code first, then the right one.
+    let resp = gw
+        .post_form(
+            "/_auth/otp",
+            &[("email", "alice@example.com"), ("return_to", "/inbox")],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    let mut otp_jar = Jar::default();
+    otp_jar.absorb(resp.headers());
+    let nonce = html_field(&resp.text().await.unwrap(), "nonce");
+    let code = outbox(&gw, "otp").await[0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let resp = gw
+        .post_form(
+            "/_auth/otp/verify",
+            &[("code", wrong), ("nonce", &nonce)],
+            &otp_jar,
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("That code is not valid"), "{html}");
+    assert!(
+        html.contains("<strong>a***@example.com</strong>"),
+        "the address stays: {html}"
+    );
+    assert!(
+        html.contains(r#"data-method="otp-resend""#),
+        "a new code can be sent"
+    );
+    assert!(html.contains(r#"name="email" value="alice@example.com""#));
+    assert!(
+        html.contains(r#"data-action="other-email""#),
+        "another address can be used"
+    );
+    assert_eq!(html_field(&html, "nonce"), nonce, "the same code form");
+    assert!(
+        logs.lines_with("signed in").len() == 1,
+        "a wrong code signs nobody in"
+    );
+    let resp = gw
+        .post_form(
+            "/_auth/otp/verify",
+            &[("code", &code), ("nonce", &nonce)],
+            &otp_jar,
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 303);
+    let lines = logs.lines_with("signed in");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["method"], "otp");
+
+    // A refresh: one line with the user id.
+    let expired = gw.emu.mint(&MintSpec {
+        sub: "U-alice".into(),
+        refresh: false,
+        ttl_secs: -60,
+        claims: Map::new(),
+    });
+    let mut refreshing = jar.clone();
+    refreshing.0.insert("DS".into(), expired);
+    let resp = gw.get_with("/private", &refreshing).await;
+    assert_eq!(resp.status(), 200);
+    let lines = logs.lines_with("session refreshed");
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    assert_eq!(lines[0]["level"], "INFO");
+    assert_eq!(lines[0]["user"], "U-alice");
+
+    let text = logs.text();
+    for token in jar.0.values().chain(refreshing.0.values()) {
+        assert!(!text.contains(token.as_str()), "a token reached the log");
+    }
+    assert!(!text.contains(&code), "the one-time code reached the log");
+}
+
+#[tokio::test]
+async fn a_used_magic_link_opened_again_while_signed_in_goes_on_to_the_app() {
+    let gw = spawn(ALL_METHODS).await;
+    let (jar, t, state) = magic_link_sign_in(&gw, "/docs/p").await;
+    let resp = gw
+        .post_form(
+            "/_auth/magiclink/verify",
+            &[("t", &t), ("state", &state)],
+            &jar,
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 303, "not 'Sign-in failed'");
+    assert_eq!(location(resp.headers()), "/docs/p");
+    assert!(!sets(resp.headers(), "DS"), "the session is kept as it is");
+    // Signed out, the same used link still fails.
+    let resp = gw
+        .post_form(
+            "/_auth/magiclink/verify",
+            &[("t", &t), ("state", &state)],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn the_login_page_keeps_what_was_typed_after_a_notice() {
+    let gw = spawn(ALL_METHODS).await;
+    let resp = gw
+        .get_with(
+            "/_auth/sso/start?tenant=carol%40nowhere.test&return_to=/x",
+            &Jar::default(),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("Single sign-on is not available"), "{html}");
+    assert!(html.contains(r#"value="carol@nowhere.test""#), "{html}");
+    let gw2 = spawn(&format!(
+        "{ALL_METHODS}\nallowed_email_domains = [\"example.com\"]"
+    ))
+    .await;
+    let resp = gw2
+        .post_form(
+            "/_auth/magiclink",
+            &[("email", "mallory@blocked.test"), ("return_to", "/x")],
+            &Jar::default(),
+            Some(PUBLIC),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    let html = resp.text().await.unwrap();
+    assert!(
+        html.contains(r#"type="email" autocomplete="email" value="mallory@blocked.test""#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn sign_out_pages_confirm_with_a_way_back_and_can_sign_in_again() {
+    let gw = spawn(ALL_METHODS).await;
+    for (path, button) in [
+        ("/_auth/logout", "Sign out"),
+        ("/_auth/logout-all", "Sign out on every device"),
+    ] {
+        let resp = gw
+            .get_with(&format!("{path}?return_to=%2Fdocs"), &Jar::default())
+            .await;
+        assert_eq!(resp.status(), 200);
+        let html = resp.text().await.unwrap();
+        assert!(
+            html.contains(r#"<main class="card">"#),
+            "login-page look: {html}"
+        );
+        assert!(
+            html.contains(&format!(
+                r#"action="{path}" data-method="logout"><button type="submit">{button}</button>"#
+            )),
+            "{html}"
+        );
+        assert!(
+            html.contains(r#"href="/docs" data-action="cancel""#),
+            "{html}"
+        );
+    }
+    // An unsafe return_to is not a cancel target.
+    let html = gw
+        .get_with(
+            "/_auth/logout?return_to=https%3A%2F%2Fevil.example%2F",
+            &Jar::default(),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"href="/" data-action="cancel""#), "{html}");
+    // The 403 page's "Sign in as someone else": sign out, then log in again
+    // on the way to the page the user was opening.
+    let (jar, _) = minted_session(&gw, "U-alice");
+    let browser_post = |path: &str, jar: &Jar| {
+        gw.client
+            .post(gw.url(path))
+            .header(header::COOKIE, jar.header())
+            .header(header::ORIGIN, PUBLIC)
+            .header(header::ACCEPT, "text/html")
+            .send()
+    };
+    let resp = browser_post("/_auth/logout?return_to=%2Fadmin%2Fpanel%3Ftab%3D2", &jar)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        location(resp.headers()),
+        "/_auth/login?return_to=%2Fadmin%2Fpanel%3Ftab%3D2"
+    );
+    assert!(
+        set_cookies(resp.headers())
+            .iter()
+            .any(|(n, _, deleted)| n == "DS" && *deleted)
+    );
+    // Without it: after_logout, as before.
+    let (jar, _) = minted_session(&gw, "U-alice");
+    let resp = browser_post("/_auth/logout", &jar).await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(location(resp.headers()), "/");
+}

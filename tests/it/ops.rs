@@ -78,6 +78,71 @@ async fn not_ready_until_keys_are_loaded() {
     handle.shutdown().await;
 }
 
+/// A pod started while Descope's key endpoint fails becomes ready within
+/// seconds of it recovering (the no-keys backoff), not at the next
+/// `jwks_refresh` (5 minutes by default).
+#[tokio::test]
+async fn ready_within_seconds_after_the_key_endpoint_recovers() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let keys_path = format!("/v2/keys/{}", emu.project_id());
+    let control = reqwest::Client::new();
+    // The emulator's HTTP fault API: every key fetch answers 503.
+    let r = control
+        .post(format!("{}/emulator/faults", emu.base_url()))
+        .json(&json!({"path": keys_path, "type": "status", "status": 503}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let toml = base_toml(&emu, &up, "[[routes]]\npath = \"/**\"\n");
+    assert!(!toml.contains("jwks_refresh"), "the default 5 min schedule");
+    let handle = portcullis::app::start(config(&toml), Default::default())
+        .await
+        .unwrap();
+    let readyz = format!("http://{}/readyz", handle.admin_addr.unwrap());
+    let status = |c: &reqwest::Client| {
+        let req = c.get(&readyz).send();
+        async move { req.await.unwrap().status().as_u16() }
+    };
+    // Two failed fetches (the start-up one and a retry): still not ready.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while emu.calls(&keys_path) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry after a failed key fetch"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(&control).await, 503);
+    let r = control
+        .delete(format!("{}/emulator/faults", emu.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cleared = tokio::time::Instant::now();
+    loop {
+        if status(&control).await == 200 {
+            break;
+        }
+        assert!(
+            cleared.elapsed() < Duration::from_secs(10),
+            "not ready 10 s after the key endpoint recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = session_token(&emu, "U", json!({}));
+    let r = control
+        .get(format!("http://{}/x", handle.addr))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    handle.shutdown().await;
+}
+
 #[tokio::test]
 async fn oversize_headers_get_431_and_slow_headers_are_cut_off() {
     let emu = std::sync::Arc::new(spawn_emulator().await);
@@ -306,4 +371,56 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
     })
     .await;
     assert!(closed.is_ok(), "the idle connection was closed");
+}
+
+/// Signed-out browsers' own `/favicon.ico` fetches get the gateway's icon,
+/// not 401/redirect noise, and never reach the app; signed-in users and a
+/// public route get the app's.
+#[tokio::test]
+async fn signed_out_favicon_requests_get_the_built_in_icon() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
+    for accept in ["image/avif,image/webp,*/*", "text/html"] {
+        let r = gw
+            .get("/favicon.ico")
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/x-icon");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), portcullis::favicon::ICON);
+    }
+    assert_eq!(
+        gw.upstream.count(),
+        0,
+        "the app never saw a signed-out request"
+    );
+    // Other paths and methods are unchanged.
+    assert_eq!(gw.get("/favicon.png").send().await.unwrap().status(), 401);
+    let post = gw.client.post(gw.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(post.status(), 401);
+    // Signed in: the app's own icon.
+    let token = gw.session("U", json!({}));
+    let r = gw
+        .get("/favicon.ico")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json",
+        "the upstream's answer"
+    );
+    assert_eq!(gw.upstream.last().target, "/favicon.ico");
+
+    // A public route for it: the app serves everyone.
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/favicon.ico\"\naccess = \"public\"\n[[routes]]\npath = \"/**\"\n",
+    )
+    .await;
+    let r = gw.get("/favicon.ico").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.upstream.count(), 1);
 }

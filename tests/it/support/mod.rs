@@ -412,3 +412,62 @@ pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
 pub fn raw_get(target: &str, extra_headers: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n{extra_headers}\r\n")
 }
+
+// === log capture ===
+
+/// The JSON log lines written on this thread while the guard lives. A
+/// `#[tokio::test]` runs the gateway's tasks on its own (current) thread, so
+/// this sees the gateway's events and no other test's.
+pub struct Logs {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+pub fn capture_logs() -> Logs {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(LogWriter(buf.clone()))
+        .finish();
+    Logs {
+        buf,
+        _guard: tracing::subscriber::set_default(subscriber),
+    }
+}
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+
+    /// The parsed lines whose message is `message`.
+    pub fn lines_with(&self, message: &str) -> Vec<Value> {
+        self.text()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+}

@@ -25,10 +25,14 @@ pub const DEFAULT_UPSTREAM: &str = "default";
 /// cannot make the gateway build a huge matcher.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// The methods a route may list in `methods` without a lint-worthy spelling.
-const KNOWN_LOWERCASE_METHODS: &[&str] = &[
-    "get", "head", "post", "put", "patch", "delete", "options", "trace", "connect",
+/// The methods a route may list in `methods` as written (RFC 9110 and PATCH,
+/// RFC 5789). Anything else must be spelled `"EXT:NAME"`, so a typo such as
+/// `"GTE"` is an error instead of a route that answers 405 forever.
+pub const STANDARD_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
 ];
+/// Prefix of an extension method in `methods`, e.g. `"EXT:PROPFIND"`.
+pub const EXTENSION_METHOD_PREFIX: &str = "EXT:";
 
 /// Collects issues for one route.
 struct Ctx<'a> {
@@ -440,32 +444,72 @@ fn compile_methods(c: &mut Ctx<'_>, methods: &[String]) -> Option<Vec<Method>> {
     let mut out = Vec::new();
     let mut ok = true;
     for m in methods {
-        if KNOWN_LOWERCASE_METHODS.contains(&m.to_ascii_lowercase().as_str())
-            && *m != m.to_ascii_uppercase()
-        {
-            c.push(
-                "methods",
-                format!("{m:?}"),
-                "methods are case-sensitive",
-                format!("write \"{}\"", m.to_ascii_uppercase()),
-            );
-            ok = false;
-            continue;
-        }
-        match Method::from_bytes(m.as_bytes()) {
+        match method_entry(m) {
             Ok(method) => out.push(method),
-            Err(_) => {
-                c.push(
-                    "methods",
-                    format!("{m:?}"),
-                    "not an HTTP method token",
-                    "write method names such as \"GET\", \"POST\" (letters, no spaces)",
-                );
+            Err((what, fix)) => {
+                c.push("methods", format!("{m:?}"), what, fix);
                 ok = false;
             }
         }
     }
     ok.then_some(out)
+}
+
+/// One `methods` entry: a standard method as written, or `EXT:NAME` for an
+/// extension method (a valid token that is not a standard method). The error
+/// is `(what is wrong, the fix)`.
+fn method_entry(m: &str) -> Result<Method, (String, String)> {
+    let standard_list = || STANDARD_METHODS.join(", ");
+    if let Some(name) = m.strip_prefix(EXTENSION_METHOD_PREFIX) {
+        if STANDARD_METHODS.contains(&name.to_ascii_uppercase().as_str()) {
+            return Err((
+                format!("{name} is a standard method, not an extension"),
+                format!("write \"{}\"", name.to_ascii_uppercase()),
+            ));
+        }
+        return Method::from_bytes(name.as_bytes())
+            .ok()
+            .filter(|_| !name.is_empty())
+            .ok_or_else(|| {
+                (
+                    "not an HTTP method token after EXT:".to_owned(),
+                    "write an extension method as \"EXT:NAME\", NAME in letters, digits or !#$%&'*+-.^_`|~, e.g. \"EXT:PROPFIND\"".to_owned(),
+                )
+            });
+    }
+    let standard = match m {
+        "GET" => Some(Method::GET),
+        "HEAD" => Some(Method::HEAD),
+        "POST" => Some(Method::POST),
+        "PUT" => Some(Method::PUT),
+        "PATCH" => Some(Method::PATCH),
+        "DELETE" => Some(Method::DELETE),
+        "OPTIONS" => Some(Method::OPTIONS),
+        "TRACE" => Some(Method::TRACE),
+        "CONNECT" => Some(Method::CONNECT),
+        _ => None,
+    };
+    if let Some(method) = standard {
+        return Ok(method);
+    }
+    if STANDARD_METHODS.contains(&m.to_ascii_uppercase().as_str()) {
+        return Err((
+            "methods are case-sensitive".to_owned(),
+            format!("write \"{}\"", m.to_ascii_uppercase()),
+        ));
+    }
+    let what = if Method::from_bytes(m.as_bytes()).is_ok() {
+        "not a standard HTTP method (a typo would make the route answer 405 forever)"
+    } else {
+        "not an HTTP method token"
+    };
+    Err((
+        what.to_owned(),
+        format!(
+            "write one of {}; an extension method such as WebDAV's PROPFIND is written \"EXT:PROPFIND\"",
+            standard_list()
+        ),
+    ))
 }
 
 fn compile_host(c: &mut Ctx<'_>, host: &str) -> Option<HostPattern> {

@@ -317,6 +317,11 @@ fn first_match_wins_and_methods_never_fall_through() {
     assert!(!head_only.routes()[0].allows_method(&Method::GET));
     assert!(head_only.routes()[0].allows_method(&Method::HEAD));
     assert_eq!(admin.methods(), Some(&[Method::GET, Method::POST][..]));
+    // An extension method is allowed when written as one.
+    let dav = compile("[[routes]]\npath = \"/dav/**\"\nmethods = [\"GET\", \"EXT:PROPFIND\"]\n");
+    let propfind = Method::from_bytes(b"PROPFIND").expect("valid token");
+    assert!(dav.routes()[0].allows_method(&propfind));
+    assert!(!dav.routes()[0].allows_method(&Method::PUT));
 }
 
 #[test]
@@ -970,6 +975,36 @@ fn config_errors_name_key_and_fix() {
             "routes[0].methods",
             "not an HTTP method",
             "GET",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nmethods = [\"GTE\"]",
+            "routes[0].methods",
+            "not a standard HTTP method",
+            "\"EXT:PROPFIND\"",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nmethods = [\"PROPFIND\"]",
+            "routes[0].methods",
+            "not a standard HTTP method",
+            "GET, HEAD, POST",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nmethods = [\"EXT:GET\"]",
+            "routes[0].methods",
+            "standard method, not an extension",
+            "\"GET\"",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nmethods = [\"EXT:\"]",
+            "routes[0].methods",
+            "not an HTTP method token after EXT:",
+            "\"EXT:NAME\"",
+        ),
+        (
+            "[[routes]]\npath = \"/a\"\nmethods = [\"EXT:PROP FIND\"]",
+            "routes[0].methods",
+            "not an HTTP method token after EXT:",
+            "\"EXT:NAME\"",
         ),
         (
             "[[routes]]\npath = \"/a\"\nmethods = []",
