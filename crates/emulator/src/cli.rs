@@ -10,7 +10,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Emulator, EmulatorOptions, IssuerMode};
+use crate::handle::Emulator;
+use crate::options::{EmulatorOptions, IssuerMode, KeyType};
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
@@ -19,8 +20,8 @@ pub struct EmulatorArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "DESCOPE_PROJECT_ID")]
     pub project_id: String,
-    #[arg(long, value_enum, default_value_t = super::KeyType::Ec)]
-    pub key_type: super::KeyType,
+    #[arg(long, value_enum, default_value_t = KeyType::Ec)]
+    pub key_type: KeyType,
     /// Management key the management API requires (when unset: the control
     /// token if given, else any non-empty key).
     #[arg(long, env = "DESCOPE_MANAGEMENT_KEY", hide_env_values = true)]

@@ -6,9 +6,9 @@
 
 use http::{Method, StatusCode};
 
-use super::Shared;
-use super::flows;
-use super::http::{Req, Resp, escape, html, redirect};
+use crate::auth;
+use crate::http::{Req, Resp, escape, html, redirect};
+use crate::shared::Shared;
 
 const BANNER: &str = "<p style=\"background:#fee;border:2px solid #c00;padding:8px\"><strong>\
     This is the Portcullis Descope-API emulator, not Descope.</strong> Nothing here is a real \
@@ -126,7 +126,7 @@ fn choose(shared: &Shared, req: &Req) -> Resp {
         .filter(|s| !s.is_empty());
     let login = form.get("login_id").map(String::as_str);
     let mut st = shared.lock();
-    match flows::consent(&mut st, state, user_id, login) {
+    match auth::consent(&mut st, state, user_id, login) {
         Ok(url) => redirect(&url),
         Err(message) => html(
             StatusCode::BAD_REQUEST,

@@ -1381,3 +1381,7 @@ async fn control_faults_accept_loose_spellings() {
     assert_eq!(resp.status(), 400);
     emu.shutdown().await;
 }
+
+mod access_keys;
+mod module_graph;
+mod sso_settings;

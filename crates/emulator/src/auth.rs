@@ -1,8 +1,9 @@
-//! Login flows: magic link, enchanted link, OTP, TOTP, password, access key,
-//! OAuth and SSO/SAML (paths and bodies from py `descope/authmethod/*.py` and
-//! core-js `sdk/*`).
+//! The auth API's login methods: magic link, enchanted link, OTP, TOTP,
+//! password, OAuth and SSO/SAML (paths and bodies from py
+//! `descope/authmethod/*.py` and core-js `sdk/*`). Descope Flows (`flow.rs`)
+//! reuse the building blocks here.
 //!
-//! Every flow ends in a [`PendingLogin`] being completed: the user is marked
+//! Every login ends in a [`PendingLogin`] being completed: the user is marked
 //! seen, a session + refresh pair is issued and answered as a JWTResponse
 //! (cookie mode respected). Links, codes and OAuth/SSO codes are single-use.
 //! "Sent" links and codes land in the outbox.
@@ -10,13 +11,14 @@
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::http::{Req, Resp, append_query, error, json, missing, ok_empty, str_field};
-use super::routes::{internal, jwt_response};
-use super::state::{
-    Authorization, LINK_TTL_SECS, OTP_TTL_SECS, OtpCode, PendingLogin, PendingSession, State,
-    StepUp,
+use crate::http::{Req, Resp, append_query, error, json, missing, ok_empty, str_field};
+use crate::options::OutboxEntry;
+use crate::shared::Shared;
+use crate::state::{
+    Authorization, LINK_TTL_SECS, PendingLogin, State, StepUp, TenantMembership, UserSpec,
 };
-use super::{OutboxEntry, Shared, UserSpec, now_secs, random_hex};
+use crate::tokens::{internal, jwt_response, refused};
+use crate::util::{now_secs, random_hex};
 
 /// Shortest password accepted by password sign-up (the emulator's policy).
 pub(crate) const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
@@ -94,7 +96,6 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
             &json!({"active": true, "minLength": DEFAULT_PASSWORD_MIN_LENGTH, "lowercase": false,
                     "uppercase": false, "number": false, "nonAlphanumeric": false}),
         ),
-        (true, ["accesskey", "exchange"]) => access_key_exchange(shared, req),
         (true, ["oauth", "authorize"]) => authorize(shared, req, "oauth", true, step_up),
         (true, ["oauth", "authorize", "signin"]) => authorize(shared, req, "oauth", false, step_up),
         (true, ["oauth", "authorize", "signup" | "signup-in" | "update"]) => {
@@ -145,7 +146,7 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
     let claims = shared
         .lock()
         .check_refresh(token)
-        .map_err(|r| super::routes::refused(Some(r)))?;
+        .map_err(|r| refused(Some(r)))?;
     let amr = claims
         .get("amr")
         .and_then(Value::as_array)
@@ -161,54 +162,6 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
         .unwrap_or_default()
         .to_owned();
     Ok(Some(StepUp { sub, amr }))
-}
-
-/// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
-pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
-    st.sweep();
-    let token = random_hex(24);
-    st.tokens.insert(token.clone(), login);
-    token
-}
-
-/// Stores an enchanted-link token and its pending session; returns `(token, pendingRef)`.
-pub(crate) fn new_enchanted(st: &mut State, login: PendingLogin) -> (String, String) {
-    st.sweep();
-    let token = random_hex(24);
-    let pending_ref = random_hex(16);
-    st.enchanted_tokens
-        .insert(token.clone(), pending_ref.clone());
-    st.pending_sessions.insert(
-        pending_ref.clone(),
-        PendingSession {
-            login,
-            verified: false,
-        },
-    );
-    (token, pending_ref)
-}
-
-/// A fresh six-digit OTP for `login_id`.
-pub(crate) fn new_otp(
-    st: &mut State,
-    login_id: &str,
-    first_seen: bool,
-    step_up: Option<StepUp>,
-) -> String {
-    use rand::Rng as _;
-    st.sweep();
-    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-    st.otp_codes.insert(
-        login_id.to_lowercase(),
-        OtpCode {
-            code: code.clone(),
-            expires_at: now_secs().saturating_add(OTP_TTL_SECS),
-            attempts: 0,
-            first_seen,
-            step_up,
-        },
-    );
-    code
 }
 
 /// Completes a login: marks the user seen and answers a JWTResponse.
@@ -394,7 +347,7 @@ fn link_start(
         step_up,
     };
     if enchanted {
-        let (token, pending_ref) = new_enchanted(&mut st, login);
+        let (token, pending_ref) = st.new_enchanted(login);
         let link = append_query(&uri, "t", &token);
         use rand::Rng as _;
         let link_id = format!("{}", rand::rng().random_range(10..100u32));
@@ -411,7 +364,7 @@ fn link_start(
             &json!({"pendingRef": pending_ref, "linkId": link_id, "maskedEmail": mask(&to)}),
         )
     } else {
-        let token = new_token(&mut st, login);
+        let token = st.new_token(login);
         let link = append_query(&uri, "t", &token);
         st.send(outbox_entry(
             "magiclink",
@@ -532,7 +485,7 @@ fn otp_start(
         Err(resp) => return resp,
     };
     let (to, masked_key) = destination(&st, &user_id, &login_id, method);
-    let code = new_otp(&mut st, &login_id, created, step_up);
+    let code = st.new_otp(&login_id, created, step_up);
     st.send(outbox_entry(
         "otp",
         &login_id,
@@ -837,7 +790,7 @@ fn password_reset(shared: &Shared, body: &Map<String, Value>) -> Resp {
         first_seen: false,
         step_up: None,
     };
-    let token = new_token(&mut st, login);
+    let token = st.new_token(login);
     let link = if uri.is_empty() {
         None
     } else {
@@ -855,69 +808,6 @@ fn password_reset(shared: &Shared, body: &Map<String, Value>) -> Resp {
         StatusCode::OK,
         &json!({"resetMethod": "magiclink", "maskedEmail": mask(&to)}),
     )
-}
-
-// === access keys ===
-
-/// `POST /v1/auth/accesskey/exchange` with `Bearer pid:accessKey` →
-/// `{keyId, sessionJwt, expiration}`.
-fn access_key_exchange(shared: &Shared, req: &Req) -> Resp {
-    let parts = req.bearer_parts();
-    let secret = parts.get(1).map(String::as_str).unwrap_or_default();
-    let body = req.json().unwrap_or_default();
-    let mut st = shared.lock();
-    let Some(key) = st.access_keys.get(secret).cloned() else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "E061301",
-            "Unauthorized",
-            "Unknown access key",
-        );
-    };
-    if key.expires_at != 0 && key.expires_at < now_secs() {
-        return invalid_token();
-    }
-    let mut claims = Map::new();
-    claims.insert("roles".into(), json!(key.roles));
-    claims.insert("permissions".into(), json!(st.permissions_of(&key.roles)));
-    let tenants: Map<String, Value> = key
-        .tenants
-        .iter()
-        .map(|t| {
-            let permissions = st.permissions_of(&t.roles);
-            (
-                t.id.clone(),
-                json!({"roles": t.roles, "permissions": permissions}),
-            )
-        })
-        .collect();
-    claims.insert("tenants".into(), Value::Object(tenants));
-    let options = body.get("loginOptions").and_then(Value::as_object);
-    if let Some(custom) = options
-        .and_then(|o| o.get("customClaims"))
-        .and_then(Value::as_object)
-    {
-        claims.extend(custom.clone());
-    }
-    let dct = options
-        .and_then(|o| o.get("selectedTenant"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let issuer = shared.issuer();
-    match st.issue_session(
-        &issuer,
-        &key.id,
-        &json!(["accesskey"]),
-        dct,
-        &claims,
-        &Map::new(),
-    ) {
-        Ok((session, exp)) => json(
-            StatusCode::OK,
-            &json!({"keyId": key.id, "sessionJwt": session, "expiration": exp}),
-        ),
-        Err(_) => internal(),
-    }
 }
 
 // === OAuth and SSO ===
@@ -955,10 +845,19 @@ fn authorize(
             }
         }
     };
-    let state = random_hex(16);
-    st.sweep();
-    st.authorizations.insert(
-        state.clone(),
+    let redirect_url = if redirect_url.is_empty() && kind == "sso" {
+        // The tenant's configured redirect URL, when the start names none.
+        st.tenants
+            .get(&provider)
+            .and_then(|t| t.sso_config.as_ref())
+            .map(|c| c.redirect_url.clone())
+            .unwrap_or_default()
+    } else {
+        redirect_url
+    };
+    let url = new_authorization(
+        &mut st,
+        &shared.base_url,
         Authorization {
             kind,
             provider,
@@ -968,24 +867,33 @@ fn authorize(
             step_up,
         },
     );
-    let page = if kind == "oauth" {
+    json(StatusCode::OK, &json!({ "url": url }))
+}
+
+/// Stores an authorize request for the hosted consent (OAuth) or IdP (SSO)
+/// page and returns that page's URL.
+pub(crate) fn new_authorization(st: &mut State, base_url: &str, auth: Authorization) -> String {
+    let state = random_hex(16);
+    let page = if auth.kind == "oauth" {
         "oauth/consent"
     } else {
         "sso/idp"
     };
-    let url = format!("{}/emulator/{page}?state={state}", shared.base_url);
-    json(StatusCode::OK, &json!({ "url": url }))
+    st.sweep();
+    st.authorizations.insert(state.clone(), auth);
+    format!("{base_url}/emulator/{page}?state={state}")
 }
 
-/// A tenant by id, or by the domain of an email; it must have SSO on.
+/// A tenant by id, or by the domain of an email; it must have SSO on
+/// (seeded, `enforceSSO`, or settings configured through the management API).
 fn find_sso_tenant(st: &State, tenant: &str) -> Option<String> {
     if let Some(t) = st.tenants.get(tenant) {
-        return t.sso.then(|| t.id.clone());
+        return t.is_sso().then(|| t.id.clone());
     }
     let domain = tenant.rsplit_once('@').map_or(tenant, |(_, d)| d);
     st.tenants
         .values()
-        .find(|t| t.sso && t.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+        .find(|t| t.is_sso() && t.has_domain(domain))
         .map(|t| t.id.clone())
 }
 
@@ -1022,13 +930,20 @@ pub(crate) fn consent(
     };
     let tenant = (auth.kind == "sso").then(|| auth.provider.clone());
     if let Some(tenant_id) = &tenant {
-        // SSO provisions the user into the tenant (just-in-time).
+        // SSO provisions the user into the tenant (just-in-time), with the
+        // default SSO roles of the tenant's settings.
+        let roles = st
+            .tenants
+            .get(tenant_id)
+            .and_then(|t| t.sso_config.as_ref())
+            .map(|c| c.default_roles.clone())
+            .unwrap_or_default();
         if let Some(user) = st.users.get_mut(&user_id)
             && !user.tenants.iter().any(|t| &t.id == tenant_id)
         {
-            user.tenants.push(super::TenantMembership {
+            user.tenants.push(TenantMembership {
                 id: tenant_id.clone(),
-                roles: Vec::new(),
+                roles,
             });
         }
     }
@@ -1041,7 +956,7 @@ pub(crate) fn consent(
         first_seen: created,
         step_up: auth.step_up.clone(),
     };
-    let code = new_token(st, login);
+    let code = st.new_token(login);
     if auth.redirect_url.is_empty() {
         Ok(format!("/emulator/oauth/code?code={code}"))
     } else {
