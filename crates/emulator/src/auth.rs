@@ -29,7 +29,7 @@ const TOTP_STEP_SECS: i64 = 30;
 
 /// Which user-existence rule a login start applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Sign-in: the user must exist.
     Existing,
     /// Sign-up: the user must not exist.
@@ -166,23 +166,63 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
 
 /// Completes a login: marks the user seen and answers a JWTResponse.
 fn complete(shared: &Shared, st: &mut State, login: &PendingLogin) -> Resp {
+    match finish_login(&shared.issuer(), st, login) {
+        Ok((issued, first_seen)) => jwt_response(st, &issued, &login.user_id, first_seen, true),
+        Err(refusal) => refusal.response(),
+    }
+}
+
+/// Why a login cannot complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginRefusal {
+    UnknownUser,
+    Disabled,
+    Signing,
+}
+
+impl LoginRefusal {
+    /// The auth API's answer.
+    pub(crate) fn response(self) -> Resp {
+        match self {
+            Self::UnknownUser => user_not_found(),
+            Self::Disabled => error(
+                StatusCode::FORBIDDEN,
+                "E062109",
+                "User disabled",
+                "The user is disabled",
+            ),
+            Self::Signing => internal(),
+        }
+    }
+
+    /// What a flow screen says.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "No account with this email.",
+            Self::Disabled => "This account is disabled.",
+            Self::Signing => "The emulator could not sign a token.",
+        }
+    }
+}
+
+/// Marks the user seen and issues the session + refresh pair of a completed
+/// login; returns the tokens and `firstSeen`.
+pub(crate) fn finish_login(
+    issuer: &str,
+    st: &mut State,
+    login: &PendingLogin,
+) -> Result<(crate::state::Issued, bool), LoginRefusal> {
     let Some(user) = st.users.get_mut(&login.user_id) else {
-        return user_not_found();
+        return Err(LoginRefusal::UnknownUser);
     };
     if user.status == "disabled" {
-        return error(
-            StatusCode::FORBIDDEN,
-            "E062109",
-            "User disabled",
-            "The user is disabled",
-        );
+        return Err(LoginRefusal::Disabled);
     }
     let first_seen = login.first_seen || !user.seen;
     user.seen = true;
     if login.amr == "email" {
         user.verified_email = true;
     }
-    let issuer = shared.issuer();
     // A step-up adds this factor to the factors of the same user's session.
     let mut factors: Vec<String> = match &login.step_up {
         Some(s) if s.sub == login.user_id => s.amr.clone(),
@@ -192,16 +232,15 @@ fn complete(shared: &Shared, st: &mut State, login: &PendingLogin) -> Resp {
         factors.push(login.amr.to_owned());
     }
     let amr = json!(factors);
-    match st.issue(
-        &issuer,
+    st.issue(
+        issuer,
         &login.user_id,
         &amr,
         login.tenant.as_deref(),
         &login.custom_claims,
-    ) {
-        Ok(issued) => jwt_response(st, &issued, &login.user_id, first_seen, true),
-        Err(_) => internal(),
-    }
+    )
+    .map(|issued| (issued, first_seen))
+    .map_err(|_| LoginRefusal::Signing)
 }
 
 fn user_not_found() -> Resp {
@@ -232,7 +271,7 @@ fn invalid_token() -> Resp {
 }
 
 /// Finds or creates the user of a login start per `mode`; `(user_id, created)`.
-fn resolve_user(
+pub(crate) fn resolve_user(
     st: &mut State,
     login_id: &str,
     mode: Mode,
@@ -271,7 +310,7 @@ fn resolve_user(
 }
 
 /// `a***@example.com` / `+*******0100`.
-fn mask(value: &str) -> String {
+pub(crate) fn mask(value: &str) -> String {
     match value.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
@@ -286,7 +325,12 @@ fn mask(value: &str) -> String {
 }
 
 /// Where a message to this user goes for a delivery method, and the masked field.
-fn destination(st: &State, user_id: &str, login_id: &str, method: &str) -> (String, &'static str) {
+pub(crate) fn destination(
+    st: &State,
+    user_id: &str,
+    login_id: &str,
+    method: &str,
+) -> (String, &'static str) {
     let user = st.users.get(user_id);
     match method {
         "email" => (
@@ -378,7 +422,7 @@ fn link_start(
     }
 }
 
-fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
     body.get("loginOptions")
         .and_then(Value::as_object)
         .and_then(|o| o.get("customClaims"))
@@ -387,7 +431,7 @@ fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn outbox_entry(
+pub(crate) fn outbox_entry(
     kind: &str,
     login_id: &str,
     delivery: &str,
@@ -504,18 +548,10 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         return missing("loginId");
     }
     let mut st = shared.lock();
-    let key = login_id.to_lowercase();
-    let Some(entry) = st.otp_codes.get_mut(&key) else {
-        return wrong_code();
-    };
-    if entry.expires_at < now_secs() {
-        st.otp_codes.remove(&key);
-        return wrong_code();
-    }
-    if entry.code != code {
-        entry.attempts += 1;
-        if entry.attempts >= MAX_OTP_ATTEMPTS {
-            st.otp_codes.remove(&key);
+    let (first_seen, step_up) = match check_otp(&mut st, login_id, code) {
+        Ok(x) => x,
+        Err(OtpRefusal::Wrong) => return wrong_code(),
+        Err(OtpRefusal::TooManyAttempts) => {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "E061103",
@@ -523,11 +559,7 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
                 "Too many wrong codes; request a new one",
             );
         }
-        return wrong_code();
-    }
-    let first_seen = entry.first_seen;
-    let step_up = entry.step_up.clone();
-    st.otp_codes.remove(&key);
+    };
     let Some(user_id) = st.user_id_by_login(login_id) else {
         return user_not_found();
     };
@@ -548,6 +580,47 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         step_up,
     };
     complete(shared, &mut st, &login)
+}
+
+/// Why a one-time code was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OtpRefusal {
+    /// Wrong, expired or never sent.
+    Wrong,
+    /// The last allowed wrong entry: the code is burnt.
+    TooManyAttempts,
+}
+
+/// Checks (and on success consumes) the code sent to `login_id`; returns
+/// the sign-up flag and step-up of the start that sent it. Every wrong
+/// entry counts; the [`MAX_OTP_ATTEMPTS`]th burns the code.
+pub(crate) fn check_otp(
+    st: &mut State,
+    login_id: &str,
+    code: &str,
+) -> Result<(bool, Option<StepUp>), OtpRefusal> {
+    let key = login_id.to_lowercase();
+    let Some(entry) = st.otp_codes.get_mut(&key) else {
+        return Err(OtpRefusal::Wrong);
+    };
+    if entry.expires_at < now_secs() {
+        st.otp_codes.remove(&key);
+        return Err(OtpRefusal::Wrong);
+    }
+    let matches =
+        aws_lc_rs::constant_time::verify_slices_are_equal(entry.code.as_bytes(), code.as_bytes())
+            .is_ok();
+    if !matches {
+        entry.attempts += 1;
+        if entry.attempts >= MAX_OTP_ATTEMPTS {
+            st.otp_codes.remove(&key);
+            return Err(OtpRefusal::TooManyAttempts);
+        }
+        return Err(OtpRefusal::Wrong);
+    }
+    let result = (entry.first_seen, entry.step_up.clone());
+    st.otp_codes.remove(&key);
+    Ok(result)
 }
 
 fn wrong_code() -> Resp {

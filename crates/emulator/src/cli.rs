@@ -44,6 +44,11 @@ pub struct EmulatorArgs {
     /// Issue a new refresh token on every refresh and revoke the old one.
     #[arg(long)]
     pub refresh_rotation: bool,
+    /// A node_modules folder holding @descope/web-component and
+    /// @descope/web-components-ui, served at /npm/{package}@{version}/{path}
+    /// so that the real web component runs with no internet.
+    #[arg(long, value_name = "DIR")]
+    pub web_components: Option<PathBuf>,
 }
 
 /// Why the emulator refuses to start.
@@ -96,6 +101,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         },
         cookie_mode: args.cookie_mode,
         refresh_rotation: args.refresh_rotation,
+        web_components: args.web_components.clone(),
         ..EmulatorOptions::default()
     };
     let emulator = Emulator::spawn(args.listen, opts).await?;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::keys;
+use crate::npm::WebComponents;
 use crate::options::{EmulatorOptions, Fault, MintSpec, OutboxEntry};
 use crate::server;
 use crate::shared::Shared;
@@ -24,6 +25,11 @@ pub struct Emulator {
 impl Emulator {
     /// Binds `listen` (port 0 picks a free port) and serves until `shutdown`.
     pub async fn spawn(listen: SocketAddr, opts: EmulatorOptions) -> anyhow::Result<Self> {
+        let web_components = opts
+            .web_components
+            .as_deref()
+            .map(WebComponents::load)
+            .transpose()?;
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let base_url = format!("http://{addr}");
@@ -38,6 +44,7 @@ impl Emulator {
             control_token: opts.control_token.clone(),
             key_type: opts.key_type,
             issuer: opts.issuer,
+            web_components,
             state: Mutex::new(state),
         });
         let server = server::start(listener, shared.clone());

@@ -10,7 +10,8 @@
 //! accept (hyper 1, HTTP/1.1 + h2) ─► server::handle
 //!     1. count the call by path             (Emulator::calls)
 //!     2. apply a fault set for the path     (status, latency, 429, drop)
-//!     3. routes::dispatch ─► session      (keys, refresh, logout, me, tenant select)
+//!     3. routes::dispatch ─► cors         (preflight; loopback origins with credentials)
+//!                         ├► session      (keys, refresh, logout, me, tenant select)
 //!                         ├► auth         (magic/enchanted link, OTP, TOTP, password,
 //!                         │                OAuth, SSO/SAML authorize + exchange)
 //!                         ├► access_keys  (/v1/auth/accesskey/exchange, /v1/mgmt/accesskey*)
@@ -18,6 +19,9 @@
 //!                         │                permissions, test-user helpers)
 //!                         │   ├► access_keys
 //!                         │   └► sso_settings (SAML / OIDC settings of a tenant)
+//!                         ├► flow         (/v1/flow/start, /v1/flow/next: Descope Flows)
+//!                         ├► flow_pages   (/pages/{pid}/v2-beta/: config.json, theme.json, screens)
+//!                         ├► npm          (/npm/{package}@{version}/{path} from --web-components)
 //!                         ├► pages        (hosted OAuth consent + SSO IdP pages, outbox)
 //!                         └► control      (/emulator/*: mint, rotate keys, faults, calls,
 //!                                          revoke, cookie mode, rotation, users, outbox)
@@ -27,6 +31,17 @@
 //! `tests/module_graph.rs`): `routes` and `server` on top; the endpoint
 //! modules in the middle; `tokens`, `state`, `shared`, `keys` below them and
 //! `http`, `options`, `util` as leaves. Nothing names the crate root.
+//!
+//! # Descope Flows
+//!
+//! The real `<descope-wc>` (npm `@descope/web-component`) runs against the
+//! emulator with no internet: with `base-url` set to the emulator it reads
+//! the flow files from `/pages/{projectId}/v2-beta/`, and with
+//! `base-cdn-url` set to it, it loads `@descope/web-components-ui` from
+//! `/npm/...` (served from the `--web-components` folder). The flows
+//! `sign-in` and `sign-up-or-in` offer a one-time code, a magic link (with a
+//! waiting screen that completes when the link is opened anywhere) and OAuth
+//! through the hosted consent page; codes and links land in the outbox.
 //!
 //! All state (users, tenants, roles, issued refresh tokens, pending links,
 //! outbox, faults, call counts, keys) is per instance, behind one mutex that is
@@ -121,11 +136,15 @@ mod access_keys;
 mod auth;
 pub mod cli;
 mod control;
+mod cors;
 pub mod demo;
+mod flow;
+mod flow_pages;
 mod handle;
 mod http;
 mod keys;
 mod mgmt;
+mod npm;
 mod options;
 mod pages;
 mod routes;
@@ -138,9 +157,10 @@ mod tokens;
 mod util;
 
 pub use self::handle::Emulator;
+pub use self::npm::{WebComponents, WebComponentsError};
 pub use self::options::{
-    DEFAULT_PROJECT_ID, DEFAULT_REFRESH_TTL, DEFAULT_SESSION_TTL, EmulatorOptions, Fault,
-    FaultKind, IssuerMode, KeyType, MintSpec, OutboxEntry,
+    DEFAULT_COMPONENTS_VERSION, DEFAULT_PROJECT_ID, DEFAULT_REFRESH_TTL, DEFAULT_SESSION_TTL,
+    EmulatorOptions, Fault, FaultKind, IssuerMode, KeyType, MintSpec, OutboxEntry,
 };
 pub use self::state::{AccessKeySpec, TenantMembership, UserSpec};
 

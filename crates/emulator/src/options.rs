@@ -13,6 +13,10 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Default project id when none is given.
 pub const DEFAULT_PROJECT_ID: &str = "P2EmulatorProjectId0000000000";
+/// The `@descope/web-components-ui` version the Flow pages ask for
+/// (`config.json` `componentsVersion`) when no `--web-components` folder
+/// names the installed one. The generated `theme.json` comes from it.
+pub const DEFAULT_COMPONENTS_VERSION: &str = "3.14.1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KeyType {
@@ -54,6 +58,10 @@ pub struct EmulatorOptions {
     pub cookie_mode: bool,
     /// A new refresh token on every refresh; the old one stops working.
     pub refresh_rotation: bool,
+    /// A `node_modules` folder holding `@descope/web-component` and
+    /// `@descope/web-components-ui`, served CDN-style at
+    /// `/npm/{package}@{version}/{path}` (`--web-components DIR`).
+    pub web_components: Option<std::path::PathBuf>,
 }
 
 impl Default for EmulatorOptions {
@@ -69,6 +77,7 @@ impl Default for EmulatorOptions {
             issuer: IssuerMode::default(),
             cookie_mode: false,
             refresh_rotation: false,
+            web_components: None,
         }
     }
 }

@@ -5,10 +5,20 @@ use http::{Method, StatusCode};
 
 use crate::http::{Req, Resp, error, not_found};
 use crate::shared::Shared;
-use crate::{access_keys, auth, control, mgmt, pages, session};
+use crate::{access_keys, auth, control, cors, flow, flow_pages, mgmt, npm, pages, session};
 
-/// Routes one request.
+/// Routes one request; answers CORS preflights and adds the CORS headers of
+/// a loopback page's origin (`cors.rs`).
 pub(crate) fn dispatch(shared: &Shared, req: &Req) -> Resp {
+    if let Some(resp) = cors::preflight(req) {
+        return resp;
+    }
+    let mut resp = route(shared, req);
+    cors::decorate(req, &mut resp);
+    resp
+}
+
+fn route(shared: &Shared, req: &Req) -> Resp {
     let path = req.path.as_str();
     if let Some(rest) = path.strip_prefix("/emulator/") {
         return control::handle(shared, req, rest);
@@ -21,6 +31,22 @@ pub(crate) fn dispatch(shared: &Shared, req: &Req) -> Resp {
     }
     if path.starts_with("/v1/mgmt/") || path.starts_with("/v2/mgmt/") {
         return mgmt::handle(shared, req);
+    }
+    if let Some(rest) = path.strip_prefix("/pages/") {
+        return flow_pages::serve(shared, req, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/npm/") {
+        return npm::serve(shared.web_components.as_ref(), req, rest);
+    }
+    if path.starts_with("/v1/flow/") {
+        if let Some(resp) = check_project(shared, req) {
+            return resp;
+        }
+        return match (&req.method, path) {
+            (&Method::POST, "/v1/flow/start") => flow::handle(shared, req, false),
+            (&Method::POST, "/v1/flow/next") => flow::handle(shared, req, true),
+            _ => not_found(),
+        };
     }
     if path.starts_with("/v1/auth/") {
         if let Some(resp) = check_project(shared, req) {

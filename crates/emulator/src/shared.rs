@@ -2,6 +2,7 @@
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::npm::WebComponents;
 use crate::options::{IssuerMode, KeyType};
 use crate::state::State;
 
@@ -13,6 +14,8 @@ pub(crate) struct Shared {
     pub(crate) control_token: Option<String>,
     pub(crate) key_type: KeyType,
     pub(crate) issuer: IssuerMode,
+    /// The `--web-components` packages, served at `/npm/...`.
+    pub(crate) web_components: Option<WebComponents>,
     pub(crate) state: Mutex<State>,
 }
 

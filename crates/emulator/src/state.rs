@@ -283,6 +283,8 @@ pub(crate) struct State {
     pub(crate) access_keys: BTreeMap<String, AccessKey>,
     /// OAuth/SSO authorize requests waiting on the hosted page, by state id.
     pub(crate) authorizations: HashMap<String, Authorization>,
+    /// Running Descope Flow executions, by execution id.
+    pub(crate) flow_executions: HashMap<String, FlowExecution>,
     pub(crate) outbox: Vec<OutboxEntry>,
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) faults: HashMap<String, Fault>,
@@ -366,6 +368,41 @@ pub(crate) struct Authorization {
     pub(crate) step_up: Option<StepUp>,
 }
 
+/// The screens of the emulator's Flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlowScreen {
+    /// Email, "send a code", "send a link", OAuth buttons.
+    Welcome,
+    /// The one-time code entry.
+    OtpCode,
+    /// "Check your email": polls until the link is opened.
+    LinkSent,
+}
+
+/// One run of a Descope Flow (`/v1/flow/start` … `/v1/flow/next`).
+#[derive(Debug, Clone)]
+pub(crate) struct FlowExecution {
+    /// `sign-up-or-in`: unknown emails become users.
+    pub(crate) signup: bool,
+    /// The current step (its `stepId` is the number as a string).
+    pub(crate) step: u32,
+    pub(crate) screen: FlowScreen,
+    /// The email the user gave.
+    pub(crate) login_id: String,
+    /// The URL the flow runs on (`options.redirectUrl`, else
+    /// `options.location`): magic links and OAuth return there.
+    pub(crate) location: String,
+    /// The magic-link token this execution sent.
+    pub(crate) link_token: Option<String>,
+    /// Set when the link was opened (in any tab): the waiting tab's next
+    /// poll completes with a session of its own.
+    pub(crate) link_login: Option<PendingLogin>,
+    pub(crate) expires_at: i64,
+}
+
+/// Lifetime of a flow execution without progress.
+pub(crate) const FLOW_TTL_SECS: i64 = 30 * 60;
+
 /// OTP lifetime.
 pub(crate) const OTP_TTL_SECS: i64 = 5 * 60;
 /// Lifetime of magic links, codes and pending authorizations.
@@ -386,6 +423,7 @@ impl State {
             otp_codes: HashMap::new(),
             access_keys: BTreeMap::new(),
             authorizations: HashMap::new(),
+            flow_executions: HashMap::new(),
             outbox: Vec::new(),
             calls: HashMap::new(),
             faults: HashMap::new(),
@@ -840,6 +878,7 @@ impl State {
         self.enchanted_tokens.retain(|_, r| live.contains(r));
         self.otp_codes.retain(|_, c| c.expires_at >= now);
         self.authorizations.retain(|_, a| a.expires_at >= now);
+        self.flow_executions.retain(|_, e| e.expires_at >= now);
     }
 
     /// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
