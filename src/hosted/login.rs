@@ -220,6 +220,7 @@ impl LoginCore {
                 url: l.web_js_sdk_url.clone(),
                 integrity: l.web_js_sdk_integrity.clone(),
             },
+            cdn_url: l.cdn_url.clone(),
             redirect_origins: l.allowed_redirect_origins.clone(),
         };
         let (limit, period) = l.start_rate_limit;

@@ -17,6 +17,7 @@ fn settings(methods: &[&str]) -> PageSettings {
             url: "https://cdn.example/sdk.js".into(),
             integrity: None,
         },
+        cdn_url: None,
         redirect_origins: vec!["https://other.example".into()],
     }
 }
@@ -213,4 +214,64 @@ fn one_email_field_serves_every_email_method() {
     assert!(!html.contains("enchantedlink"));
     let none = login(&settings(&["sso"]), &LoginView::default()).html;
     assert!(!none.contains(r#"name="email""#));
+}
+
+#[test]
+fn flow_section_passes_cdn_url_and_skips_an_empty_sdk_script() {
+    let mut s = settings(&["flow"]);
+    s.cdn_url = Some("http://127.0.0.1:4000\"x".into());
+    s.web_js_sdk.url = String::new();
+    let page = login(
+        &s,
+        &LoginView {
+            return_to: "/",
+            flow_nonce: Some("N"),
+            notice: None,
+        },
+    );
+    assert!(page.html.contains(
+        r#"base-url="http://127.0.0.1:4000" base-cdn-url="http://127.0.0.1:4000&quot;x""#
+    ));
+    assert!(!page.html.contains("sdk.js"));
+    assert_eq!(
+        page.html.matches(" src=").count(),
+        2,
+        "the component and the logo"
+    );
+}
+
+#[test]
+fn flow_csp_names_exactly_the_origins_the_component_uses() {
+    // Against the emulator (a loopback API): only that origin, no https: wildcard.
+    let mut s = settings(&["flow"]);
+    s.logo_url = Some("https://cdn.example/logo.png".into());
+    let view = LoginView {
+        return_to: "/",
+        flow_nonce: Some("N"),
+        notice: None,
+    };
+    let csp = login(&s, &view).csp;
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:4000;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("img-src 'self' data: https://cdn.example;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-src 'none'"), "{csp}");
+    assert!(
+        !csp.contains("https:;") && !csp.contains("https: "),
+        "{csp}"
+    );
+    // Against Descope: its API and static hosts for connect-src, nothing else there.
+    s.descope_base_url = Some("https://api.descope.com".into());
+    let csp = login(&s, &view).csp;
+    assert!(
+        csp.contains(
+            "connect-src 'self' https://api.descope.com https://static.descope.com https://static2.descope.com;"
+        ),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
 }

@@ -96,6 +96,13 @@ impl WebComponents {
             .map(|p| p.version.as_str())
     }
 
+    /// The file `path` (e.g. `dist/index.js`) of an installed package, when
+    /// the emulator would serve it.
+    pub fn file(&self, package: &str, path: &str) -> Option<PathBuf> {
+        let version = self.version(package)?;
+        self.resolve(&format!("{package}@{version}/{path}"))
+    }
+
     /// The file a request path (`{package}@{version}/{path}`, after `/npm/`)
     /// names, or `None` when it is not one this folder serves.
     fn resolve(&self, rest: &str) -> Option<PathBuf> {
