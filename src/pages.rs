@@ -563,10 +563,16 @@ fn flow_csp(s: &PageSettings, nonce: &str) -> String {
         let _ = write!(connect, " {base}");
     }
     if local {
+        // The UI library's icon font comes from where the library loads.
+        let cdn = s
+            .cdn_url
+            .as_deref()
+            .and_then(origin_of)
+            .map_or_else(String::new, |o| format!(" {o}"));
         format!(
             "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; \
              style-src 'self' 'unsafe-inline'; img-src 'self' data:{logo}; \
-             font-src 'self' data:; connect-src {connect}; frame-src 'none'; \
+             font-src 'self' data:{cdn}; connect-src {connect}; frame-src 'none'; \
              object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
             logo = s
                 .logo_url

@@ -85,7 +85,7 @@ fn dev_toml(
     let (method, login) = match flow {
         // The web component bundles the JS SDK: no second script.
         Some(f) => (
-            ", \"flow\"",
+            "\"flow\", ",
             format!(
                 "cdn_url = \"{emulator_base}\"\nweb_component_url = \"{}\"\n\
                  web_component_integrity = \"{}\"\nweb_js_sdk_url = \"\"",
