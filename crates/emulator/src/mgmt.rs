@@ -3,7 +3,7 @@
 //!
 //! Users (create, create/test, update, status, roles, tenants, load by login
 //! id or user id, delete, search, delete all test users), tenants, roles,
-//! permissions, and the test-user helpers (generate OTP,
+//! permissions, the flow list, and the test-user helpers (generate OTP,
 //! magic link, enchanted link, embedded link); access keys (`access_keys.rs`)
 //! and SSO settings (`sso_settings.rs`) are served by their own modules. Paths and bodies follow py
 //! `descope/management/*.py` and node `@descope/node-sdk` management.
@@ -11,6 +11,7 @@
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
+use crate::flow_pages::FLOW_IDS;
 use crate::http::{
     Req, Resp, append_query, error, json, missing, not_found, not_found_entity, ok_empty,
     str_field, strings,
@@ -281,10 +282,30 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
         }
         // === access keys ===
         _ if path.starts_with("/v1/mgmt/accesskey") => access_keys::manage(shared, req, &body),
+        // === flows ===
+        (&Method::POST, "/v1/mgmt/flow/list") => {
+            let flows: Vec<Value> = FLOW_IDS
+                .iter()
+                .map(|id| {
+                    json!({"id": id, "name": flow_name(id), "description": "Emulated by Portcullis",
+                           "disabled": false})
+                })
+                .collect();
+            let total = flows.len();
+            json(StatusCode::OK, &json!({ "flows": flows, "total": total }))
+        }
         _ if path.starts_with("/v1/mgmt/sso/") || path.starts_with("/v2/mgmt/sso/") => {
             sso_settings::manage(shared, req, &body)
         }
         _ => not_found(),
+    }
+}
+
+/// The display name of an emulated flow.
+fn flow_name(id: &str) -> &'static str {
+    match id {
+        "sign-up-or-in" => "Sign Up or In",
+        _ => "Sign In",
     }
 }
 

@@ -451,3 +451,22 @@ async fn codes_and_links_a_flow_sends_show_in_both_outboxes() {
     assert!(html.contains("not Descope"));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn management_lists_the_emulated_flows() {
+    let emu = spawn(KeyType::Ec).await;
+    let body: Value = super::mgmt(&emu, "/v1/mgmt/flow/list", json!({}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = body["flows"]
+        .as_array()
+        .expect("flows")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["sign-in", "sign-up-or-in"]);
+    assert_eq!(body["total"], 2);
+    emu.shutdown().await;
+}
