@@ -2,6 +2,11 @@
 //! `<descope-wc>`, whose API calls (`fetch` with `credentials: 'include'`,
 //! `Authorization` and `x-descope-sdk-*` headers) go to the emulator.
 //!
+//! Only the paths a browser page uses take part: the auth API
+//! (`/v1/auth/*`), Flows (`/v1/flow/*`), the keys, the flow files and the npm
+//! files. The management API and the control API never answer a browser on
+//! another origin (as Descope's management API does not).
+//!
 //! A request whose `Origin` is a loopback origin (`localhost`, `127.0.0.0/8`,
 //! `[::1]`, any port, http or https) gets that origin echoed with
 //! `Access-Control-Allow-Credentials: true`, and its preflight is answered
@@ -24,8 +29,26 @@ use crate::http::{Req, Resp};
 /// How long a browser may cache a preflight answer, in seconds.
 const PREFLIGHT_MAX_AGE_SECS: u32 = 600;
 
-/// The request's `Origin` when it is a loopback origin.
+/// Whether a path is one a browser page calls.
+fn browser_path(path: &str) -> bool {
+    [
+        "/v1/auth/",
+        "/v1/flow/",
+        "/v2/keys/",
+        "/v1/keys/",
+        "/pages/",
+        "/npm/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
+/// The request's `Origin` when it is a loopback origin and the path one a
+/// browser page calls.
 fn loopback_origin(req: &Req) -> Option<HeaderValue> {
+    if !browser_path(&req.path) {
+        return None;
+    }
     let value = req.headers.get(ORIGIN)?;
     let url = url::Url::parse(value.to_str().ok()?).ok()?;
     if !matches!(url.scheme(), "http" | "https") {

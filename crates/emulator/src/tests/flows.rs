@@ -388,6 +388,19 @@ async fn cors_answers_loopback_pages_only() {
         .await
         .expect("keys");
     assert!(resp.headers().get("access-control-allow-origin").is_none());
+    // The management and control APIs never answer another origin, loopback or not.
+    for path in ["/emulator/health", "/v1/mgmt/license"] {
+        let resp = c
+            .get(format!("{}{path}", emu.base_url()))
+            .header("origin", "http://127.0.0.1:8080")
+            .send()
+            .await
+            .expect("reachable");
+        assert!(
+            resp.headers().get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
     emu.shutdown().await;
 }
 
