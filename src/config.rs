@@ -194,6 +194,9 @@ pub struct LoginConfig {
     pub web_component_integrity: Option<String>,
     pub web_js_sdk_url: String,
     pub web_js_sdk_integrity: Option<String>,
+    /// `[login] cdn_url`: the origin the flow's web component loads its npm
+    /// libraries from (`base-cdn-url`); `None` leaves Descope's CDNs.
+    pub cdn_url: Option<String>,
     pub sso_legacy_saml: bool,
 }
 

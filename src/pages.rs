@@ -57,7 +57,11 @@ pub struct PageSettings {
     /// CSP `connect-src`); `None` lets the component use Descope's default.
     pub descope_base_url: Option<String>,
     pub web_component: ScriptRef,
+    /// Not loaded when its URL is empty (the web component bundles the SDK).
     pub web_js_sdk: ScriptRef,
+    /// Passed to `descope-wc` as `base-cdn-url` (`[login] cdn_url`): the
+    /// origin its npm libraries load from; `None` leaves Descope's CDNs.
+    pub cdn_url: Option<String>,
     /// Origins a form submission may be redirected to (`allowed_redirect_origins`).
     pub redirect_origins: Vec<String>,
     /// `[login] inbox_url`: an "Open your inbox" link on the check-your-email
@@ -85,6 +89,7 @@ impl PageSettings {
                 url: String::new(),
                 integrity: None,
             },
+            cdn_url: None,
             redirect_origins: Vec::new(),
             inbox_url: None,
         }
@@ -532,10 +537,13 @@ fn email_form(s: &PageSettings, rt_escaped: &str, email: &str) -> String {
 }
 
 fn flow_section(s: &PageSettings, login_nonce: &str) -> String {
-    let base = s
+    let mut base = s
         .descope_base_url
         .as_deref()
         .map_or_else(String::new, |b| format!(r#" base-url="{}""#, escape(b)));
+    if let Some(cdn) = &s.cdn_url {
+        let _ = write!(base, r#" base-cdn-url="{}""#, escape(cdn));
+    }
     format!(
         r#"<div class="method flow" data-method="flow" id="flow" data-session="{}" data-nonce="{}">
 <descope-wc project-id="{}" flow-id="{}"{base}></descope-wc>
@@ -551,6 +559,9 @@ fn flow_section(s: &PageSettings, login_nonce: &str) -> String {
 fn flow_scripts(s: &PageSettings, nonce: &str) -> String {
     let mut out = String::new();
     for sc in [&s.web_js_sdk, &s.web_component] {
+        if sc.url.is_empty() {
+            continue;
+        }
         let integrity = sc.integrity.as_deref().map_or_else(String::new, |i| {
             format!(r#" integrity="{}" crossorigin="anonymous""#, escape(i))
         });
@@ -664,21 +675,71 @@ fn strict_csp(nonce: &str, form_action: Option<&str>) -> String {
     csp
 }
 
-/// CSP for the page embedding `descope-wc`: the component loads its flow
-/// screens, styles and fonts from Descope, so scripts are trusted by nonce
-/// (`'strict-dynamic'` lets them load their own), and Descope's API origin
-/// is allowed for `connect-src`.
+/// CSP for the page embedding `descope-wc`. Scripts are trusted by nonce
+/// (`'strict-dynamic'` lets the component load the UI library it needs from
+/// `base-cdn-url`). The rest depends on where the component runs:
+///
+/// - against a loopback API (the emulator, `portcullis dev`): exactly what
+///   the component uses there — the API origin for its calls and flow files
+///   (`connect-src`), inline styles of its widgets, `data:` fonts and images,
+///   no frames;
+/// - against Descope: the API origin and Descope's static hosts (the flow
+///   files' fallbacks) for `connect-src`, and https styles, fonts, images and
+///   frames, which a project's theme and widgets (web fonts, captchas) name.
 fn flow_csp(s: &PageSettings, nonce: &str) -> String {
-    let mut connect = String::from("'self' https:");
-    if let Some(base) = s.descope_base_url.as_deref().and_then(origin_of) {
+    let base = s.descope_base_url.as_deref().and_then(origin_of);
+    let local = base.as_deref().is_some_and(is_loopback_origin);
+    let mut connect = String::from("'self'");
+    if let Some(base) = &base {
         let _ = write!(connect, " {base}");
     }
-    format!(
-        "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; \
-         style-src 'self' 'unsafe-inline' https:; img-src 'self' data: https:; \
-         font-src 'self' data: https:; connect-src {connect}; frame-src https:; \
-         object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-    )
+    if local {
+        // The UI library's icon font comes from where the library loads.
+        let cdn = s
+            .cdn_url
+            .as_deref()
+            .and_then(origin_of)
+            .map_or_else(String::new, |o| format!(" {o}"));
+        format!(
+            "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; \
+             style-src 'self' 'unsafe-inline'; img-src 'self' data:{logo}; \
+             font-src 'self' data:{cdn}; connect-src {connect}; frame-src 'none'; \
+             object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+            logo = s
+                .logo_url
+                .as_deref()
+                .and_then(origin_of)
+                .map_or_else(String::new, |o| format!(" {o}")),
+        )
+    } else {
+        for host in DESCOPE_STATIC_ORIGINS {
+            let _ = write!(connect, " {host}");
+        }
+        format!(
+            "default-src 'self'; script-src 'nonce-{nonce}' 'strict-dynamic'; \
+             style-src 'self' 'unsafe-inline' https:; img-src 'self' data: https:; \
+             font-src 'self' data: https:; connect-src {connect}; frame-src https:; \
+             object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    }
+}
+
+/// Where `descope-wc` reads flow files when `{base-url}/pages` has none
+/// (sdk-mixins `staticResourcesMixin`).
+const DESCOPE_STATIC_ORIGINS: [&str; 2] =
+    ["https://static.descope.com", "https://static2.descope.com"];
+
+/// `http(s)://localhost…`, `127.0.0.0/8`, `[::1]`.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Ok(u) = url::Url::parse(origin) else {
+        return false;
+    };
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// `form-action`: ourselves plus the allowed redirect origins (browsers

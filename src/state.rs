@@ -95,7 +95,7 @@ impl AppState {
 /// The login endpoints from the validated configuration; `None` when no
 /// login method is on or no `[session] secret` is set (every login endpoint
 /// then answers 404).
-fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
+pub fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
     let l = &cfg.login;
     let Some(secret) = cfg.session.secret.as_ref() else {
         return Ok(None);
@@ -134,6 +134,7 @@ fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
             url: l.web_js_sdk_url.clone(),
             integrity: l.web_js_sdk_integrity.clone(),
         },
+        cdn_url: l.cdn_url.clone(),
         redirect_origins: l.allowed_redirect_origins.clone(),
         inbox_url: l.inbox_url.clone(),
     };

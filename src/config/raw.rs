@@ -117,6 +117,7 @@ pub struct RawLogin {
     pub web_component_integrity: Option<String>,
     pub web_js_sdk_url: Option<String>,
     pub web_js_sdk_integrity: Option<String>,
+    pub cdn_url: Option<String>,
     pub sso_legacy_saml: Option<bool>,
 }
 

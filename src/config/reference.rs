@@ -533,6 +533,13 @@ pub const KEYS: &[KeyDoc] = &[
         "Subresource Integrity of `web_js_sdk_url`.",
     ),
     k(
+        "login.cdn_url",
+        Text("origin"),
+        "Descope's CDNs",
+        L,
+        "Passed to the web component as `base-cdn-url`: the origin its UI libraries load from (`https`, or `http` on loopback such as the emulator's `--web-components`).",
+    ),
+    k(
         "login.sso_legacy_saml",
         Bool,
         "`false`",

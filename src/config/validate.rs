@@ -815,7 +815,51 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
                 .is_none()
                 .then(|| DEFAULT_WEB_JS_SDK_INTEGRITY.to_string())
         }),
+        cdn_url: l.cdn_url.as_deref().and_then(|u| cdn_origin(cx, u)),
         sso_legacy_saml: l.sso_legacy_saml.unwrap_or(false),
+    }
+}
+
+/// `[login] cdn_url`: an origin (no path) over https, or http on loopback
+/// (the emulator's `--web-components`). The web component appends
+/// `/npm/{package}@{version}/{path}` to an origin, but uses a URL with a
+/// path as is for every library, which cannot work.
+fn cdn_origin(cx: &mut Ctx<'_>, raw: &str) -> Option<String> {
+    let issue = |problem: &str| {
+        ConfigIssue::new(
+            "login.cdn_url",
+            problem,
+            "write an origin such as \"https://cdn.example.com\" (the component appends \
+             /npm/{package}@{version}/{path}), or \"http://127.0.0.1:4080\" for the emulator",
+        )
+        .with_value(format!("{raw:?}"))
+    };
+    match url::Url::parse(raw) {
+        Ok(u)
+            if (u.path() == "/" || u.path().is_empty())
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && (u.scheme() == "https"
+                    || (u.scheme() == "http" && u.host_str().is_some_and(is_loopback_host))) =>
+        {
+            Some(origin_of(&u))
+        }
+        Ok(u) if u.scheme() == "http" => {
+            cx.error(issue("plain http is only allowed for loopback hosts"));
+            None
+        }
+        Ok(_) => {
+            cx.error(issue(
+                "must be an https origin with no path, query or credentials",
+            ));
+            None
+        }
+        Err(_) => {
+            cx.error(issue("not a URL"));
+            None
+        }
     }
 }
 

@@ -17,6 +17,7 @@ fn settings(methods: &[&str]) -> PageSettings {
             url: "https://cdn.example/sdk.js".into(),
             integrity: None,
         },
+        cdn_url: None,
         redirect_origins: vec!["https://other.example".into()],
         inbox_url: Some("https://mail.example/?q=\"x".into()),
     }
@@ -296,6 +297,31 @@ fn otp_form_offers_a_new_code_and_another_email() {
 }
 
 #[test]
+fn flow_section_passes_cdn_url_and_skips_an_empty_sdk_script() {
+    let mut s = settings(&["flow"]);
+    s.cdn_url = Some("http://127.0.0.1:4000\"x".into());
+    s.web_js_sdk.url = String::new();
+    let page = login(
+        &s,
+        &LoginView {
+            return_to: "/",
+            flow_nonce: Some("N"),
+            notice: None,
+            ..LoginView::default()
+        },
+    );
+    assert!(page.html.contains(
+        r#"base-url="http://127.0.0.1:4000" base-cdn-url="http://127.0.0.1:4000&quot;x""#
+    ));
+    assert!(!page.html.contains("sdk.js"));
+    assert_eq!(
+        page.html.matches(" src=").count(),
+        2,
+        "the component and the logo"
+    );
+}
+
+#[test]
 fn forbidden_page_signs_in_again_to_the_same_page() {
     let s = settings(&["magiclink"]);
     let html = forbidden(&s, "/admin/panel?tab=2").html;
@@ -329,4 +355,41 @@ fn primary_buttons_use_a_text_colour_made_for_the_accent() {
     // The e2e suite measures the contrast in Chromium; here: no hard-coded white.
     assert!(CSS.contains("color:var(--on-accent)"));
     assert!(CSS.contains("--accent:#7a9cff;--on-accent:#0b1020"));
+}
+
+#[test]
+fn flow_csp_names_exactly_the_origins_the_component_uses() {
+    // Against the emulator (a loopback API): only that origin, no https: wildcard.
+    let mut s = settings(&["flow"]);
+    s.logo_url = Some("https://cdn.example/logo.png".into());
+    let view = LoginView {
+        return_to: "/",
+        flow_nonce: Some("N"),
+        notice: None,
+        ..LoginView::default()
+    };
+    let csp = login(&s, &view).csp;
+    assert!(
+        csp.contains("connect-src 'self' http://127.0.0.1:4000;"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("img-src 'self' data: https://cdn.example;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-src 'none'"), "{csp}");
+    assert!(
+        !csp.contains("https:;") && !csp.contains("https: "),
+        "{csp}"
+    );
+    // Against Descope: its API and static hosts for connect-src, nothing else there.
+    s.descope_base_url = Some("https://api.descope.com".into());
+    let csp = login(&s, &view).csp;
+    assert!(
+        csp.contains(
+            "connect-src 'self' https://api.descope.com https://static.descope.com https://static2.descope.com;"
+        ),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
 }

@@ -1,26 +1,26 @@
 // Real-browser end-to-end tests of Portcullis' hosted login (run via ./run).
 //
 // Starts, on free loopback ports: the Descope-API emulator (`portcullis
-// emulator`), a demo upstream (below) that shows the identity headers it
-// receives, a stand-in for the Descope web component, and the gateway
-// (`portcullis run` with a config written here). Then headless Debian
-// Chromium goes through every login flow.
-//
-// The `flow` scenario does NOT exercise Descope's real web component or a
-// real Descope Flow: the page loads a local stand-in script that defines
-// `<descope-wc>` and dispatches the same `success` CustomEvent, with the same
-// `detail` fields (a JWTResponse: sessionJwt, refreshJwt, user, ...), as
-// `@descope/web-component` does. What is tested is the gateway's page script
-// and `POST {auth_prefix}/session`.
-
+// emulator --web-components node_modules`), a demo upstream (below) that
+// shows the identity headers it receives, and the gateway (`portcullis run`
+// with a config written here); then `portcullis dev --web-components
+// node_modules` and a plain `portcullis dev`. Headless Debian Chromium goes
+// through every login flow, the `flow` method included: the **real**
+// `<descope-wc>` (npm @descope/web-component and @descope/web-components-ui,
+// pinned in package-lock.json), loaded from the emulator and running the
+// emulator's Descope Flows. Every request that would leave loopback is
+// aborted and counted: the suite requires zero, and zero CSP violations.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { THEME_FILE, generateTheme } from './flow-theme.mjs';
 
 const BIN = process.env.PORTCULLIS_BIN;
 const OUT = process.env.E2E_OUTPUT || path.resolve('test-output/e2e');
@@ -29,6 +29,16 @@ const PID = 'P2e2etestproject00000000000000';
 const SECRET = 'e2e-secret-e2e-secret-e2e-secret-0123456789';
 const TIMEOUT = 20_000;
 const STEP_TIMEOUT = 8_000;
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+// The npm packages of the real web component, installed by ./run (npm ci).
+const NODE_MODULES = path.join(HERE, 'node_modules');
+const WC_PACKAGE = '@descope/web-component';
+const WC_VERSION = JSON.parse(fs.readFileSync(path.join(NODE_MODULES, WC_PACKAGE, 'package.json'))).version;
+const WC_FILE = 'dist/index.js';
+
+// Requests that would have left loopback (aborted), and CSP violations.
+const external = [];
+const cspViolations = [];
 
 const children = [];
 const servers = [];
@@ -83,7 +93,8 @@ user_id = "U-bob"
 name = "Bob Acme"
 tenants = [{ id = "T-acme", roles = ["member"] }]
 `);
-  const child = start(['emulator', '--listen', '127.0.0.1:0', '--project-id', PID, '--seed', seed]);
+  const child = start(['emulator', '--listen', '127.0.0.1:0', '--project-id', PID, '--seed', seed,
+    '--web-components', NODE_MODULES]);
   const rl = readline.createInterface({ input: child.stdout });
   const line = await new Promise((resolve, reject) => {
     rl.once('line', resolve);
@@ -126,54 +137,12 @@ async function emu(emuUrl, method, p, body) {
   return r.json();
 }
 
-/**
- * Stand-in for @descope/web-component: defines <descope-wc>, renders one
- * button, and on click dispatches `success` with a JWTResponse-shaped detail
- * holding tokens the emulator minted for Alice.
- */
-async function startStandIn(emuUrl) {
-  const server = http.createServer(async (req, res) => {
-    if (req.url === '/sdk.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' });
-      res.end('/* @descope/web-js-sdk stand-in: nothing needed */\n');
-      return;
-    }
-    if (req.url !== '/wc.js') { res.writeHead(404); res.end(); return; }
-    const { token: sessionJwt } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', ttlSecs: 600 });
-    const { token: refreshJwt } = await emu(emuUrl, 'POST', '/emulator/mint', { sub: 'U-alice', refresh: true, ttlSecs: 3600 });
-    const detail = {
-      sessionJwt, refreshJwt, cookieDomain: '', cookiePath: '/', cookieMaxAge: 3600,
-      cookieExpiration: Math.floor(Date.now() / 1000) + 3600, firstSeen: false,
-      user: { userId: 'U-alice', loginIds: ['alice@example.com'], name: 'Alice Example', email: 'alice@example.com' },
-    };
-    res.writeHead(200, { 'content-type': 'text/javascript' });
-    res.end(`(function () {
-  var detail = ${JSON.stringify(detail)};
-  class DescopeWcStandIn extends HTMLElement {
-    connectedCallback() {
-      var b = document.createElement('button');
-      b.type = 'button';
-      b.id = 'standin-login';
-      b.textContent = 'Continue as Alice (web-component stand-in, project ' + this.getAttribute('project-id') + ')';
-      b.addEventListener('click', () => {
-        // Like web-js-sdk's persistTokens: a script-readable copy.
-        localStorage.setItem('DS', detail.sessionJwt);
-        localStorage.setItem('DSR', detail.refreshJwt);
-        this.dispatchEvent(new CustomEvent('success', { detail: detail, bubbles: true, composed: true }));
-      });
-      this.appendChild(b);
-    }
-  }
-  customElements.define('descope-wc', DescopeWcStandIn);
-})();
-`);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  servers.push(server);
-  return `http://127.0.0.1:${server.address().port}`;
+/** `sha384-…` of the web component's bundle, as the login page pins it. */
+function integrity(file) {
+  return `sha384-${crypto.createHash('sha384').update(fs.readFileSync(file)).digest('base64')}`;
 }
 
-async function startGateway(dir, emuUrl, upstream, standIn) {
+async function startGateway(dir, emuUrl, upstream) {
   const port = await freePort();
   const gw = `http://127.0.0.1:${port}`;
   const file = path.join(dir, 'portcullis.toml');
@@ -195,8 +164,10 @@ secret = "env:E2E_PORTCULLIS_SECRET"
 [login]
 methods = ["flow", "magiclink", "enchantedlink", "otp", "oauth:google", "sso"]
 app_name = "Portcullis demo"
-web_component_url = "${standIn}/wc.js"
-web_js_sdk_url = "${standIn}/sdk.js"
+web_component_url = "${emuUrl}/npm/${WC_PACKAGE}@${WC_VERSION}/${WC_FILE}"
+web_component_integrity = "${integrity(path.join(NODE_MODULES, WC_PACKAGE, WC_FILE))}"
+web_js_sdk_url = ""
+cdn_url = "${emuUrl}"
 after_logout = "/"
 
 [upstreams.default]
@@ -251,15 +222,69 @@ async function userOnPage(page) {
   return (await page.textContent('#user'))?.trim();
 }
 
+/** Aborts and records every request of `ctx` that would leave loopback, and
+ * records CSP violations reported by its pages. */
+async function guard(ctx) {
+  await ctx.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname)) return route.continue();
+    external.push(url.href);
+    return route.abort('blockedbyclient');
+  });
+  ctx.on('page', (page) => {
+    page.on('console', (m) => {
+      if (/Content.Security.Policy/i.test(m.text())) cspViolations.push(`${page.url()}: ${m.text()}`);
+    });
+  });
+  ctx.setDefaultTimeout(STEP_TIMEOUT);
+  return ctx;
+}
+
+/** The rendered `<descope-wc>` (its first screen shows the email field). */
+async function flowReady(page) {
+  const wc = page.locator('descope-wc');
+  await wc.locator('descope-email-field input').first().waitFor({ timeout: TIMEOUT });
+  return wc;
+}
+
+/** Types a one-time code into the flow's passcode field, digit by digit. */
+async function typeCode(page, wc, code) {
+  await wc.locator('descope-passcode input').first().click();
+  await page.keyboard.type(code, { delay: 40 });
+}
+
+/** The error the flow screen shows (its `data-type="error-message"` element). */
+async function flowError(wc) {
+  const el = wc.locator('[data-type="error-message"]').first();
+  for (let i = 0; i < 100; i++) {
+    const text = (await el.textContent())?.trim();
+    if (text) return text;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return '';
+}
+
+/** `portcullis dev` on free ports; resolves when its login page answers. */
+async function startDev(extra) {
+  const [gwPort, emuPort, demoPort, adminPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  start(['dev', '--listen', `127.0.0.1:${gwPort}`, '--emulator-listen', `127.0.0.1:${emuPort}`,
+    '--demo-listen', `127.0.0.1:${demoPort}`, '--admin-listen', `127.0.0.1:${adminPort}`, ...extra]);
+  const gw = `http://127.0.0.1:${gwPort}`;
+  for (let i = 0; i < 600; i++) {
+    try {
+      const r = await fetch(`${gw}/_auth/login`);
+      if (r.status === 200) return { gw, emuUrl: `http://127.0.0.1:${emuPort}` };
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('portcullis dev never became ready');
+}
+
 // --- scenarios ---------------------------------------------------------------
 
 function scenarios(env) {
   const { gw, emuUrl, browser } = env;
-  const fresh = async () => {
-    const c = await browser.newContext();
-    c.setDefaultTimeout(STEP_TIMEOUT);
-    return c;
-  };
+  const fresh = async () => guard(await browser.newContext());
   return [
     ['magic link via the outbox lands on the original return_to', async () => {
       const ctx = await fresh();
@@ -267,9 +292,8 @@ function scenarios(env) {
       const page = await ctx.newPage();
       await page.goto(`${gw}/docs/page?x=1`);
       check(page.url().startsWith(`${gw}/_auth/login?return_to=`), `not on login: ${page.url()}`);
-      await page.waitForSelector('descope-wc #standin-login');
-      const login = await shot(page, 'login-page');
-      if (DOCS) fs.copyFileSync(login, path.join(DOCS, 'login.png'));
+      await flowReady(page);
+      await shot(page, 'login-page');
       await page.fill('#login-email', 'alice@example.com');
       await page.click('button[data-method="magiclink"]');
       await page.waitForSelector('[data-page="check-email"]');
@@ -373,18 +397,42 @@ function scenarios(env) {
       await ctx.close();
     }],
 
-    ['flow page posts the web component session to /session', async () => {
+    ['flow: the real web component signs in through the OAuth consent page', async () => {
       const ctx = await fresh();
       const page = await ctx.newPage();
-      await page.goto(`${gw}/flow/landing`);
-      await page.click('#standin-login');
-      await page.waitForURL(`${gw}/flow/landing`);
+      await page.goto(`${gw}/flow/landing?via=oauth`);
+      const wc = await flowReady(page);
+      await wc.locator('descope-button#oauth-google').click();
+      await page.waitForURL(`${emuUrl}/emulator/oauth/consent?**`);
+      await page.click('button[data-login-id="alice@example.com"]');
+      await page.waitForURL(`${gw}/flow/landing?via=oauth`, { timeout: TIMEOUT });
       check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
+      // The page script drops the SDK's script-readable copy of the tokens;
+      // the session lives in the gateway's HttpOnly cookie.
       const left = await page.evaluate(() => [localStorage.getItem('DS'), localStorage.getItem('DSR')]);
       check(left.every((v) => v === null), 'tokens left in localStorage');
       const ds = (await ctx.cookies(gw)).find((c) => c.name === 'DS');
       check(ds && ds.httpOnly, 'no HttpOnly session cookie');
-      await shot(page, 'flow-done');
+      await shot(page, 'flow-oauth-done');
+      await ctx.close();
+    }],
+
+    ['flow: a wrong one-time code is shown on the screen, the right one signs in', async () => {
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${gw}/flow/landing?via=code`);
+      const wc = await flowReady(page);
+      await wc.locator('descope-email-field input').first().fill('alice@example.com');
+      await wc.locator('descope-button#send-code').click();
+      await wc.locator('descope-passcode').waitFor();
+      const { code } = await lastSent(emuUrl, 'otp', 'alice@example.com');
+      await typeCode(page, wc, code === '000000' ? '111111' : '000000');
+      const error = await flowError(wc);
+      check(/wrong/i.test(error), `no error on the screen: ${JSON.stringify(error)}`);
+      await shot(page, 'flow-wrong-code');
+      await typeCode(page, wc, code);
+      await page.waitForURL(`${gw}/flow/landing?via=code`, { timeout: TIMEOUT });
+      check(await userOnPage(page) === 'U-alice', 'upstream did not see Alice');
       await ctx.close();
     }],
 
@@ -427,6 +475,79 @@ function scenarios(env) {
       check(page.url().startsWith(`${gw}/_auth/login`), 'still signed in after logout');
       await shot(page, 'logout-done');
       await ctx.close();
+    }],
+
+    ['dev --web-components: the real Flow, a wrong code on the screen, then the demo app', async () => {
+      const { gw: devGw, emuUrl: devEmu } = env.dev;
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${devGw}/`);
+      check(page.url().startsWith(`${devGw}/_auth/login?return_to=`), `not on login: ${page.url()}`);
+      const wc = await flowReady(page);
+      // The page as a new user sees it first: the README shows this screenshot.
+      const login = await shot(page, 'dev-login-flow');
+      if (DOCS) fs.copyFileSync(login, path.join(DOCS, 'login.png'));
+      await wc.locator('descope-email-field input').first().fill('admin@example.com');
+      await wc.locator('descope-button#send-code').click();
+      await wc.locator('descope-passcode').waitFor();
+      const { code } = await lastSent(devEmu, 'otp', 'admin@example.com');
+      await typeCode(page, wc, code === '000000' ? '111111' : '000000');
+      check(/wrong/i.test(await flowError(wc)), 'no error on the screen');
+      await shot(page, 'dev-flow-wrong-code');
+      await typeCode(page, wc, code);
+      await page.waitForURL(`${devGw}/`, { timeout: TIMEOUT });
+      const text = await page.textContent('body');
+      check(text.includes('Demo app') && text.includes('for user U-admin'), `demo app: ${text.slice(0, 200)}`);
+      await shot(page, 'dev-flow-demo-app');
+      await ctx.close();
+    }],
+
+    ['dev --web-components: a magic link from the Flow signs in the tab it opens and the waiting tab', async () => {
+      const { gw: devGw, emuUrl: devEmu } = env.dev;
+      const ctx = await fresh();
+      const waiting = await ctx.newPage();
+      await waiting.goto(`${devGw}/`);
+      const wc = await flowReady(waiting);
+      await wc.locator('descope-email-field input').first().fill('user@example.com');
+      await wc.locator('descope-button#send-link').click();
+      await wc.locator('descope-loader-linear').waitFor();
+      await shot(waiting, 'dev-flow-magic-link-sent');
+      const { link } = await lastSent(devEmu, 'magiclink', 'user@example.com');
+      check(link.startsWith(`${devGw}/_auth/login?`) && link.includes('descope-login-flow='), `link ${link}`);
+      const opened = await ctx.newPage();
+      await opened.goto(link);
+      await opened.waitForURL(`${devGw}/`, { timeout: TIMEOUT });
+      check((await opened.textContent('body')).includes('for user U-user'), 'the link tab is not signed in');
+      await waiting.waitForURL(`${devGw}/`, { timeout: TIMEOUT });
+      check((await waiting.textContent('body')).includes('for user U-user'), 'the waiting tab is not signed in');
+      await ctx.close();
+    }],
+
+    ['dev without --web-components offers no flow and loads no script', async () => {
+      const { gw: plainGw } = env.devPlain;
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      const scripts = [];
+      page.on('request', (r) => { if (r.resourceType() === 'script') scripts.push(r.url()); });
+      await page.goto(`${plainGw}/`);
+      await page.waitForSelector('#login-email');
+      const html = await page.content();
+      check(!html.includes('descope-wc'), 'a flow section without the web components');
+      check(!html.includes('or</div><div class="or"'), 'two dividers in a row');
+      check(scripts.length === 0, `scripts requested: ${scripts}`);
+      await shot(page, 'dev-login-without-flow');
+      await ctx.close();
+    }],
+
+    ['the committed flow theme is the one generated from the installed UI package', async () => {
+      const generated = await generateTheme(NODE_MODULES);
+      check(fs.readFileSync(THEME_FILE, 'utf8') === generated,
+        'crates/emulator/assets/flow/theme.json is stale: run node tests/e2e/flow-theme.mjs --write');
+    }],
+
+    ['no request left loopback and no CSP violation', async () => {
+      check(external.length === 0, `${external.length} request(s) outside loopback: ${[...new Set(external)].join(' ')}`);
+      check(cspViolations.length === 0, `CSP violations: ${cspViolations.join(' | ')}`);
     }],
   ];
 }
@@ -499,8 +620,9 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-e2e-'));
   const emuUrl = await startEmulator(dir);
   const upstream = await startUpstream();
-  const standIn = await startStandIn(emuUrl);
-  const gw = await startGateway(dir, emuUrl, upstream, standIn);
+  const gw = await startGateway(dir, emuUrl, upstream);
+  const dev = await startDev(['--web-components', NODE_MODULES]);
+  const devPlain = await startDev([]);
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -508,7 +630,7 @@ async function main() {
     // playwright gives every launch a fresh temporary --user-data-dir itself
     // (and refuses one in args).
   });
-  const env = { gw, emuUrl, browser };
+  const env = { gw, emuUrl, browser, dev, devPlain };
   let passed = 0;
   let failed = 0;
   for (const [name, run] of [...scenarios(env), contrastScenario(env)]) {

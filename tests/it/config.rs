@@ -41,6 +41,10 @@ fn example_config_parses_with_every_key() {
     assert!(cfg.session.secret.is_some());
     assert_eq!(cfg.upstreams.len(), 2);
     assert_eq!(cfg.policy.routes().len(), 5);
+    assert_eq!(
+        cfg.login.cdn_url.as_deref(),
+        Some("https://cdn.jsdelivr.net")
+    );
 }
 
 #[test]
@@ -345,4 +349,36 @@ fn check_config_prints_route_table_and_exits_by_lints() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}
+
+#[test]
+fn login_cdn_url_is_an_origin_over_https_or_loopback_http() {
+    let with = |v: &str| load(&format!("{MINIMAL}[login]\ncdn_url = \"{v}\"\n"));
+    assert_eq!(
+        with("https://cdn.example.com")
+            .unwrap()
+            .login
+            .cdn_url
+            .as_deref(),
+        Some("https://cdn.example.com")
+    );
+    assert_eq!(
+        with("http://127.0.0.1:4080/")
+            .unwrap()
+            .login
+            .cdn_url
+            .as_deref(),
+        Some("http://127.0.0.1:4080")
+    );
+    assert_eq!(load(MINIMAL).unwrap().login.cdn_url, None);
+    for bad in [
+        "https://cdn.example.com/npm/x",
+        "http://cdn.example.com",
+        "https://u:p@cdn.example.com",
+        "cdn.example.com",
+    ] {
+        let err = with(bad).unwrap_err();
+        assert!(err.contains("login.cdn_url"), "{bad}: {err}");
+        assert!(err.contains("fix:"), "{bad}: {err}");
+    }
 }

@@ -10,7 +10,8 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use super::{Emulator, EmulatorOptions, IssuerMode};
+use crate::handle::Emulator;
+use crate::options::{EmulatorOptions, IssuerMode, KeyType};
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
@@ -19,8 +20,8 @@ pub struct EmulatorArgs {
     pub listen: SocketAddr,
     #[arg(long, env = "DESCOPE_PROJECT_ID")]
     pub project_id: String,
-    #[arg(long, value_enum, default_value_t = super::KeyType::Ec)]
-    pub key_type: super::KeyType,
+    #[arg(long, value_enum, default_value_t = KeyType::Ec)]
+    pub key_type: KeyType,
     /// Management key the management API requires (when unset: the control
     /// token if given, else any non-empty key).
     #[arg(long, env = "DESCOPE_MANAGEMENT_KEY", hide_env_values = true)]
@@ -43,6 +44,11 @@ pub struct EmulatorArgs {
     /// Issue a new refresh token on every refresh and revoke the old one.
     #[arg(long)]
     pub refresh_rotation: bool,
+    /// A node_modules folder holding @descope/web-component and
+    /// @descope/web-components-ui, served at /npm/{package}@{version}/{path}
+    /// so that the real web component runs with no internet.
+    #[arg(long, value_name = "DIR")]
+    pub web_components: Option<PathBuf>,
 }
 
 /// Why the emulator refuses to start.
@@ -95,6 +101,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         },
         cookie_mode: args.cookie_mode,
         refresh_rotation: args.refresh_rotation,
+        web_components: args.web_components.clone(),
         ..EmulatorOptions::default()
     };
     let emulator = Emulator::spawn(args.listen, opts).await?;

@@ -10,7 +10,7 @@
 //! | `GET health` | — | `{ok, projectId, baseUrl}` |
 //! | `POST mint` | `{sub, refresh?, ttlSecs?, claims?}` | `{token}` |
 //! | `POST rotate-keys` | `{dropOld?}` | `{kid}` |
-//! | `POST faults` | `{path, type, ..., times?}` (see [`super::FaultKind`]; looser spellings are read too, see `lenient_fault`) | `{}` |
+//! | `POST faults` | `{path, type, ..., times?}` (see [`crate::FaultKind`]; looser spellings are read too, see `lenient_fault`) | `{}` |
 //! | `DELETE faults` / `POST faults/clear` | — | `{}` |
 //! | `GET calls[?path=]` | — | `{calls: {path: n}}` or `{path, count}` |
 //! | `DELETE calls` / `POST calls/reset` | — | `{}` |
@@ -30,9 +30,14 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::http::{Req, Resp, error, json, missing, not_found, ok_empty, str_field};
-use super::state::{TenantMembership, UserSpec};
-use super::{Fault, FaultKind, MintSpec, Shared, keys::SigningKey, pages};
+use crate::http::{Req, Resp, error, json, missing, not_found, ok_empty, str_field};
+use crate::keys::SigningKey;
+use crate::options::{Fault, FaultKind, MintSpec};
+use crate::pages;
+use crate::shared::Shared;
+use crate::state::{State, TenantMembership, UserSpec, secs};
+use crate::tokens::internal;
+use crate::util::random_hex;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,8 +91,8 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
                 .get("dropOld")
                 .and_then(Value::as_bool)
                 .unwrap_or(false);
-            let Ok(key) = SigningKey::generate(shared.key_type, super::random_hex(16)) else {
-                return super::routes::internal();
+            let Ok(key) = SigningKey::generate(shared.key_type, random_hex(16)) else {
+                return internal();
             };
             let kid = key.kid.clone();
             shared.lock().keys.install(key, drop_old);
@@ -266,21 +271,19 @@ fn mint(shared: &Shared, body: Map<String, Value>) -> Resp {
     let spec = MintSpec {
         sub: parsed.sub,
         refresh: parsed.refresh,
-        ttl_secs: parsed
-            .ttl_secs
-            .unwrap_or_else(|| super::state::secs(default_ttl)),
+        ttl_secs: parsed.ttl_secs.unwrap_or_else(|| secs(default_ttl)),
         claims: parsed.claims,
     };
     match st.mint(&issuer, &spec) {
         Ok(token) => json(StatusCode::OK, &json!({ "token": token })),
-        Err(_) => super::routes::internal(),
+        Err(_) => internal(),
     }
 }
 
 fn set_flag(
     shared: &Shared,
     body: &Map<String, Value>,
-    set: impl FnOnce(&mut super::state::State, bool),
+    set: impl FnOnce(&mut State, bool),
 ) -> Resp {
     let flag = ["enabled", "on", "value"]
         .iter()

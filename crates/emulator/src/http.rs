@@ -20,6 +20,8 @@ pub(crate) struct Req {
     pub(crate) query: HashMap<String, String>,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// The TCP peer (the caller's IP, for access keys' permitted IPs).
+    pub(crate) peer: Option<std::net::SocketAddr>,
 }
 
 impl Req {
@@ -77,6 +79,28 @@ pub(crate) fn str_field<'a>(body: &'a Map<String, Value>, names: &[&str]) -> &'a
         .iter()
         .find_map(|n| body.get(*n).and_then(Value::as_str))
         .unwrap_or("")
+}
+
+/// A list of strings from a JSON object (non-strings skipped; empty when absent).
+pub(crate) fn strings(body: &Map<String, Value>, key: &str) -> Vec<String> {
+    body.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `400 E011004` for a management call naming an unknown entity.
+pub(crate) fn not_found_entity(what: &str) -> Resp {
+    error(
+        StatusCode::BAD_REQUEST,
+        "E011004",
+        "Invalid arguments",
+        &format!("No such {what}"),
+    )
 }
 
 /// A JSON answer.

@@ -9,7 +9,8 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Map, Value, json};
 
-use super::KeyType;
+use crate::options::KeyType;
+use crate::util::random_hex;
 
 /// Errors generating or using a signing key.
 #[derive(Debug, thiserror::Error)]
@@ -192,5 +193,5 @@ pub(crate) enum VerifyError {
 
 /// A random key id (32 hex characters, like Descope's).
 fn new_kid() -> String {
-    super::random_hex(16)
+    random_hex(16)
 }

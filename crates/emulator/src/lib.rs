@@ -10,14 +10,38 @@
 //! accept (hyper 1, HTTP/1.1 + h2) ─► server::handle
 //!     1. count the call by path             (Emulator::calls)
 //!     2. apply a fault set for the path     (status, latency, 429, drop)
-//!     3. routes::dispatch ─► session endpoints (refresh, logout, me, tenant select)
-//!                         ├► flows   (magic/enchanted link, OTP, TOTP, password,
-//!                         │           access key, OAuth, SSO/SAML + hosted pages)
-//!                         ├► mgmt    (/v1/mgmt/*, /v2/mgmt/*: users, tenants, roles,
-//!                         │           permissions, test-user helpers)
-//!                         └► control (/emulator/*: mint, rotate keys, faults, calls,
-//!                                     revoke, cookie mode, rotation, users, outbox)
+//!     3. routes::dispatch ─► cors         (preflight; loopback origins with credentials)
+//!                         ├► session      (keys, refresh, logout, me, tenant select)
+//!                         ├► auth         (magic/enchanted link, OTP, TOTP, password,
+//!                         │                OAuth, SSO/SAML authorize + exchange)
+//!                         ├► access_keys  (/v1/auth/accesskey/exchange, /v1/mgmt/accesskey*)
+//!                         ├► mgmt         (/v1/mgmt/*, /v2/mgmt/*: users, tenants, roles,
+//!                         │                permissions, test-user helpers)
+//!                         │   ├► access_keys
+//!                         │   └► sso_settings (SAML / OIDC settings of a tenant)
+//!                         ├► flow         (/v1/flow/start, /v1/flow/next: Descope Flows)
+//!                         ├► flow_pages   (/pages/{pid}/v2-beta/: config.json, theme.json, screens)
+//!                         ├► npm          (/npm/{package}@{version}/{path} from --web-components)
+//!                         ├► pages        (hosted OAuth consent + SSO IdP pages, outbox)
+//!                         └► control      (/emulator/*: mint, rotate keys, faults, calls,
+//!                                          revoke, cookie mode, rotation, users, outbox)
 //! ```
+//!
+//! Modules depend on each other in one direction only (checked by
+//! `tests/module_graph.rs`): `routes` and `server` on top; the endpoint
+//! modules in the middle; `tokens`, `state`, `shared`, `keys` below them and
+//! `http`, `options`, `util` as leaves. Nothing names the crate root.
+//!
+//! # Descope Flows
+//!
+//! The real `<descope-wc>` (npm `@descope/web-component`) runs against the
+//! emulator with no internet: with `base-url` set to the emulator it reads
+//! the flow files from `/pages/{projectId}/v2-beta/`, and with
+//! `base-cdn-url` set to it, it loads `@descope/web-components-ui` from
+//! `/npm/...` (served from the `--web-components` folder). The flows
+//! `sign-in` and `sign-up-or-in` offer a one-time code, a magic link (with a
+//! waiting screen that completes when the link is opened anywhere) and OAuth
+//! through the hosted consent page; codes and links land in the outbox.
 //!
 //! All state (users, tenants, roles, issued refresh tokens, pending links,
 //! outbox, faults, call counts, keys) is per instance, behind one mutex that is
@@ -84,10 +108,15 @@
 //! claims = { department = "eng" }        # optional extra session-token claims
 //!
 //! [[access_keys]]
-//! key = "K-ci-secret"                    # sent as Bearer <projectId>:<key>; no ':'
+//! key = "K-ci-secret"                    # optional (generated); sent as Bearer <projectId>:<key>; no ':'
 //! id = "K-ci"                            # optional; the session's `sub`
+//! name = "CI"                            # optional
 //! roles = ["admin"]
 //! tenants = [{ id = "T-acme", roles = ["member"] }]
+//! expire_time = 0                        # optional epoch seconds; 0: never
+//! permitted_ips = ["127.0.0.1", "10.0.0.0/8"]   # optional; empty: any caller
+//! claims = { service = "ci" }            # optional extra session-token claims
+//! user_id = "U-alice"                    # optional: sessions carry this user's roles/tenants
 //! ```
 //!
 //! Unknown keys are errors. `config/dev-seed.toml` (used by `portcullis dev`)
@@ -103,423 +132,37 @@
 // hot path, so the size of `Response` in `Err` does not matter here.
 #![allow(clippy::result_large_err)]
 
+mod access_keys;
+mod auth;
 pub mod cli;
 mod control;
+mod cors;
 pub mod demo;
-mod flows;
+mod flow;
+mod flow_pages;
+mod handle;
 mod http;
-pub(crate) mod keys;
+mod keys;
 mod mgmt;
+mod npm;
+mod options;
 mod pages;
 mod routes;
 mod server;
+mod session;
+mod shared;
+mod sso_settings;
 mod state;
+mod tokens;
+mod util;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
-use self::state::State;
-pub use self::state::{TenantMembership, UserSpec};
-
-/// Default lifetime of a session token (Descope's default is 10 minutes).
-pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(10 * 60);
-/// Default lifetime of a refresh token (Descope's default is 4 weeks; 30 days here).
-pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-/// Default project id when none is given.
-pub const DEFAULT_PROJECT_ID: &str = "P2EmulatorProjectId0000000000";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum KeyType {
-    /// RS256 with a 2048-bit key.
-    Rsa,
-    /// ES384 on P-384, like Descope's own fixtures.
-    #[default]
-    Ec,
-}
-
-/// What the `iss` claim of issued tokens looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IssuerMode {
-    /// `{base_url}/{project_id}` (what Descope issues today).
-    #[default]
-    Url,
-    /// The bare project id.
-    ProjectId,
-}
-
-/// Options for one emulator instance.
-#[derive(Debug, Clone)]
-pub struct EmulatorOptions {
-    pub project_id: String,
-    pub key_type: KeyType,
-    /// Required by the management API when set. When `None`, the control
-    /// token is required instead if one is set (so a remote emulator is never
-    /// open), else any non-empty key is accepted.
-    pub management_key: Option<String>,
-    /// Protects `/emulator/*` when set.
-    pub control_token: Option<String>,
-    /// Seed file contents (TOML: users, roles, tenants; see the module docs).
-    pub seed: Option<String>,
-    pub session_ttl: Duration,
-    pub refresh_ttl: Duration,
-    pub issuer: IssuerMode,
-    /// Refresh tokens in `Set-Cookie` instead of the body (Descope's
-    /// "manage in cookies" project setting).
-    pub cookie_mode: bool,
-    /// A new refresh token on every refresh; the old one stops working.
-    pub refresh_rotation: bool,
-}
-
-impl Default for EmulatorOptions {
-    fn default() -> Self {
-        Self {
-            project_id: DEFAULT_PROJECT_ID.to_owned(),
-            key_type: KeyType::default(),
-            management_key: None,
-            control_token: None,
-            seed: None,
-            session_ttl: DEFAULT_SESSION_TTL,
-            refresh_ttl: DEFAULT_REFRESH_TTL,
-            issuer: IssuerMode::default(),
-            cookie_mode: false,
-            refresh_rotation: false,
-        }
-    }
-}
-
-/// What to put in a minted token.
-#[derive(Debug, Clone, Default)]
-pub struct MintSpec {
-    pub sub: String,
-    /// `true` for a refresh token (`drn = "DSR"`), else a session token (`drn = "DS"`).
-    pub refresh: bool,
-    /// Lifetime in seconds from now; negative for an already expired token.
-    pub ttl_secs: i64,
-    /// Extra or overriding claims (roles, tenants, iss, aud, ...).
-    pub claims: Map<String, Value>,
-}
-
-/// An injected failure for one endpoint path.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fault {
-    pub kind: FaultKind,
-    /// Apply to the next `n` calls only; `None` for every call until cleared.
-    #[serde(default)]
-    pub times: Option<u32>,
-}
-
-/// The kinds of injected failure.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "snake_case",
-    rename_all_fields = "camelCase"
-)]
-pub enum FaultKind {
-    /// Answer with this status and a Descope error body (a default one when absent).
-    Status {
-        status: u16,
-        #[serde(default)]
-        error_code: Option<String>,
-        #[serde(default)]
-        error_message: Option<String>,
-    },
-    /// Delay the answer, then serve normally.
-    Latency { millis: u64 },
-    /// 429 with `E130429` and an integer `Retry-After`.
-    RateLimit { retry_after_secs: u64 },
-    /// Close the connection without an answer.
-    Drop,
-}
-
-impl Fault {
-    /// A status answer with the default error body for that status.
-    pub fn status(status: u16) -> Self {
-        Self::always(FaultKind::Status {
-            status,
-            error_code: None,
-            error_message: None,
-        })
-    }
-
-    pub fn latency(delay: Duration) -> Self {
-        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        Self::always(FaultKind::Latency { millis })
-    }
-
-    pub fn rate_limit(retry_after_secs: u64) -> Self {
-        Self::always(FaultKind::RateLimit { retry_after_secs })
-    }
-
-    pub fn drop_connection() -> Self {
-        Self::always(FaultKind::Drop)
-    }
-
-    /// Limit the fault to the next `n` calls.
-    pub fn times(mut self, n: u32) -> Self {
-        self.times = Some(n);
-        self
-    }
-
-    fn always(kind: FaultKind) -> Self {
-        Self { kind, times: None }
-    }
-}
-
-/// One "sent" message: a magic or enchanted link, an OTP code, ...
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutboxEntry {
-    /// Increasing from 1.
-    pub id: u64,
-    /// `magiclink`, `enchantedlink`, `otp`, `password-reset`.
-    pub kind: String,
-    pub login_id: String,
-    /// `email`, `sms`, `voice`, `whatsapp`.
-    pub delivery: String,
-    /// Address the message went to.
-    pub to: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub code: Option<String>,
-    /// Epoch seconds.
-    pub sent_at: i64,
-}
-
-/// State shared by the server tasks and the handle.
-pub(crate) struct Shared {
-    pub(crate) project_id: String,
-    pub(crate) base_url: String,
-    pub(crate) management_key: Option<String>,
-    pub(crate) control_token: Option<String>,
-    pub(crate) key_type: KeyType,
-    pub(crate) issuer: IssuerMode,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    /// The state lock; a panic in another holder does not make the data unusable
-    /// for an emulator, so poisoning is ignored.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The `iss` of issued tokens.
-    pub(crate) fn issuer(&self) -> String {
-        match self.issuer {
-            IssuerMode::Url => format!("{}/{}", self.base_url, self.project_id),
-            IssuerMode::ProjectId => self.project_id.clone(),
-        }
-    }
-}
-
-/// A running emulator; dropping it does not stop it, call `shutdown`.
-pub struct Emulator {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    server: server::ServerHandle,
-}
-
-impl Emulator {
-    /// Binds `listen` (port 0 picks a free port) and serves until `shutdown`.
-    pub async fn spawn(listen: SocketAddr, opts: EmulatorOptions) -> anyhow::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
-        let addr = listener.local_addr()?;
-        let base_url = format!("http://{addr}");
-        let mut state = State::new(opts.key_type, &opts)?;
-        if let Some(seed) = &opts.seed {
-            state.apply_seed(seed)?;
-        }
-        let shared = Arc::new(Shared {
-            project_id: opts.project_id.clone(),
-            base_url,
-            management_key: opts.management_key.clone(),
-            control_token: opts.control_token.clone(),
-            key_type: opts.key_type,
-            issuer: opts.issuer,
-            state: Mutex::new(state),
-        });
-        let server = server::start(listener, shared.clone());
-        Ok(Self {
-            addr,
-            shared,
-            server,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn base_url(&self) -> String {
-        self.shared.base_url.clone()
-    }
-
-    pub fn project_id(&self) -> &str {
-        &self.shared.project_id
-    }
-
-    /// A token signed with the current key. `spec.claims` override the defaults
-    /// (`iss`, `sub`, `iat`, `exp`, `drn`, `jti`, `amr`); a refresh token is
-    /// registered so that the refresh endpoint accepts it.
-    pub fn mint(&self, spec: &MintSpec) -> String {
-        let mut st = self.shared.lock();
-        st.mint(&self.shared.issuer(), spec)
-            .expect("signing with a freshly generated key cannot fail")
-    }
-
-    /// The published key set, `{"keys": [...]}`.
-    pub fn jwks(&self) -> Value {
-        self.shared.lock().keys.jwks()
-    }
-
-    /// A new signing key; the old one stays in the JWKS.
-    pub fn rotate_keys(&self) {
-        self.rotate(false);
-    }
-
-    /// A new signing key; the old one leaves the JWKS (tokens it signed stop verifying).
-    pub fn rotate_keys_drop_old(&self) {
-        self.rotate(true);
-    }
-
-    fn rotate(&self, drop_old: bool) {
-        let key = keys::SigningKey::generate(self.shared.key_type, random_hex(16))
-            .expect("key generation worked at start and does not fail later");
-        self.shared.lock().keys.install(key, drop_old);
-    }
-
-    /// Number of calls served on one endpoint path, e.g. `/v1/auth/refresh`
-    /// (faulted calls included).
-    pub fn calls(&self, path: &str) -> u64 {
-        self.shared.lock().calls.get(path).copied().unwrap_or(0)
-    }
-
-    /// Calls served on `/v1/auth/refresh`.
-    pub fn refresh_calls(&self) -> u64 {
-        self.calls("/v1/auth/refresh")
-    }
-
-    /// Answers the next `n` calls on `path` with `status` (and a default
-    /// Descope error body), then serves normally again.
-    pub fn fail_next(&self, path: &str, n: u32, status: u16) {
-        self.set_fault(path, Fault::status(status).times(n));
-    }
-
-    /// Forgets every call count.
-    pub fn reset_calls(&self) {
-        self.shared.lock().calls.clear();
-    }
-
-    /// Applies `fault` to calls on `path` (replacing any fault set there);
-    /// the path `"*"` applies to every endpoint without a fault of its own
-    /// (never to the control API under `/emulator/`).
-    pub fn set_fault(&self, path: &str, fault: Fault) {
-        self.shared.lock().faults.insert(path.to_owned(), fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.shared.lock().faults.clear();
-    }
-
-    /// Refresh (and session) tokens in `Set-Cookie` instead of the body.
-    pub fn set_cookie_mode(&self, on: bool) {
-        self.shared.lock().cookie_mode = on;
-    }
-
-    /// A new refresh token on each refresh, the old one revoked.
-    pub fn set_refresh_rotation(&self, on: bool) {
-        self.shared.lock().refresh_rotation = on;
-    }
-
-    /// Lifetime of session tokens issued from now on.
-    pub fn set_session_ttl(&self, ttl: Duration) {
-        self.shared.lock().session_ttl = ttl;
-    }
-
-    /// Lifetime of refresh tokens issued from now on.
-    pub fn set_refresh_ttl(&self, ttl: Duration) {
-        self.shared.lock().refresh_ttl = ttl;
-    }
-
-    /// Adds (or replaces, by login id) a user; returns the user id.
-    pub fn add_user(&self, spec: UserSpec) -> String {
-        self.shared.lock().upsert_user(spec)
-    }
-
-    /// Replaces a user's project-level roles; `false` if no such login id.
-    pub fn set_user_roles(&self, login_id: &str, roles: Vec<String>) -> bool {
-        self.shared.lock().set_user_roles(login_id, roles)
-    }
-
-    /// Replaces a user's tenant memberships; `false` if no such login id.
-    pub fn set_user_tenants(&self, login_id: &str, tenants: Vec<TenantMembership>) -> bool {
-        self.shared.lock().set_user_tenants(login_id, tenants)
-    }
-
-    /// Replaces the extra session claims of a user (what a Descope JWT
-    /// template would add); `false` if no such login id.
-    pub fn set_user_claims(&self, login_id: &str, claims: Map<String, Value>) -> bool {
-        self.shared.lock().set_user_claims(login_id, claims)
-    }
-
-    /// The user id for a login id.
-    pub fn user_id(&self, login_id: &str) -> Option<String> {
-        self.shared
-            .lock()
-            .user_by_login(login_id)
-            .map(|u| u.user_id.clone())
-    }
-
-    /// Revokes every refresh token issued to `user_id` so far.
-    pub fn revoke_user(&self, user_id: &str) {
-        self.shared.lock().revoke_user(user_id);
-    }
-
-    /// Every message "sent" so far, oldest first.
-    pub fn outbox(&self) -> Vec<OutboxEntry> {
-        self.shared.lock().outbox.clone()
-    }
-
-    /// Stops accepting, closes open connections and waits for the server task.
-    /// Takes `&self` so that a shared (`Arc`) handle can be shut down too.
-    pub async fn shutdown(&self) {
-        self.server.shutdown().await;
-    }
-}
-
-/// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(n: usize) -> String {
-    use rand::RngCore as _;
-    let mut bytes = vec![0u8; n];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A random id in Descope's style: `prefix` + 27 alphanumerics.
-pub(crate) fn random_id(prefix: &str) -> String {
-    use rand::Rng as _;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    let tail: String = (0..27)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect();
-    format!("{prefix}{tail}")
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use self::handle::Emulator;
+pub use self::npm::{WebComponents, WebComponentsError};
+pub use self::options::{
+    DEFAULT_COMPONENTS_VERSION, DEFAULT_PROJECT_ID, DEFAULT_REFRESH_TTL, DEFAULT_SESSION_TTL,
+    EmulatorOptions, Fault, FaultKind, IssuerMode, KeyType, MintSpec, OutboxEntry,
+};
+pub use self::state::{AccessKeySpec, TenantMembership, UserSpec};
 
 #[cfg(test)]
 mod tests;

@@ -3,19 +3,25 @@
 //!
 //! Users (create, create/test, update, status, roles, tenants, load by login
 //! id or user id, delete, search, delete all test users), tenants, roles,
-//! permissions, access keys (create), and the test-user helpers (generate OTP,
-//! magic link, enchanted link, embedded link). Paths and bodies follow py
+//! permissions, the flow list, and the test-user helpers (generate OTP,
+//! magic link, enchanted link, embedded link); access keys (`access_keys.rs`)
+//! and SSO settings (`sso_settings.rs`) are served by their own modules. Paths and bodies follow py
 //! `descope/management/*.py` and node `@descope/node-sdk` management.
 
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::flows;
-use super::http::{Req, Resp, error, json, missing, not_found, ok_empty, str_field};
-use super::state::{
-    AccessKey, PendingLogin, Permission, Role, State, Tenant, TenantMembership, User,
+use crate::flow_pages::FLOW_IDS;
+use crate::http::{
+    Req, Resp, append_query, error, json, missing, not_found, not_found_entity, ok_empty,
+    str_field, strings,
 };
-use super::{Shared, now_secs, random_id};
+use crate::shared::Shared;
+use crate::state::{
+    LINK_TTL_SECS, PendingLogin, Permission, Role, State, Tenant, TenantMembership, User, UserSpec,
+};
+use crate::util::{now_secs, random_id};
+use crate::{access_keys, sso_settings};
 
 pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
     if !authorized(shared, req) {
@@ -275,8 +281,31 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Resp {
             json(StatusCode::OK, &json!({ "permissions": permissions }))
         }
         // === access keys ===
-        (&Method::POST, "/v1/mgmt/accesskey/create") => create_access_key(shared, &body),
+        _ if path.starts_with("/v1/mgmt/accesskey") => access_keys::manage(shared, req, &body),
+        // === flows ===
+        (&Method::POST, "/v1/mgmt/flow/list") => {
+            let flows: Vec<Value> = FLOW_IDS
+                .iter()
+                .map(|id| {
+                    json!({"id": id, "name": flow_name(id), "description": "Emulated by Portcullis",
+                           "disabled": false})
+                })
+                .collect();
+            let total = flows.len();
+            json(StatusCode::OK, &json!({ "flows": flows, "total": total }))
+        }
+        _ if path.starts_with("/v1/mgmt/sso/") || path.starts_with("/v2/mgmt/sso/") => {
+            sso_settings::manage(shared, req, &body)
+        }
         _ => not_found(),
+    }
+}
+
+/// The display name of an emulated flow.
+fn flow_name(id: &str) -> &'static str {
+    match id {
+        "sign-up-or-in" => "Sign Up or In",
+        _ => "Sign In",
     }
 }
 
@@ -303,17 +332,6 @@ fn authorized(shared: &Shared, req: &Req) -> bool {
     }
 }
 
-fn strings(body: &Map<String, Value>, key: &str) -> Vec<String> {
-    body.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn user_not_found() -> Resp {
     error(
         StatusCode::BAD_REQUEST,
@@ -325,15 +343,6 @@ fn user_not_found() -> Resp {
 
 fn tenant_not_found() -> Resp {
     not_found_entity("tenant")
-}
-
-fn not_found_entity(what: &str) -> Resp {
-    error(
-        StatusCode::BAD_REQUEST,
-        "E011004",
-        "Invalid arguments",
-        &format!("No such {what}"),
-    )
 }
 
 fn user_json(st: &State, u: &User) -> Value {
@@ -614,43 +623,6 @@ fn rename_permission(st: &mut State, old: &str, new: &str) {
     }
 }
 
-fn create_access_key(shared: &Shared, body: &Map<String, Value>) -> Resp {
-    let name = str_field(body, &["name"]).to_owned();
-    if name.is_empty() {
-        return missing("name");
-    }
-    let id = random_id("K");
-    // Colon-free: the SDKs put it in `Bearer pid:key`, split on `:`.
-    let secret = format!("{id}{}", super::random_hex(24));
-    let key = AccessKey {
-        id: id.clone(),
-        roles: strings(body, "roleNames"),
-        tenants: body
-            .get("keyTenants")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_object)
-                    .map(|t| TenantMembership {
-                        id: str_field(t, &["tenantId"]).to_owned(),
-                        roles: strings(t, "roleNames"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        expires_at: body.get("expireTime").and_then(Value::as_i64).unwrap_or(0),
-    };
-    let roles = key.roles.clone();
-    shared.lock().access_keys.insert(secret.clone(), key);
-    json(
-        StatusCode::OK,
-        &json!({
-            "key": {"id": id, "name": name, "roleNames": roles, "status": "active"},
-            "cleartext": secret,
-        }),
-    )
-}
-
 /// The user a test helper names, creating nothing: 400 when unknown, and
 /// when not a test user (Descope's `/v1/mgmt/tests/generate/*` only serve
 /// users created with `user/create/test`).
@@ -677,7 +649,7 @@ fn generate_otp(shared: &Shared, body: &Map<String, Value>) -> Resp {
     if let Err(resp) = helper_user(&st, body) {
         return resp;
     }
-    let code = flows::new_otp(&mut st, &login_id, false, None);
+    let code = st.new_otp(&login_id, false, None);
     json(StatusCode::OK, &json!({"code": code, "loginId": login_id}))
 }
 
@@ -692,22 +664,22 @@ fn generate_link(shared: &Shared, body: &Map<String, Value>, enchanted: bool) ->
     let login = PendingLogin {
         user_id,
         amr: "email",
-        expires_at: now_secs().saturating_add(super::state::LINK_TTL_SECS),
+        expires_at: now_secs().saturating_add(LINK_TTL_SECS),
         custom_claims: Map::new(),
         tenant: None,
         first_seen: false,
         step_up: None,
     };
     if enchanted {
-        let (token, pending_ref) = flows::new_enchanted(&mut st, login);
-        let link = super::http::append_query(&uri, "t", &token);
+        let (token, pending_ref) = st.new_enchanted(login);
+        let link = append_query(&uri, "t", &token);
         json(
             StatusCode::OK,
             &json!({"link": link, "loginId": login_id, "pendingRef": pending_ref}),
         )
     } else {
-        let token = flows::new_token(&mut st, login);
-        let link = super::http::append_query(&uri, "t", &token);
+        let token = st.new_token(login);
+        let link = append_query(&uri, "t", &token);
         json(StatusCode::OK, &json!({"link": link, "loginId": login_id}))
     }
 }
@@ -722,9 +694,9 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
         Some(id) => (id, false),
         None if signup => {
             let user = body.get("user").and_then(Value::as_object).cloned();
-            let mut spec = super::UserSpec {
+            let mut spec = UserSpec {
                 login_id: login_id.clone(),
-                ..super::UserSpec::default()
+                ..UserSpec::default()
             };
             if let Some(user) = user {
                 spec.name = user.get("name").and_then(Value::as_str).map(str::to_owned);
@@ -738,7 +710,7 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
         .get("timeout")
         .and_then(Value::as_i64)
         .filter(|t| *t > 0)
-        .unwrap_or(super::state::LINK_TTL_SECS);
+        .unwrap_or(LINK_TTL_SECS);
     let login = PendingLogin {
         user_id,
         amr: "email",
@@ -752,6 +724,6 @@ fn embedded_link(shared: &Shared, body: &Map<String, Value>, signup: bool) -> Re
         first_seen,
         step_up: None,
     };
-    let token = flows::new_token(&mut st, login);
+    let token = st.new_token(login);
     json(StatusCode::OK, &json!({ "token": token }))
 }

@@ -6,9 +6,9 @@
 
 use http::{Method, StatusCode};
 
-use super::Shared;
-use super::flows;
-use super::http::{Req, Resp, escape, html, redirect};
+use crate::auth;
+use crate::http::{Req, Resp, escape, html, redirect};
+use crate::shared::Shared;
 
 const BANNER: &str = "<p style=\"background:#fee;border:2px solid #c00;padding:8px\"><strong>\
     This is the Portcullis Descope-API emulator, not Descope.</strong> Nothing here is a real \
@@ -126,7 +126,7 @@ fn choose(shared: &Shared, req: &Req) -> Resp {
         .filter(|s| !s.is_empty());
     let login = form.get("login_id").map(String::as_str);
     let mut st = shared.lock();
-    match flows::consent(&mut st, state, user_id, login) {
+    match auth::consent(&mut st, state, user_id, login) {
         Ok(url) => redirect(&url),
         Err(message) => html(
             StatusCode::BAD_REQUEST,
@@ -135,16 +135,38 @@ fn choose(shared: &Shared, req: &Req) -> Resp {
     }
 }
 
-/// `GET /emulator/outbox`.
+/// How often the outbox page reloads itself, in seconds.
+const OUTBOX_REFRESH_SECS: u32 = 5;
+
+/// `2026-12-02 10:15:03 UTC (12 s ago)`.
+fn sent_at(epoch: i64, now: i64) -> String {
+    let Ok(secs) = u64::try_from(epoch) else {
+        return epoch.to_string();
+    };
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    let stamp = humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replacen('T', " ", 1)
+        .replace('Z', " UTC");
+    let ago = now.saturating_sub(epoch).max(0);
+    let ago = match ago {
+        0..=59 => format!("{ago} s ago"),
+        60..=3599 => format!("{} min ago", ago / 60),
+        _ => format!("{} h ago", ago / 3600),
+    };
+    format!("{stamp} ({ago})")
+}
+
+/// `GET /emulator/outbox`: newest first, readable times, reloads itself.
 pub(crate) fn outbox(shared: &Shared) -> Resp {
     let entries = shared.lock().outbox.clone();
+    let now = crate::util::now_secs();
     let mut rows = String::new();
     for e in entries.iter().rev() {
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-kind=\"{kind}\" data-login-id=\"{login}\"><td>{}</td><td>{kind}</td><td>{login}</td><td>{}</td><td>{}</td><td class=\"code\">{}</td>\
+             <td><time datetime=\"{}\">{}</time></td></tr>",
             e.id,
-            escape(&e.kind),
-            escape(&e.login_id),
             escape(&e.to),
             e.link
                 .as_deref()
@@ -152,14 +174,28 @@ pub(crate) fn outbox(shared: &Shared) -> Resp {
                 .unwrap_or_default(),
             escape(e.code.as_deref().unwrap_or("")),
             e.sent_at,
+            escape(&sent_at(e.sent_at, now)),
+            kind = escape(&e.kind),
+            login = escape(&e.login_id),
         ));
     }
-    page(
+    let empty = if entries.is_empty() {
+        "<p><em>Nothing sent yet.</em></p>"
+    } else {
+        ""
+    };
+    let mut resp = page(
         "Outbox",
         &format!(
-            "<p>Messages the emulator would have sent, newest first.</p>\
-             <table border=\"1\"><tr><th>#</th><th>kind</th><th>login id</th><th>to</th><th>link</th>\
-             <th>code</th><th>sent (epoch s)</th></tr>{rows}</table>"
+            "<p>Messages the emulator would have sent (magic links, enchanted links, one-time \
+             codes), newest first. This page reloads every {OUTBOX_REFRESH_SECS} seconds.</p>{empty}\
+             <table border=\"1\" cellpadding=\"4\"><tr><th>#</th><th>kind</th><th>login id</th><th>to</th>\
+             <th>link</th><th>code</th><th>sent</th></tr>{rows}</table>"
         ),
-    )
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&OUTBOX_REFRESH_SECS.to_string()) {
+        // `Refresh` reloads the same URL (a `?control_token=` included).
+        resp.headers_mut().insert("refresh", v);
+    }
+    resp
 }

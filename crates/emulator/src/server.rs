@@ -14,8 +14,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::http::{Req, Resp, error, json};
-use super::{FaultKind, Shared, routes};
+use crate::http::{Req, Resp, error, json};
+use crate::options::{Fault, FaultKind};
+use crate::routes;
+use crate::shared::Shared;
 use portcullis_wire::ErrorBody;
 
 /// Largest request body read (management bodies are small).
@@ -60,11 +62,11 @@ pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> ServerHandle 
             tokio::select! {
                 _ = stopped.changed() => break,
                 accepted = listener.accept() => {
-                    let Ok((stream, _peer)) = accepted else { continue };
+                    let Ok((stream, peer)) = accepted else { continue };
                     let shared = shared.clone();
                     conns.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
-                            handle(shared.clone(), req)
+                            handle(shared.clone(), req, peer)
                         });
                         let _ = auto::Builder::new(TokioExecutor::new())
                             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -82,7 +84,11 @@ pub(crate) fn start(listener: TcpListener, shared: Arc<Shared>) -> ServerHandle 
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dropped> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Result<Resp, Dropped> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let is_control = path.starts_with("/emulator/");
@@ -166,6 +172,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dro
         query,
         headers: parts.headers,
         body,
+        peer: Some(peer),
     };
     let method = req.method.clone();
     let resp = routes::dispatch(&shared, &req);
@@ -176,7 +183,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, Dro
 
 /// The fault to apply to this call, consuming one use of a counted fault.
 fn take_fault(
-    faults: &mut std::collections::HashMap<String, super::Fault>,
+    faults: &mut std::collections::HashMap<String, Fault>,
     path: &str,
 ) -> Option<FaultKind> {
     let key = if faults.contains_key(path) {

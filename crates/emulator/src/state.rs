@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::keys::{KeyError, KeyRing, VerifyError};
-use super::{EmulatorOptions, Fault, KeyType, MintSpec, OutboxEntry, now_secs, random_id};
+use crate::keys::{KeyError, KeyRing, VerifyError};
+use crate::options::{EmulatorOptions, Fault, KeyType, MintSpec, OutboxEntry};
+use crate::util::{now_secs, random_hex, random_id};
 use portcullis_wire::{UserResponse, UserTenant};
 
 /// Errors loading a seed file.
@@ -18,8 +19,8 @@ use portcullis_wire::{UserResponse, UserTenant};
 pub enum SeedError {
     #[error("seed file is not valid TOML for the emulator seed format")]
     Parse(#[from] toml::de::Error),
-    #[error("seed access key {0:?}: a key must be non-empty and contain no ':'")]
-    AccessKey(String),
+    #[error("seed access key {id:?}: {reason}")]
+    AccessKey { id: String, reason: String },
 }
 
 /// A user to create (seed file `[[users]]`, `Emulator::add_user`).
@@ -76,14 +77,35 @@ struct SeedTenant {
     domains: Vec<String>,
 }
 
+/// An access key to create (seed file `[[access_keys]]`,
+/// `Emulator::create_access_key`; the management API builds one too).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct SeedAccessKey {
-    /// The secret clients send as `Bearer <projectId>:<key>`; no `:` allowed.
-    key: String,
-    id: Option<String>,
-    roles: Vec<String>,
-    tenants: Vec<TenantMembership>,
+pub struct AccessKeySpec {
+    /// The secret clients send as `Bearer <projectId>:<key>` (no `:`);
+    /// generated when absent.
+    pub key: Option<String>,
+    /// The key id, which is the `sub` of its sessions; generated when absent.
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// Project-level roles (ignored when `user_id` binds the key to a user).
+    pub roles: Vec<String>,
+    pub tenants: Vec<TenantMembership>,
+    /// Epoch seconds after which the key stops working; 0: never.
+    #[serde(alias = "expireTime")]
+    pub expire_time: i64,
+    /// IPs or CIDRs the exchange may come from; empty: any.
+    #[serde(alias = "permittedIps")]
+    pub permitted_ips: Vec<String>,
+    /// Claims added to every session of the key.
+    #[serde(alias = "customClaims")]
+    pub claims: Map<String, Value>,
+    /// Binds the key to a user: its sessions carry that user's roles and tenants.
+    #[serde(alias = "userId")]
+    pub user_id: Option<String>,
+    #[serde(alias = "customAttributes")]
+    pub custom_attributes: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,7 +115,7 @@ struct Seed {
     roles: Vec<SeedRole>,
     tenants: Vec<SeedTenant>,
     users: Vec<UserSpec>,
-    access_keys: Vec<SeedAccessKey>,
+    access_keys: Vec<AccessKeySpec>,
 }
 
 /// A user record.
@@ -129,9 +151,54 @@ pub(crate) struct User {
 pub(crate) struct Tenant {
     pub(crate) id: String,
     pub(crate) name: String,
+    /// Seed `sso = true` or `enforceSSO`: an SSO tenant without settings
+    /// (the emulator's IdP page serves it).
     pub(crate) sso: bool,
+    /// Self-provisioning domains.
     pub(crate) domains: Vec<String>,
     pub(crate) custom_attributes: Map<String, Value>,
+    /// SSO settings configured through the management API.
+    pub(crate) sso_config: Option<SsoConfig>,
+}
+
+impl Tenant {
+    /// Whether `sso/authorize` serves this tenant.
+    pub(crate) fn is_sso(&self) -> bool {
+        self.sso || self.sso_config.is_some()
+    }
+
+    /// Whether an email domain (or a bare domain) belongs to this tenant:
+    /// its self-provisioning domains or its SSO domains.
+    pub(crate) fn has_domain(&self, domain: &str) -> bool {
+        self.domains
+            .iter()
+            .chain(self.sso_config.iter().flat_map(|c| c.domains.iter()))
+            .any(|d| d.eq_ignore_ascii_case(domain))
+    }
+}
+
+/// Which protocol a tenant's SSO settings configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SsoKind {
+    Saml,
+    Oidc,
+}
+
+/// A tenant's SSO settings (management `sso/saml`, `sso/saml/metadata`,
+/// `sso/oidc`): the stored settings object as the SDK sent it, plus the
+/// parts the emulator acts on.
+#[derive(Debug, Clone)]
+pub(crate) struct SsoConfig {
+    pub(crate) kind: SsoKind,
+    /// The `settings` object of the configure call.
+    pub(crate) settings: Map<String, Value>,
+    /// Where `sso/authorize` sends the browser back when the start names no
+    /// `redirectURL`.
+    pub(crate) redirect_url: String,
+    /// Email domains that select this tenant in `sso/authorize?tenant=<email>`.
+    pub(crate) domains: Vec<String>,
+    /// Tenant roles given to users the SSO login provisions.
+    pub(crate) default_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -212,10 +279,12 @@ pub(crate) struct State {
     pub(crate) pending_sessions: HashMap<String, PendingSession>,
     /// OTP codes by login id.
     pub(crate) otp_codes: HashMap<String, OtpCode>,
-    /// Access keys (secret → owner).
-    pub(crate) access_keys: HashMap<String, AccessKey>,
+    /// Access keys by id.
+    pub(crate) access_keys: BTreeMap<String, AccessKey>,
     /// OAuth/SSO authorize requests waiting on the hosted page, by state id.
     pub(crate) authorizations: HashMap<String, Authorization>,
+    /// Running Descope Flow executions, by execution id.
+    pub(crate) flow_executions: HashMap<String, FlowExecution>,
     pub(crate) outbox: Vec<OutboxEntry>,
     pub(crate) calls: HashMap<String, u64>,
     pub(crate) faults: HashMap<String, Fault>,
@@ -235,13 +304,54 @@ pub(crate) struct OtpCode {
     pub(crate) step_up: Option<StepUp>,
 }
 
-/// An access key created through the management API.
+/// An access key (machine credential) and what its sessions carry.
 #[derive(Debug, Clone)]
 pub(crate) struct AccessKey {
     pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    /// The cleartext clients send (kept: this is an emulator).
+    pub(crate) secret: String,
+    /// `false` after `deactivate`: the exchange refuses it until `activate`.
+    pub(crate) active: bool,
+    pub(crate) created_time: i64,
+    /// Epoch seconds; 0: never expires.
+    pub(crate) expire_time: i64,
     pub(crate) roles: Vec<String>,
     pub(crate) tenants: Vec<TenantMembership>,
-    pub(crate) expires_at: i64,
+    pub(crate) custom_claims: Map<String, Value>,
+    /// As given (IPs or CIDRs); parsed into `permitted_nets`.
+    pub(crate) permitted_ips: Vec<String>,
+    pub(crate) permitted_nets: Vec<ipnet::IpNet>,
+    /// Bound user (`userId`): sessions carry the user's roles and tenants.
+    pub(crate) user_id: String,
+    pub(crate) created_by: String,
+    pub(crate) custom_attributes: Map<String, Value>,
+}
+
+impl AccessKey {
+    /// Whether the exchange may come from `ip` (any IP when none are listed).
+    pub(crate) fn permits(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 @ std::net::IpAddr::V4(_) => v4,
+        };
+        self.permitted_nets.is_empty() || self.permitted_nets.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Parses permitted IPs: `10.0.0.1`, `10.0.0.0/8`, `::1`, `fd00::/8`.
+pub(crate) fn parse_permitted_ips(ips: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    ips.iter()
+        .map(|raw| {
+            let s = raw.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{raw:?} is not an IP address or CIDR range"))
+        })
+        .collect()
 }
 
 /// An OAuth or SSO authorize call waiting for the hosted page.
@@ -257,6 +367,41 @@ pub(crate) struct Authorization {
     pub(crate) expires_at: i64,
     pub(crate) step_up: Option<StepUp>,
 }
+
+/// The screens of the emulator's Flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FlowScreen {
+    /// Email, "send a code", "send a link", OAuth buttons.
+    Welcome,
+    /// The one-time code entry.
+    OtpCode,
+    /// "Check your email": polls until the link is opened.
+    LinkSent,
+}
+
+/// One run of a Descope Flow (`/v1/flow/start` … `/v1/flow/next`).
+#[derive(Debug, Clone)]
+pub(crate) struct FlowExecution {
+    /// `sign-up-or-in`: unknown emails become users.
+    pub(crate) signup: bool,
+    /// The current step (its `stepId` is the number as a string).
+    pub(crate) step: u32,
+    pub(crate) screen: FlowScreen,
+    /// The email the user gave.
+    pub(crate) login_id: String,
+    /// The URL the flow runs on (`options.redirectUrl`, else
+    /// `options.location`): magic links and OAuth return there.
+    pub(crate) location: String,
+    /// The magic-link token this execution sent.
+    pub(crate) link_token: Option<String>,
+    /// Set when the link was opened (in any tab): the waiting tab's next
+    /// poll completes with a session of its own.
+    pub(crate) link_login: Option<PendingLogin>,
+    pub(crate) expires_at: i64,
+}
+
+/// Lifetime of a flow execution without progress.
+pub(crate) const FLOW_TTL_SECS: i64 = 30 * 60;
 
 /// OTP lifetime.
 pub(crate) const OTP_TTL_SECS: i64 = 5 * 60;
@@ -276,8 +421,9 @@ impl State {
             enchanted_tokens: HashMap::new(),
             pending_sessions: HashMap::new(),
             otp_codes: HashMap::new(),
-            access_keys: HashMap::new(),
+            access_keys: BTreeMap::new(),
             authorizations: HashMap::new(),
+            flow_executions: HashMap::new(),
             outbox: Vec::new(),
             calls: HashMap::new(),
             faults: HashMap::new(),
@@ -321,6 +467,7 @@ impl State {
                     sso: t.sso,
                     domains: t.domains,
                     custom_attributes: Map::new(),
+                    sso_config: None,
                 },
             );
         }
@@ -328,20 +475,73 @@ impl State {
             self.upsert_user(u);
         }
         for k in seed.access_keys {
-            if k.key.is_empty() || k.key.contains(':') {
-                return Err(SeedError::AccessKey(k.id.unwrap_or_default()));
-            }
-            self.access_keys.insert(
-                k.key,
-                AccessKey {
-                    id: k.id.unwrap_or_else(|| random_id("K")),
-                    roles: k.roles,
-                    tenants: k.tenants,
-                    expires_at: 0,
-                },
-            );
+            let id = k.id.clone().unwrap_or_default();
+            self.create_access_key(k, "seed")
+                .map_err(|reason| SeedError::AccessKey { id, reason })?;
         }
         Ok(())
+    }
+
+    // === access keys ===
+
+    /// Creates an access key; returns `(id, cleartext)`. A given secret must be
+    /// non-empty and colon-free (the SDKs send `Bearer pid:key`, split on `:`).
+    pub(crate) fn create_access_key(
+        &mut self,
+        spec: AccessKeySpec,
+        created_by: &str,
+    ) -> Result<(String, String), String> {
+        let id = spec.id.unwrap_or_else(|| random_id("K"));
+        if self.access_keys.contains_key(&id) {
+            return Err("an access key with this id already exists".to_owned());
+        }
+        // Colon-free: `Bearer pid:key` is split on `:`.
+        let secret = spec
+            .key
+            .unwrap_or_else(|| format!("{id}{}", random_hex(24)));
+        if secret.is_empty() || secret.contains(':') {
+            return Err("a key must be non-empty and contain no ':'".to_owned());
+        }
+        if self.access_keys.values().any(|k| k.secret == secret) {
+            return Err("another access key has this secret".to_owned());
+        }
+        let permitted_nets = parse_permitted_ips(&spec.permitted_ips)?;
+        let user_id = spec.user_id.unwrap_or_default();
+        if !user_id.is_empty() && !self.users.contains_key(&user_id) {
+            return Err(format!("no user {user_id:?} to bind the key to"));
+        }
+        self.access_keys.insert(
+            id.clone(),
+            AccessKey {
+                id: id.clone(),
+                name: spec.name.unwrap_or_else(|| id.clone()),
+                description: spec.description.unwrap_or_default(),
+                secret: secret.clone(),
+                active: true,
+                created_time: now_secs(),
+                expire_time: spec.expire_time.max(0),
+                roles: spec.roles,
+                tenants: spec.tenants,
+                custom_claims: spec.claims,
+                permitted_ips: spec.permitted_ips,
+                permitted_nets,
+                user_id,
+                created_by: created_by.to_owned(),
+                custom_attributes: spec.custom_attributes,
+            },
+        );
+        Ok((id, secret))
+    }
+
+    /// The access key whose cleartext is `secret` (constant-time compare).
+    pub(crate) fn access_key_by_secret(&self, secret: &str) -> Option<&AccessKey> {
+        self.access_keys.values().find(|k| {
+            aws_lc_rs::constant_time::verify_slices_are_equal(
+                k.secret.as_bytes(),
+                secret.as_bytes(),
+            )
+            .is_ok()
+        })
     }
 
     // === users ===
@@ -537,7 +737,7 @@ impl State {
         claims.insert("sub".into(), json!(sub));
         claims.insert("iat".into(), json!(now));
         claims.insert("exp".into(), json!(now.saturating_add(ttl_secs)));
-        claims.insert("jti".into(), json!(super::random_hex(16)));
+        claims.insert("jti".into(), json!(random_hex(16)));
         for (k, v) in extra {
             claims.insert(k, v);
         }
@@ -678,6 +878,55 @@ impl State {
         self.enchanted_tokens.retain(|_, r| live.contains(r));
         self.otp_codes.retain(|_, c| c.expires_at >= now);
         self.authorizations.retain(|_, a| a.expires_at >= now);
+        self.flow_executions.retain(|_, e| e.expires_at >= now);
+    }
+
+    /// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
+    pub(crate) fn new_token(&mut self, login: PendingLogin) -> String {
+        self.sweep();
+        let token = random_hex(24);
+        self.tokens.insert(token.clone(), login);
+        token
+    }
+
+    /// Stores an enchanted-link token and its pending session; returns `(token, pendingRef)`.
+    pub(crate) fn new_enchanted(&mut self, login: PendingLogin) -> (String, String) {
+        self.sweep();
+        let token = random_hex(24);
+        let pending_ref = random_hex(16);
+        self.enchanted_tokens
+            .insert(token.clone(), pending_ref.clone());
+        self.pending_sessions.insert(
+            pending_ref.clone(),
+            PendingSession {
+                login,
+                verified: false,
+            },
+        );
+        (token, pending_ref)
+    }
+
+    /// A fresh six-digit OTP for `login_id` (replacing any earlier one).
+    pub(crate) fn new_otp(
+        &mut self,
+        login_id: &str,
+        first_seen: bool,
+        step_up: Option<StepUp>,
+    ) -> String {
+        use rand::Rng as _;
+        self.sweep();
+        let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
+        self.otp_codes.insert(
+            login_id.to_lowercase(),
+            OtpCode {
+                code: code.clone(),
+                expires_at: now_secs().saturating_add(OTP_TTL_SECS),
+                attempts: 0,
+                first_seen,
+                step_up,
+            },
+        );
+        code
     }
 
     /// Appends to the outbox and returns the entry.

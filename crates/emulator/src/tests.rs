@@ -622,6 +622,7 @@ fn cli_refuses_non_loopback_without_allow_remote() {
         issuer_project_id: false,
         cookie_mode: false,
         refresh_rotation: false,
+        web_components: None,
     };
     let cases = [
         ("127.0.0.1:0", false, None, Ok(())),
@@ -1381,3 +1382,9 @@ async fn control_faults_accept_loose_spellings() {
     assert_eq!(resp.status(), 400);
     emu.shutdown().await;
 }
+
+mod access_keys;
+mod flows;
+mod module_graph;
+mod npm;
+mod sso_settings;

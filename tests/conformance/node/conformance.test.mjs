@@ -805,3 +805,172 @@ test('--issuer-project-id: node accepts iss = project id', async () => {
     await emu.stop();
   }
 });
+
+// --- access keys: management and exchange -----------------------------------
+test('accessKey create, load, searchAll, update and exchangeAccessKey with claims and expiry', async () => {
+  const expire = Math.floor(Date.now() / 1000) + 3600;
+  const created = ok(await mgmt.accessKey.create(
+    unique('svc'), expire, [seed.roleViewer], [{ tenantId: seed.tenantA, roleNames: [seed.roleBilling] }],
+    undefined, { service: 'billing' }, 'nightly export', ['127.0.0.0/8', '::1'], { team: 'ops' },
+  ), 'accessKey.create');
+  const id = created.key.id;
+  assert.equal(created.key.status, 'active');
+  const loaded = ok(await mgmt.accessKey.load(id), 'accessKey.load');
+  assert.equal(loaded.description, 'nightly export');
+  assert.deepEqual(loaded.permittedIps, ['127.0.0.0/8', '::1']);
+  assert.equal(loaded.expireTime, expire);
+  const found = ok(await mgmt.accessKey.searchAll([seed.tenantA]), 'accessKey.searchAll');
+  assert.ok(found.some((k) => k.id === id));
+
+  const info = await client.exchangeAccessKey(created.cleartext, { customClaims: { run: 7 } });
+  assert.equal(info.token.sub, id);
+  assert.equal(client.validateRoles(info, [seed.roleViewer]), true);
+  assert.equal(client.validateTenantRoles(info, seed.tenantA, [seed.roleBilling]), true);
+  assert.equal(info.token.service, 'billing');
+  assert.equal(info.token.run, 7);
+  assert.ok(info.token.exp <= expire);
+
+  const updated = ok(await mgmt.accessKey.update(id, 'renamed', undefined, undefined, undefined, { service: 'ledger' }),
+    'accessKey.update');
+  assert.equal(updated.name, 'renamed');
+  assert.equal(updated.description, 'nightly export', 'fields not given keep their value');
+  assert.equal((await client.exchangeAccessKey(created.cleartext)).token.service, 'ledger');
+});
+
+test('deactivated, deleted, expired and IP-fenced access keys fail to exchange', async () => {
+  const created = ok(await mgmt.accessKey.create(unique('svc'), 0, [seed.roleViewer]), 'accessKey.create');
+  const id = created.key.id;
+  await client.exchangeAccessKey(created.cleartext);
+  ok(await mgmt.accessKey.deactivate(id), 'accessKey.deactivate');
+  assert.equal(ok(await mgmt.accessKey.load(id), 'accessKey.load').status, 'inactive');
+  await rejects(client.exchangeAccessKey(created.cleartext));
+  ok(await mgmt.accessKey.activate(id), 'accessKey.activate');
+  assert.equal((await client.exchangeAccessKey(created.cleartext)).token.sub, id);
+  ok(await mgmt.accessKey.delete(id), 'accessKey.delete');
+  await rejects(client.exchangeAccessKey(created.cleartext));
+  assert.equal((await mgmt.accessKey.load(id)).ok, false);
+
+  const expired = ok(await mgmt.accessKey.create(unique('old'), Math.floor(Date.now() / 1000) - 5), 'accessKey.create');
+  await rejects(client.exchangeAccessKey(expired.cleartext));
+
+  // The emulator sees this test from 127.0.0.1: outside 10.0.0.0/8.
+  const fenced = ok(await mgmt.accessKey.create(unique('fenced'), 0, [], undefined, undefined, undefined, undefined,
+    ['10.0.0.0/8']), 'accessKey.create');
+  await rejects(client.exchangeAccessKey(fenced.cleartext));
+  ok(await mgmt.accessKey.update(fenced.key.id, fenced.key.name, undefined, undefined, undefined, undefined, ['127.0.0.1']),
+    'accessKey.update');
+  assert.equal((await client.exchangeAccessKey(fenced.cleartext)).token.sub, fenced.key.id);
+
+  const counted = await ctl.get(`calls?path=${encodeURIComponent('/v1/auth/accesskey/exchange')}`);
+  assert.ok(counted.count >= 7, `exchanges are counted: ${JSON.stringify(counted)}`);
+});
+
+// --- SSO settings through the management API --------------------------------
+async function newTenant() {
+  const id = unique('TCFG');
+  ok(await mgmt.tenant.createWithId(id, `Tenant ${id}`), 'tenant.createWithId');
+  return id;
+}
+
+test('sso.configureSAMLSettings makes a tenant an SSO tenant; deleteSettings undoes it', async () => {
+  const tid = await newTenant();
+  assert.equal((await client.sso.start(tid, RETURN_URL)).ok, false);
+  ok(await mgmt.sso.configureSAMLSettings(tid, {
+    idpUrl: 'https://idp.example.test/sso', entityId: 'urn:example:idp', idpCert: 'MIIC-not-a-real-cert',
+    roleMappings: [{ groups: ['eng'], roleName: seed.roleEditor }],
+    attributeMapping: { email: 'mail' },
+    defaultSSORoles: [seed.roleViewer],
+  }, RETURN_URL, [`${tid.toLowerCase()}.test`]), 'sso.configureSAMLSettings');
+  const settings = ok(await mgmt.sso.loadSettings(tid), 'sso.loadSettings');
+  assert.equal(settings.tenant.authType, 'saml');
+  assert.equal(settings.saml.idpSSOUrl, 'https://idp.example.test/sso');
+  assert.equal(settings.saml.idpEntityId, 'urn:example:idp');
+  assert.equal(settings.saml.groupsMapping[0].roleName, seed.roleEditor);
+  assert.equal(settings.saml.redirectUrl, RETURN_URL);
+
+  const user = await makeUser({ roles: [], tenants: [[tid, []]] });
+  const start = ok(await client.sso.start(tid, RETURN_URL), 'sso.start');
+  const code = codeFromRedirect(await submitProviderPage(start.url, user), RETURN_URL);
+  const out = ok(await client.sso.exchange(code), 'sso.exchange');
+  const info = await client.validateSession(out.sessionJwt);
+  assert.ok(tid in info.token.tenants);
+
+  ok(await mgmt.sso.deleteSettings(tid), 'sso.deleteSettings');
+  assert.equal(ok(await mgmt.sso.loadSettings(tid), 'sso.loadSettings').tenant.authType, 'none');
+  assert.equal((await client.sso.start(tid, RETURN_URL)).ok, false);
+});
+
+test('sso.configureSAMLByMetadata and sso.configureOIDCSettings load back', async () => {
+  const meta = await newTenant();
+  ok(await mgmt.sso.configureSAMLByMetadata(meta, { idpMetadataUrl: 'https://idp.example.test/metadata' }),
+    'sso.configureSAMLByMetadata');
+  const m = ok(await mgmt.sso.loadSettings(meta), 'sso.loadSettings');
+  assert.equal(m.saml.idpMetadataUrl, 'https://idp.example.test/metadata');
+  ok(await client.sso.start(meta, RETURN_URL), 'sso.start');
+
+  const oidc = await newTenant();
+  ok(await mgmt.sso.configureOIDCSettings(oidc, {
+    name: 'Okta', clientId: 'client-123', clientSecret: 'shh', authUrl: 'https://okta.example.test/authorize',
+    scope: ['openid', 'email'], attributeMapping: { loginId: 'sub', email: 'email' },
+  }, [`${oidc.toLowerCase()}.test`]), 'sso.configureOIDCSettings');
+  const o = ok(await mgmt.sso.loadSettings(oidc), 'sso.loadSettings');
+  assert.equal(o.tenant.authType, 'oidc');
+  assert.equal(o.oidc.name, 'Okta');
+  assert.equal(o.oidc.clientId, 'client-123');
+  assert.equal(o.oidc.attributeMapping.loginId, 'sub');
+  ok(await client.sso.start(`someone@${oidc.toLowerCase()}.test`, RETURN_URL), 'sso.start by SSO domain');
+});
+
+// --- Descope Flows (core-js flow.start / flow.next, as the web component calls them) ---
+async function lastOutbox(kind, loginId) {
+  const entries = await ctl.get('outbox.json');
+  const e = entries.filter((x) => x.kind === kind && x.loginId === loginId).pop();
+  assert.ok(e, `no ${kind} for ${loginId} in the outbox`);
+  return e;
+}
+
+test('flow.start / flow.next: code flow with a wrong code on the screen, then a session', async () => {
+  const user = await makeUser();
+  const page = 'http://127.0.0.1:9/login';
+  const welcome = ok(await client.flow.start('sign-in', { location: page }), 'flow.start');
+  assert.equal(welcome.screen.id, 'welcome');
+  const sent = ok(await client.flow.next(welcome.executionId, welcome.stepId, 'send-code', 1, '', { email: user.email }),
+    'flow.next send-code');
+  assert.equal(sent.screen.id, 'otp-code');
+  const { code } = await lastOutbox('otp', user.loginId);
+  const wrong = ok(await client.flow.next(sent.executionId, sent.stepId, 'verify-code', 1, '',
+    { code: code === '000000' ? '111111' : '000000' }), 'flow.next wrong code');
+  assert.equal(wrong.screen.id, 'otp-code');
+  assert.match(wrong.screen.state.errorText, /wrong/i);
+  const done = ok(await client.flow.next(wrong.executionId, wrong.stepId, 'verify-code', 1, '', { code }),
+    'flow.next code');
+  assert.equal(done.status, 'completed');
+  const info = await client.validateSession(done.authInfo.sessionJwt);
+  assert.equal(info.token.sub, user.userId);
+  assert.ok(done.authInfo.refreshJwt);
+});
+
+test('flow.next resumes a magic-link execution from the link', async () => {
+  const user = await makeUser();
+  const page = 'http://127.0.0.1:9/login?return_to=%2F';
+  const welcome = ok(await client.flow.start('sign-in', { location: page }), 'flow.start');
+  const waiting = ok(await client.flow.next(welcome.executionId, welcome.stepId, 'send-link', 1, '', { email: user.email }),
+    'flow.next send-link');
+  assert.equal(waiting.screen.id, 'magic-link-sent');
+  const poll = ok(await client.flow.next(waiting.executionId, waiting.stepId, 'polling', 1, '', {}), 'flow.next polling');
+  assert.equal(poll.action, 'poll');
+  const { link } = await lastOutbox('magiclink', user.loginId);
+  const url = new URL(link);
+  assert.ok(link.startsWith(page));
+  const [executionId, stepId] = url.searchParams.get('descope-login-flow').split('_');
+  const done = ok(await client.flow.next(executionId, stepId, 'submit', 1, '', { token: url.searchParams.get('t') }),
+    'flow.next submit token');
+  assert.equal(done.status, 'completed');
+  assert.equal((await client.validateSession(done.authInfo.sessionJwt)).token.sub, user.userId);
+});
+
+test('management.flow.list names the emulated flows', async () => {
+  const res = ok(await mgmt.flow.list(), 'flow.list');
+  const ids = res.flows.map((f) => f.id);
+  assert.ok(ids.includes('sign-in') && ids.includes('sign-up-or-in'), JSON.stringify(ids));
+});

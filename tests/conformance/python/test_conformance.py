@@ -792,3 +792,197 @@ def test_issuer_project_id_mode(env):
         c = DescopeClient(emu.project_id, base_url=emu.url)
         res = c.validate_session(token)
         assert res["iss"] == emu.project_id and res["projectId"] == emu.project_id
+
+
+# --- access keys: management and exchange -----------------------------------
+
+
+def test_access_key_management_round_trip(client, seed):
+    from descope import AccessKeyLoginOptions, AssociatedTenant
+
+    expire = int(time.time()) + 3600
+    created = client.mgmt.access_key.create(
+        unique("svc"),
+        expire_time=expire,
+        role_names=[seed.role_viewer],
+        key_tenants=[AssociatedTenant(seed.tenant_a, [seed.role_billing])],
+        custom_claims={"service": "billing"},
+        description="nightly export",
+        permitted_ips=["127.0.0.0/8", "::1"],
+        custom_attributes={"team": "ops"},
+    )
+    key = created["key"]
+    assert key["status"] == "active"
+    assert key["expireTime"] == expire
+    loaded = client.mgmt.access_key.load(key["id"])["key"]
+    assert loaded["name"] == key["name"]
+    assert loaded["description"] == "nightly export"
+    assert loaded["permittedIps"] == ["127.0.0.0/8", "::1"]
+    assert [t["tenantId"] for t in loaded["keyTenants"]] == [seed.tenant_a]
+    found = client.mgmt.access_key.search_all_access_keys(tenant_ids=[seed.tenant_a])["keys"]
+    assert key["id"] in [k["id"] for k in found]
+
+    out = client.exchange_access_key(
+        created["cleartext"], login_options=AccessKeyLoginOptions(custom_claims={"run": 7})
+    )
+    assert out["keyId"] == key["id"]
+    assert client.validate_roles(out, [seed.role_viewer])
+    assert client.validate_tenant_roles(out, seed.tenant_a, [seed.role_billing])
+    token = out["sessionToken"]
+    assert token["service"] == "billing"
+    assert token["run"] == 7
+    assert token["exp"] <= expire
+
+    client.mgmt.access_key.update(key["id"], "renamed", custom_claims={"service": "ledger"})
+    loaded = client.mgmt.access_key.load(key["id"])["key"]
+    assert loaded["name"] == "renamed"
+    assert loaded["description"] == "nightly export", "fields not given keep their value"
+    assert client.exchange_access_key(created["cleartext"])["sessionToken"]["service"] == "ledger"
+
+
+def test_deactivated_deleted_expired_and_ip_fenced_keys_fail_to_exchange(client, seed):
+    created = client.mgmt.access_key.create(unique("svc"), role_names=[seed.role_viewer])
+    key_id, cleartext = created["key"]["id"], created["cleartext"]
+    client.exchange_access_key(cleartext)
+    client.mgmt.access_key.deactivate(key_id)
+    assert client.mgmt.access_key.load(key_id)["key"]["status"] == "inactive"
+    with pytest.raises(AuthException) as e:
+        client.exchange_access_key(cleartext)
+    assert e.value.status_code == 401
+    client.mgmt.access_key.activate(key_id)
+    assert client.exchange_access_key(cleartext)["keyId"] == key_id
+    client.mgmt.access_key.delete(key_id)
+    with pytest.raises(AuthException) as e:
+        client.exchange_access_key(cleartext)
+    assert e.value.status_code == 401
+    with pytest.raises(AuthException):
+        client.mgmt.access_key.load(key_id)
+
+    expired = client.mgmt.access_key.create(unique("old"), expire_time=int(time.time()) - 5)
+    with pytest.raises(AuthException) as e:
+        client.exchange_access_key(expired["cleartext"])
+    assert e.value.status_code == 401
+
+    # The emulator sees this test from 127.0.0.1: outside 10.0.0.0/8.
+    fenced = client.mgmt.access_key.create(unique("fenced"), permitted_ips=["10.0.0.0/8"])
+    with pytest.raises(AuthException) as e:
+        client.exchange_access_key(fenced["cleartext"])
+    assert e.value.status_code == 401
+    client.mgmt.access_key.update(fenced["key"]["id"], fenced["key"]["name"], permitted_ips=["127.0.0.1"])
+    assert client.exchange_access_key(fenced["cleartext"])["keyId"] == fenced["key"]["id"]
+
+
+def test_access_key_exchanges_are_counted(client, control):
+    created = client.mgmt.access_key.create(unique("counted"))
+    before = control.get("calls", {"path": "/v1/auth/accesskey/exchange"})["count"]
+    client.exchange_access_key(created["cleartext"])
+    with pytest.raises(AuthException):
+        client.exchange_access_key("K-not-a-real-key")
+    after = control.get("calls", {"path": "/v1/auth/accesskey/exchange"})["count"]
+    assert after == before + 2
+
+
+# --- SSO settings through the management API --------------------------------
+
+
+def _new_tenant(client) -> str:
+    tid = unique("TCFG")
+    client.mgmt.tenant.create(f"Tenant {tid}", id=tid)
+    return tid
+
+
+def test_saml_settings_make_a_tenant_an_sso_tenant_until_deleted(client, seed, make_user):
+    from descope import AttributeMapping, RoleMapping, SSOSAMLSettings
+
+    tid = _new_tenant(client)
+    with pytest.raises(AuthException):
+        client.sso.start(tid, RETURN_URL)
+    assert client.mgmt.sso.load_settings(tid)["tenant"]["authType"] == "none"
+    client.mgmt.sso.configure_saml_settings(
+        tid,
+        SSOSAMLSettings(
+            idp_url="https://idp.example.test/sso",
+            idp_entity_id="urn:example:idp",
+            idp_cert="MIIC-not-a-real-cert",
+            attribute_mapping=AttributeMapping(email="mail", name="displayName"),
+            role_mappings=[RoleMapping(["eng"], seed.role_editor)],
+            default_sso_roles=[seed.role_viewer],
+        ),
+        redirect_url=RETURN_URL,
+        domains=[f"{tid.lower()}.test"],
+    )
+    settings = client.mgmt.sso.load_settings(tid)
+    assert settings["tenant"]["authType"] == "saml"
+    assert settings["tenant"]["domains"] == [f"{tid.lower()}.test"]
+    saml = settings["saml"]
+    assert saml["idpSSOUrl"] == "https://idp.example.test/sso"
+    assert saml["idpEntityId"] == "urn:example:idp"
+    assert saml["idpCertificate"] == "MIIC-not-a-real-cert"
+    assert saml["attributeMapping"]["email"] == "mail"
+    assert saml["redirectUrl"] == RETURN_URL
+
+    user = make_user(roles=[], tenants=[(tid, [])])
+    start = client.sso.start(tid, RETURN_URL)
+    code = code_from_redirect(submit_provider_page(start["url"], user), RETURN_URL)
+    out = client.sso.exchange_token(code)
+    assert out["userId"] == user.user_id
+    assert tid in client.validate_session(session_jwt(out))["tenants"]
+
+    client.mgmt.sso.delete_settings(tid)
+    assert client.mgmt.sso.load_settings(tid)["tenant"]["authType"] == "none"
+    with pytest.raises(AuthException):
+        client.sso.start(tid, RETURN_URL)
+
+
+def test_saml_by_metadata_and_oidc_settings_load_back(client):
+    from descope import OIDCAttributeMapping, SSOOIDCSettings, SSOSAMLSettingsByMetadata
+
+    meta = _new_tenant(client)
+    client.mgmt.sso.configure_saml_settings_by_metadata(
+        meta, SSOSAMLSettingsByMetadata(idp_metadata_url="https://idp.example.test/metadata")
+    )
+    settings = client.mgmt.sso.load_settings(meta)
+    assert settings["tenant"]["authType"] == "saml"
+    assert settings["saml"]["idpMetadataUrl"] == "https://idp.example.test/metadata"
+    assert client.sso.start(meta, RETURN_URL)["url"].startswith("http")
+
+    oidc = _new_tenant(client)
+    client.mgmt.sso.configure_oidc_settings(
+        oidc,
+        SSOOIDCSettings(
+            name="Okta",
+            client_id="client-123",
+            client_secret="shh",
+            auth_url="https://okta.example.test/authorize",
+            scope=["openid", "email"],
+            attribute_mapping=OIDCAttributeMapping(
+                login_id="sub", name="name", given_name="", middle_name="", family_name="",
+                email="email", verified_email="email_verified", username="", phone_number="",
+                verified_phone="", picture="",
+            ),
+        ),
+        domains=[f"{oidc.lower()}.test"],
+    )
+    settings = client.mgmt.sso.load_settings(oidc)
+    assert settings["tenant"]["authType"] == "oidc"
+    assert settings["oidc"]["name"] == "Okta"
+    assert settings["oidc"]["clientId"] == "client-123"
+    assert settings["oidc"]["scope"] == ["openid", "email"]
+    assert settings["oidc"]["userAttrMapping"]["loginId"] == "sub"
+    # Started by an email of the SSO domain.
+    assert client.sso.start(f"someone@{oidc.lower()}.test", RETURN_URL)["url"].startswith("http")
+
+
+def test_sso_settings_of_an_unknown_tenant_are_an_error(client):
+    with pytest.raises(AuthException) as e:
+        client.mgmt.sso.load_settings(unique("TNONE"))
+    assert 400 <= e.value.status_code < 500
+
+
+# --- flows -------------------------------------------------------------------
+
+
+def test_management_lists_the_flows(client):
+    flows = client.mgmt.flow.list_flows()
+    assert {"sign-in", "sign-up-or-in"} <= {f["id"] for f in flows["flows"]}
+    assert flows["total"] >= 2

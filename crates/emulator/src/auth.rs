@@ -1,8 +1,9 @@
-//! Login flows: magic link, enchanted link, OTP, TOTP, password, access key,
-//! OAuth and SSO/SAML (paths and bodies from py `descope/authmethod/*.py` and
-//! core-js `sdk/*`).
+//! The auth API's login methods: magic link, enchanted link, OTP, TOTP,
+//! password, OAuth and SSO/SAML (paths and bodies from py
+//! `descope/authmethod/*.py` and core-js `sdk/*`). Descope Flows (`flow.rs`)
+//! reuse the building blocks here.
 //!
-//! Every flow ends in a [`PendingLogin`] being completed: the user is marked
+//! Every login ends in a [`PendingLogin`] being completed: the user is marked
 //! seen, a session + refresh pair is issued and answered as a JWTResponse
 //! (cookie mode respected). Links, codes and OAuth/SSO codes are single-use.
 //! "Sent" links and codes land in the outbox.
@@ -10,13 +11,14 @@
 use http::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::http::{Req, Resp, append_query, error, json, missing, ok_empty, str_field};
-use super::routes::{internal, jwt_response};
-use super::state::{
-    Authorization, LINK_TTL_SECS, OTP_TTL_SECS, OtpCode, PendingLogin, PendingSession, State,
-    StepUp,
+use crate::http::{Req, Resp, append_query, error, json, missing, ok_empty, str_field};
+use crate::options::OutboxEntry;
+use crate::shared::Shared;
+use crate::state::{
+    Authorization, LINK_TTL_SECS, PendingLogin, State, StepUp, TenantMembership, UserSpec,
 };
-use super::{OutboxEntry, Shared, UserSpec, now_secs, random_hex};
+use crate::tokens::{internal, jwt_response, refused};
+use crate::util::{now_secs, random_hex};
 
 /// Shortest password accepted by password sign-up (the emulator's policy).
 pub(crate) const DEFAULT_PASSWORD_MIN_LENGTH: usize = 8;
@@ -27,7 +29,7 @@ const TOTP_STEP_SECS: i64 = 30;
 
 /// Which user-existence rule a login start applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     /// Sign-in: the user must exist.
     Existing,
     /// Sign-up: the user must not exist.
@@ -94,7 +96,6 @@ pub(crate) fn handle(shared: &Shared, req: &Req) -> Option<Resp> {
             &json!({"active": true, "minLength": DEFAULT_PASSWORD_MIN_LENGTH, "lowercase": false,
                     "uppercase": false, "number": false, "nonAlphanumeric": false}),
         ),
-        (true, ["accesskey", "exchange"]) => access_key_exchange(shared, req),
         (true, ["oauth", "authorize"]) => authorize(shared, req, "oauth", true, step_up),
         (true, ["oauth", "authorize", "signin"]) => authorize(shared, req, "oauth", false, step_up),
         (true, ["oauth", "authorize", "signup" | "signup-in" | "update"]) => {
@@ -145,7 +146,7 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
     let claims = shared
         .lock()
         .check_refresh(token)
-        .map_err(|r| super::routes::refused(Some(r)))?;
+        .map_err(|r| refused(Some(r)))?;
     let amr = claims
         .get("amr")
         .and_then(Value::as_array)
@@ -163,73 +164,65 @@ fn step_up(shared: &Shared, req: &Req, body: &Map<String, Value>) -> Result<Opti
     Ok(Some(StepUp { sub, amr }))
 }
 
-/// Stores a single-use login token (magic link, embedded link, OAuth/SSO code).
-pub(crate) fn new_token(st: &mut State, login: PendingLogin) -> String {
-    st.sweep();
-    let token = random_hex(24);
-    st.tokens.insert(token.clone(), login);
-    token
-}
-
-/// Stores an enchanted-link token and its pending session; returns `(token, pendingRef)`.
-pub(crate) fn new_enchanted(st: &mut State, login: PendingLogin) -> (String, String) {
-    st.sweep();
-    let token = random_hex(24);
-    let pending_ref = random_hex(16);
-    st.enchanted_tokens
-        .insert(token.clone(), pending_ref.clone());
-    st.pending_sessions.insert(
-        pending_ref.clone(),
-        PendingSession {
-            login,
-            verified: false,
-        },
-    );
-    (token, pending_ref)
-}
-
-/// A fresh six-digit OTP for `login_id`.
-pub(crate) fn new_otp(
-    st: &mut State,
-    login_id: &str,
-    first_seen: bool,
-    step_up: Option<StepUp>,
-) -> String {
-    use rand::Rng as _;
-    st.sweep();
-    let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
-    st.otp_codes.insert(
-        login_id.to_lowercase(),
-        OtpCode {
-            code: code.clone(),
-            expires_at: now_secs().saturating_add(OTP_TTL_SECS),
-            attempts: 0,
-            first_seen,
-            step_up,
-        },
-    );
-    code
-}
-
 /// Completes a login: marks the user seen and answers a JWTResponse.
 fn complete(shared: &Shared, st: &mut State, login: &PendingLogin) -> Resp {
+    match finish_login(&shared.issuer(), st, login) {
+        Ok((issued, first_seen)) => jwt_response(st, &issued, &login.user_id, first_seen, true),
+        Err(refusal) => refusal.response(),
+    }
+}
+
+/// Why a login cannot complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginRefusal {
+    UnknownUser,
+    Disabled,
+    Signing,
+}
+
+impl LoginRefusal {
+    /// The auth API's answer.
+    pub(crate) fn response(self) -> Resp {
+        match self {
+            Self::UnknownUser => user_not_found(),
+            Self::Disabled => error(
+                StatusCode::FORBIDDEN,
+                "E062109",
+                "User disabled",
+                "The user is disabled",
+            ),
+            Self::Signing => internal(),
+        }
+    }
+
+    /// What a flow screen says.
+    pub(crate) fn text(self) -> &'static str {
+        match self {
+            Self::UnknownUser => "No account with this email.",
+            Self::Disabled => "This account is disabled.",
+            Self::Signing => "The emulator could not sign a token.",
+        }
+    }
+}
+
+/// Marks the user seen and issues the session + refresh pair of a completed
+/// login; returns the tokens and `firstSeen`.
+pub(crate) fn finish_login(
+    issuer: &str,
+    st: &mut State,
+    login: &PendingLogin,
+) -> Result<(crate::state::Issued, bool), LoginRefusal> {
     let Some(user) = st.users.get_mut(&login.user_id) else {
-        return user_not_found();
+        return Err(LoginRefusal::UnknownUser);
     };
     if user.status == "disabled" {
-        return error(
-            StatusCode::FORBIDDEN,
-            "E062109",
-            "User disabled",
-            "The user is disabled",
-        );
+        return Err(LoginRefusal::Disabled);
     }
     let first_seen = login.first_seen || !user.seen;
     user.seen = true;
     if login.amr == "email" {
         user.verified_email = true;
     }
-    let issuer = shared.issuer();
     // A step-up adds this factor to the factors of the same user's session.
     let mut factors: Vec<String> = match &login.step_up {
         Some(s) if s.sub == login.user_id => s.amr.clone(),
@@ -239,16 +232,15 @@ fn complete(shared: &Shared, st: &mut State, login: &PendingLogin) -> Resp {
         factors.push(login.amr.to_owned());
     }
     let amr = json!(factors);
-    match st.issue(
-        &issuer,
+    st.issue(
+        issuer,
         &login.user_id,
         &amr,
         login.tenant.as_deref(),
         &login.custom_claims,
-    ) {
-        Ok(issued) => jwt_response(st, &issued, &login.user_id, first_seen, true),
-        Err(_) => internal(),
-    }
+    )
+    .map(|issued| (issued, first_seen))
+    .map_err(|_| LoginRefusal::Signing)
 }
 
 fn user_not_found() -> Resp {
@@ -279,7 +271,7 @@ fn invalid_token() -> Resp {
 }
 
 /// Finds or creates the user of a login start per `mode`; `(user_id, created)`.
-fn resolve_user(
+pub(crate) fn resolve_user(
     st: &mut State,
     login_id: &str,
     mode: Mode,
@@ -318,7 +310,7 @@ fn resolve_user(
 }
 
 /// `a***@example.com` / `+*******0100`.
-fn mask(value: &str) -> String {
+pub(crate) fn mask(value: &str) -> String {
     match value.split_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
@@ -333,7 +325,12 @@ fn mask(value: &str) -> String {
 }
 
 /// Where a message to this user goes for a delivery method, and the masked field.
-fn destination(st: &State, user_id: &str, login_id: &str, method: &str) -> (String, &'static str) {
+pub(crate) fn destination(
+    st: &State,
+    user_id: &str,
+    login_id: &str,
+    method: &str,
+) -> (String, &'static str) {
     let user = st.users.get(user_id);
     match method {
         "email" => (
@@ -394,7 +391,7 @@ fn link_start(
         step_up,
     };
     if enchanted {
-        let (token, pending_ref) = new_enchanted(&mut st, login);
+        let (token, pending_ref) = st.new_enchanted(login);
         let link = append_query(&uri, "t", &token);
         use rand::Rng as _;
         let link_id = format!("{}", rand::rng().random_range(10..100u32));
@@ -411,7 +408,7 @@ fn link_start(
             &json!({"pendingRef": pending_ref, "linkId": link_id, "maskedEmail": mask(&to)}),
         )
     } else {
-        let token = new_token(&mut st, login);
+        let token = st.new_token(login);
         let link = append_query(&uri, "t", &token);
         st.send(outbox_entry(
             "magiclink",
@@ -425,7 +422,7 @@ fn link_start(
     }
 }
 
-fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
     body.get("loginOptions")
         .and_then(Value::as_object)
         .and_then(|o| o.get("customClaims"))
@@ -434,7 +431,7 @@ fn custom_claims(body: &Map<String, Value>) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-fn outbox_entry(
+pub(crate) fn outbox_entry(
     kind: &str,
     login_id: &str,
     delivery: &str,
@@ -532,7 +529,7 @@ fn otp_start(
         Err(resp) => return resp,
     };
     let (to, masked_key) = destination(&st, &user_id, &login_id, method);
-    let code = new_otp(&mut st, &login_id, created, step_up);
+    let code = st.new_otp(&login_id, created, step_up);
     st.send(outbox_entry(
         "otp",
         &login_id,
@@ -551,18 +548,10 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         return missing("loginId");
     }
     let mut st = shared.lock();
-    let key = login_id.to_lowercase();
-    let Some(entry) = st.otp_codes.get_mut(&key) else {
-        return wrong_code();
-    };
-    if entry.expires_at < now_secs() {
-        st.otp_codes.remove(&key);
-        return wrong_code();
-    }
-    if entry.code != code {
-        entry.attempts += 1;
-        if entry.attempts >= MAX_OTP_ATTEMPTS {
-            st.otp_codes.remove(&key);
+    let (first_seen, step_up) = match check_otp(&mut st, login_id, code) {
+        Ok(x) => x,
+        Err(OtpRefusal::Wrong) => return wrong_code(),
+        Err(OtpRefusal::TooManyAttempts) => {
             return error(
                 StatusCode::UNAUTHORIZED,
                 "E061103",
@@ -570,11 +559,7 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
                 "Too many wrong codes; request a new one",
             );
         }
-        return wrong_code();
-    }
-    let first_seen = entry.first_seen;
-    let step_up = entry.step_up.clone();
-    st.otp_codes.remove(&key);
+    };
     let Some(user_id) = st.user_id_by_login(login_id) else {
         return user_not_found();
     };
@@ -595,6 +580,47 @@ fn otp_verify(shared: &Shared, body: &Map<String, Value>, method: &str) -> Resp 
         step_up,
     };
     complete(shared, &mut st, &login)
+}
+
+/// Why a one-time code was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OtpRefusal {
+    /// Wrong, expired or never sent.
+    Wrong,
+    /// The last allowed wrong entry: the code is burnt.
+    TooManyAttempts,
+}
+
+/// Checks (and on success consumes) the code sent to `login_id`; returns
+/// the sign-up flag and step-up of the start that sent it. Every wrong
+/// entry counts; the [`MAX_OTP_ATTEMPTS`]th burns the code.
+pub(crate) fn check_otp(
+    st: &mut State,
+    login_id: &str,
+    code: &str,
+) -> Result<(bool, Option<StepUp>), OtpRefusal> {
+    let key = login_id.to_lowercase();
+    let Some(entry) = st.otp_codes.get_mut(&key) else {
+        return Err(OtpRefusal::Wrong);
+    };
+    if entry.expires_at < now_secs() {
+        st.otp_codes.remove(&key);
+        return Err(OtpRefusal::Wrong);
+    }
+    let matches =
+        aws_lc_rs::constant_time::verify_slices_are_equal(entry.code.as_bytes(), code.as_bytes())
+            .is_ok();
+    if !matches {
+        entry.attempts += 1;
+        if entry.attempts >= MAX_OTP_ATTEMPTS {
+            st.otp_codes.remove(&key);
+            return Err(OtpRefusal::TooManyAttempts);
+        }
+        return Err(OtpRefusal::Wrong);
+    }
+    let result = (entry.first_seen, entry.step_up.clone());
+    st.otp_codes.remove(&key);
+    Ok(result)
 }
 
 fn wrong_code() -> Resp {
@@ -837,7 +863,7 @@ fn password_reset(shared: &Shared, body: &Map<String, Value>) -> Resp {
         first_seen: false,
         step_up: None,
     };
-    let token = new_token(&mut st, login);
+    let token = st.new_token(login);
     let link = if uri.is_empty() {
         None
     } else {
@@ -855,69 +881,6 @@ fn password_reset(shared: &Shared, body: &Map<String, Value>) -> Resp {
         StatusCode::OK,
         &json!({"resetMethod": "magiclink", "maskedEmail": mask(&to)}),
     )
-}
-
-// === access keys ===
-
-/// `POST /v1/auth/accesskey/exchange` with `Bearer pid:accessKey` →
-/// `{keyId, sessionJwt, expiration}`.
-fn access_key_exchange(shared: &Shared, req: &Req) -> Resp {
-    let parts = req.bearer_parts();
-    let secret = parts.get(1).map(String::as_str).unwrap_or_default();
-    let body = req.json().unwrap_or_default();
-    let mut st = shared.lock();
-    let Some(key) = st.access_keys.get(secret).cloned() else {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "E061301",
-            "Unauthorized",
-            "Unknown access key",
-        );
-    };
-    if key.expires_at != 0 && key.expires_at < now_secs() {
-        return invalid_token();
-    }
-    let mut claims = Map::new();
-    claims.insert("roles".into(), json!(key.roles));
-    claims.insert("permissions".into(), json!(st.permissions_of(&key.roles)));
-    let tenants: Map<String, Value> = key
-        .tenants
-        .iter()
-        .map(|t| {
-            let permissions = st.permissions_of(&t.roles);
-            (
-                t.id.clone(),
-                json!({"roles": t.roles, "permissions": permissions}),
-            )
-        })
-        .collect();
-    claims.insert("tenants".into(), Value::Object(tenants));
-    let options = body.get("loginOptions").and_then(Value::as_object);
-    if let Some(custom) = options
-        .and_then(|o| o.get("customClaims"))
-        .and_then(Value::as_object)
-    {
-        claims.extend(custom.clone());
-    }
-    let dct = options
-        .and_then(|o| o.get("selectedTenant"))
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty());
-    let issuer = shared.issuer();
-    match st.issue_session(
-        &issuer,
-        &key.id,
-        &json!(["accesskey"]),
-        dct,
-        &claims,
-        &Map::new(),
-    ) {
-        Ok((session, exp)) => json(
-            StatusCode::OK,
-            &json!({"keyId": key.id, "sessionJwt": session, "expiration": exp}),
-        ),
-        Err(_) => internal(),
-    }
 }
 
 // === OAuth and SSO ===
@@ -955,10 +918,19 @@ fn authorize(
             }
         }
     };
-    let state = random_hex(16);
-    st.sweep();
-    st.authorizations.insert(
-        state.clone(),
+    let redirect_url = if redirect_url.is_empty() && kind == "sso" {
+        // The tenant's configured redirect URL, when the start names none.
+        st.tenants
+            .get(&provider)
+            .and_then(|t| t.sso_config.as_ref())
+            .map(|c| c.redirect_url.clone())
+            .unwrap_or_default()
+    } else {
+        redirect_url
+    };
+    let url = new_authorization(
+        &mut st,
+        &shared.base_url,
         Authorization {
             kind,
             provider,
@@ -968,24 +940,33 @@ fn authorize(
             step_up,
         },
     );
-    let page = if kind == "oauth" {
+    json(StatusCode::OK, &json!({ "url": url }))
+}
+
+/// Stores an authorize request for the hosted consent (OAuth) or IdP (SSO)
+/// page and returns that page's URL.
+pub(crate) fn new_authorization(st: &mut State, base_url: &str, auth: Authorization) -> String {
+    let state = random_hex(16);
+    let page = if auth.kind == "oauth" {
         "oauth/consent"
     } else {
         "sso/idp"
     };
-    let url = format!("{}/emulator/{page}?state={state}", shared.base_url);
-    json(StatusCode::OK, &json!({ "url": url }))
+    st.sweep();
+    st.authorizations.insert(state.clone(), auth);
+    format!("{base_url}/emulator/{page}?state={state}")
 }
 
-/// A tenant by id, or by the domain of an email; it must have SSO on.
+/// A tenant by id, or by the domain of an email; it must have SSO on
+/// (seeded, `enforceSSO`, or settings configured through the management API).
 fn find_sso_tenant(st: &State, tenant: &str) -> Option<String> {
     if let Some(t) = st.tenants.get(tenant) {
-        return t.sso.then(|| t.id.clone());
+        return t.is_sso().then(|| t.id.clone());
     }
     let domain = tenant.rsplit_once('@').map_or(tenant, |(_, d)| d);
     st.tenants
         .values()
-        .find(|t| t.sso && t.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+        .find(|t| t.is_sso() && t.has_domain(domain))
         .map(|t| t.id.clone())
 }
 
@@ -1022,13 +1003,20 @@ pub(crate) fn consent(
     };
     let tenant = (auth.kind == "sso").then(|| auth.provider.clone());
     if let Some(tenant_id) = &tenant {
-        // SSO provisions the user into the tenant (just-in-time).
+        // SSO provisions the user into the tenant (just-in-time), with the
+        // default SSO roles of the tenant's settings.
+        let roles = st
+            .tenants
+            .get(tenant_id)
+            .and_then(|t| t.sso_config.as_ref())
+            .map(|c| c.default_roles.clone())
+            .unwrap_or_default();
         if let Some(user) = st.users.get_mut(&user_id)
             && !user.tenants.iter().any(|t| &t.id == tenant_id)
         {
-            user.tenants.push(super::TenantMembership {
+            user.tenants.push(TenantMembership {
                 id: tenant_id.clone(),
-                roles: Vec::new(),
+                roles,
             });
         }
     }
@@ -1041,7 +1029,7 @@ pub(crate) fn consent(
         first_seen: created,
         step_up: auth.step_up.clone(),
     };
-    let code = new_token(st, login);
+    let code = st.new_token(login);
     if auth.redirect_url.is_empty() {
         Ok(format!("/emulator/oauth/code?code={code}"))
     } else {
