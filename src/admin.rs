@@ -12,8 +12,8 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::AppState;
 use crate::http_util::{Body, respond};
+use crate::state::AppState;
 
 pub async fn serve(
     listener: TcpListener,

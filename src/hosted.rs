@@ -1,23 +1,56 @@
-//! Hosted endpoints under `{auth_prefix}` (DESIGN §5): dispatch by sub-path.
-//! Every answer carries `Cache-Control: no-store`; pages carry a CSP with
-//! `frame-ancestors 'none'`; callbacks add `Referrer-Policy: no-referrer`.
-//! The access log never records their query strings.
+//! Hosted endpoints under `{auth_prefix}`: dispatch by sub-path. Every
+//! answer is hardened (`answer::harden`: no-store, no framing, a CSP on
+//! pages, no referrer). The access log never records their query strings.
 
 pub mod logout;
 pub mod verify;
 
-use std::sync::Arc;
-
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::HeaderMap;
 use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::app::{AppState, Generation};
-use http_body_util::{BodyExt, Limited};
-
-use crate::http_util::{Body, full, json_error, respond};
-use crate::pipeline::{AccessLog, append_cookies, resolve_session};
+use crate::answer::{self, append_cookies};
+use crate::canon::CanonicalPath;
+use crate::decide::{AccessLog, Mode, Reject, SessionState, resolve_session};
+use crate::http_util::{Body, full, respond};
 use crate::proxy::ClientInfo;
+use crate::state::{AppState, Generation};
+
+/// Whether a canonical match path is `auth_prefix` or below it.
+pub fn is_hosted_path(match_path: &str, prefix: &str) -> bool {
+    match_path == prefix
+        || match_path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The sub-path (`/login`, `/verify/...`) of a request for a hosted
+/// endpoint; `None` when the path is not under `auth_prefix`.
+///
+/// No hosted endpoint is reached through an encoded slash: `/_auth%2Fverify`
+/// must not reach one under a spelling an ingress or the app routes
+/// elsewhere. Only Envoy's `/verify/<original path>` carries a path of its
+/// own, judged there by the original path's route (`allow_encoded_slash`).
+pub fn sub_path(canon: &CanonicalPath, prefix: &str) -> Result<Option<String>, Reject> {
+    let mp = canon.match_path();
+    if !is_hosted_path(mp, prefix) {
+        return Ok(None);
+    }
+    let n = prefix.split('/').filter(|s| !s.is_empty()).count();
+    let segs = canon.segments();
+    let head_has_slash = segs.iter().take(n + 1).any(|s| s.decoded.contains('/'));
+    let verify = segs.get(n).is_some_and(|s| s.decoded == "verify");
+    if head_has_slash || (canon.has_encoded_slash() && !verify) {
+        return Err(Reject::BadRequest("encoded slash"));
+    }
+    Ok(Some(mp[prefix.len()..].to_owned()))
+}
+
+/// Whether a sub-path is the forward-auth endpoint.
+pub fn is_verify(sub: &str) -> bool {
+    sub == "/verify" || sub.starts_with("/verify/")
+}
 
 /// Routes `{auth_prefix}{sub}` to its handler.
 pub async fn dispatch(
@@ -28,107 +61,100 @@ pub async fn dispatch(
     sub: &str,
     log: &mut AccessLog,
 ) -> Response<Body> {
+    if is_verify(sub) {
+        let mut resp = verify::handle(state, generation, req, info, log).await;
+        answer::harden(&mut resp);
+        return resp;
+    }
+    // What an error answer depends on (a page for browsers, JSON else).
     let method = req.method().clone();
-    let mut resp = match (sub, &method) {
-        ("/verify", _) => verify::handle(state, generation, req, info, log).await,
-        (s, _) if s.starts_with("/verify/") => {
-            verify::handle(state, generation, req, info, log).await
-        }
-        ("/me", &Method::GET | &Method::HEAD) => me(state, generation, req.headers()).await,
-        ("/jwks.json", &Method::GET | &Method::HEAD) => match &generation.config.identity.assertion
-        {
-            Some(_) => respond(
+    let mut asked = HeaderMap::new();
+    if let Some(a) = req.headers().get(http::header::ACCEPT) {
+        asked.insert(http::header::ACCEPT, a.clone());
+    }
+    let get = matches!(method, Method::GET | Method::HEAD);
+    let outcome = match sub {
+        "/me" if get => Ok(me(state, generation, req.headers()).await),
+        "/jwks.json" if get => match &generation.config.identity.assertion {
+            Some(_) => Ok(respond(
                 StatusCode::OK,
                 "application/json",
                 state.assertion.jwks().to_string(),
-            ),
-            None => json_error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "The identity assertion is not enabled.",
-            ),
+            )),
+            None => Err(Reject::NotFound("the identity assertion is not enabled")),
         },
-        ("/login", &Method::GET | &Method::HEAD) => login_page(state, generation, req).await,
-        ("/logout", _) => logout::handle(state, generation, &req, logout::Scope::This).await,
-        ("/logout-all", _) => logout::handle(state, generation, &req, logout::Scope::All).await,
-        (s, _) if crate::login::LoginCore::handles(s) => {
+        "/login" if get => Ok(login_page(state, generation, req).await),
+        "/logout" => Ok(logout::handle(state, generation, &req, logout::Scope::This).await),
+        "/logout-all" => Ok(logout::handle(state, generation, &req, logout::Scope::All).await),
+        s if crate::login::LoginCore::handles(s) => {
             login_endpoint(state, generation, req, info, s).await
         }
-        ("/me" | "/jwks.json" | "/login", _) => json_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "This method is not allowed here.",
-        ),
-        _ => json_error(StatusCode::NOT_FOUND, "not_found", "No such endpoint."),
+        "/me" | "/jwks.json" | "/login" => Err(Reject::MethodNotAllowed("method not allowed")),
+        _ => Err(Reject::NotFound("no such endpoint")),
     };
-    harden(&mut resp);
+    let mut resp = match outcome {
+        Ok(resp) => resp,
+        Err(r) => {
+            log.reason = r.reason();
+            answer::reject(
+                r,
+                &answer::Ctx {
+                    mode: Mode::Proxy,
+                    method: &method,
+                    headers: &asked,
+                    generation,
+                    here: "/",
+                },
+            )
+        }
+    };
+    answer::harden(&mut resp);
     resp
-}
-
-/// `Cache-Control: no-store`, no sniffing, and for HTML a CSP that forbids framing.
-pub fn harden(resp: &mut Response<Body>) {
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    let is_html = h
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if is_html && !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-        );
-    }
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-}
-
-/// DESIGN §4 step 9: a cookie-authenticated unsafe request must be same-origin
-/// (`Origin` equal to `public_url`'s origin, or `Sec-Fetch-Site: same-origin`).
-pub fn same_origin(headers: &HeaderMap, public_origin: &str) -> bool {
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| o.eq_ignore_ascii_case(public_origin));
-    let fetch_site_ok = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("same-origin"));
-    origin_ok || fetch_site_ok
 }
 
 /// `GET /me`: the verified claims (never raw tokens).
 async fn me(state: &AppState, generation: &Generation, headers: &HeaderMap) -> Response<Body> {
     let session = resolve_session(state, generation, headers).await;
-    let mut resp = match (&session.claims, session.unavailable) {
-        (Some(c), _) => {
-            let body = serde_json::json!({
-                "user_id": c.subject(),
-                "claims": c.as_map(),
-            });
-            respond(StatusCode::OK, "application/json", body.to_string())
-        }
-        (None, Some(retry)) => crate::pipeline::unavailable(&Method::GET, &HeaderMap::new(), retry),
-        (None, None) => {
-            let mut r = json_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "A valid session is required.",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        }
+    let none = HeaderMap::new();
+    let ctx = |generation| answer::Ctx {
+        mode: Mode::Proxy,
+        method: &Method::GET,
+        headers: &none,
+        generation,
+        here: "/",
     };
-    append_cookies(&mut resp, &session.set_cookies);
-    resp
+    match session {
+        SessionState::Valid(s) => {
+            let body = serde_json::json!({
+                "user_id": s.claims.subject(),
+                "claims": s.claims.as_map(),
+            });
+            let mut resp = respond(StatusCode::OK, "application/json", body.to_string());
+            append_cookies(&mut resp, &s.cookies);
+            resp
+        }
+        SessionState::Unavailable {
+            reason,
+            retry_after,
+            cookies,
+        } => answer::reject(
+            Reject::Unavailable {
+                reason,
+                retry_after,
+                cookies,
+            },
+            &ctx(generation),
+        ),
+        SessionState::Anonymous { reason, cookies } => answer::reject(
+            Reject::Unauthenticated {
+                reason,
+                challenge: crate::decide::Challenge::Status401,
+                return_to: "/".into(),
+                cookies,
+            },
+            &ctx(generation),
+        ),
+    }
 }
 
 /// `GET /login`: already signed in (or refreshable) → straight to `return_to`;
@@ -149,12 +175,10 @@ async fn login_page(
         None => raw.map_or_else(|| "/".to_string(), |r| safe_return_to(cfg, &r)),
     };
     let session = resolve_session(state, generation, req.headers()).await;
-    if session.claims.is_some() {
-        let mut r = respond(StatusCode::FOUND, "text/plain", "");
-        if let Ok(v) = HeaderValue::from_str(&return_to) {
-            r.headers_mut().insert(header::LOCATION, v);
-        }
-        append_cookies(&mut r, &session.set_cookies);
+    let cookies = session.cookies().to_vec();
+    if session.claims().is_some() {
+        let mut r = answer::redirect(StatusCode::FOUND, &return_to);
+        append_cookies(&mut r, &cookies);
         return r;
     }
     let mut r = match &generation.login {
@@ -164,13 +188,19 @@ async fn login_page(
         }
         // A gateway without login methods (API-only, or login hosted
         // elsewhere) still answers the redirect target with a plain page.
-        None => crate::http_util::html_page(
+        None => answer::page(crate::pages::message(
+            &crate::pages::PageSettings::plain(
+                &cfg.login.app_name,
+                cfg.login.logo_url.as_deref(),
+                &cfg.server.auth_prefix,
+            ),
             StatusCode::OK,
-            &format!("Sign in to {}", cfg.login.app_name),
+            "Sign in",
             "No login method is configured on this gateway. Ask its administrator how to sign in.",
-        ),
+            false,
+        )),
     };
-    append_cookies(&mut r, &session.set_cookies);
+    append_cookies(&mut r, &cookies);
     r
 }
 
@@ -182,31 +212,20 @@ async fn login_endpoint(
     req: Request<Incoming>,
     info: &ClientInfo,
     sub: &str,
-) -> Response<Body> {
+) -> Result<Response<Body>, Reject> {
     let Some(core) = &generation.login else {
-        return json_error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "No login method is configured on this gateway.",
-        );
+        return Err(Reject::NotFound("no login method is configured"));
     };
     let (parts, body) = req.into_parts();
-    let body = match Limited::new(body, crate::login::MAX_BODY_BYTES)
+    let body = Limited::new(body, crate::login::MAX_BODY_BYTES)
         .collect()
         .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
-            return json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "The request body is too large.",
-            );
-        }
-    };
-    core.handle(login_deps(state), sub, &parts, body, info.client_ip)
+        .map_err(|_| Reject::PayloadTooLarge("login body too large"))?
+        .to_bytes();
+    Ok(core
+        .handle(login_deps(state), sub, &parts, body, info.client_ip)
         .await
-        .map(full)
+        .map(full))
 }
 
 fn login_deps(state: &AppState) -> crate::login::Deps<'_> {
@@ -225,5 +244,3 @@ pub fn safe_return_to(cfg: &crate::config::Config, candidate: &str) -> String {
         .unwrap_or_default()
         .sanitize(Some(candidate))
 }
-
-pub type SharedState = Arc<AppState>;

@@ -53,26 +53,6 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
     respond(status, "application/json", body)
 }
 
-/// A small self-contained HTML page (escaped title and message).
-pub fn html_page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#1f2933}}\
-         h1{{font-size:1.4rem}}</style></head><body><main><h1>{t}</h1><p>{m}</p></main></body></html>",
-        t = escape_html(title),
-        m = escape_html(message)
-    );
-    let mut r = respond(status, "text/html; charset=utf-8", body);
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
-    );
-    r
-}
-
 pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

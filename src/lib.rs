@@ -20,10 +20,12 @@
 //! CLI (`dev`, `emulator`) and the tests do.
 
 pub mod admin;
+pub mod answer;
 pub mod app;
 pub mod assertion;
 pub mod cli;
 pub mod config;
+pub mod decide;
 pub mod descope;
 pub mod favicon;
 pub mod hosted;
@@ -43,5 +45,5 @@ pub mod telemetry;
 
 pub use portcullis_core::{
     canon, claims, cookies, host, identity, inbound, login_state, method_override, policy,
-    ratelimit, redirect, single_flight,
+    ratelimit, redirect, single_flight, time,
 };

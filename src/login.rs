@@ -45,7 +45,8 @@ use crate::ratelimit::{DEFAULT_MAX_KEYS, RateLimiter, RateSpec};
 use crate::redirect::RedirectPolicy;
 use crate::session::SessionValidator;
 
-use respond::{Origin, json_response, origin_check, page, redirect, with_cookies};
+pub use respond::{Origin, origin_check};
+use respond::{json_response, page, redirect, with_cookies};
 
 /// Largest request body a hosted login endpoint reads (forms, `/session` JSON).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use crate::app::AppState;
 use crate::config::Config;
 use crate::server::TlsReloader;
+use crate::state::AppState;
 
 /// Changes arriving within this window are handled as one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);

@@ -17,8 +17,8 @@ use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::app::AppState;
 use crate::config::TlsConfig;
+use crate::state::AppState;
 
 /// Serves certificates from files and reloads them on demand (cert-manager
 /// rotates the files in place; `reload` is called by the file watcher).
@@ -124,7 +124,10 @@ pub async fn serve(
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(server_cfg.header_read_timeout)
-            .max_buf_size(server_cfg.max_header_bytes.max(8192))
+            // Twice the limit: a head somewhat over `max_header_bytes` still
+            // reaches the pipeline, which answers 431 as a page or JSON and
+            // logs it; only a far larger one gets hyper's bare 431.
+            .max_buf_size((server_cfg.max_header_bytes.saturating_mul(2)).max(8192))
             // Size is the limit, not a count: room for every header line a
             // head within `max_header_bytes` can hold at 16 bytes a line.
             .max_headers(crate::proxy::header_slots(server_cfg.max_header_bytes))
@@ -134,7 +137,7 @@ pub async fn serve(
             .timer(TokioTimer::new())
             // HTTP/2 counts 32 bytes more per header line than HTTP/1.1
             // spells (RFC 9113 §6.5.2); room for that, and the exact
-            // HTTP/1.1-spelled size is checked per request below.
+            // HTTP/1.1-spelled size is checked per request by the pipeline.
             .max_header_list_size(
                 u32::try_from(
                     server_cfg.max_header_bytes
@@ -144,7 +147,6 @@ pub async fn serve(
             )
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let idle = server_cfg.idle_timeout;
-        let max_header_bytes = server_cfg.max_header_bytes;
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -153,11 +155,6 @@ pub async fn serve(
             let svc = service_fn(move |req: hyper::Request<Incoming>| {
                 let state = state.clone();
                 async move {
-                    // hyper enforces the size only roughly (by its read
-                    // buffer) and HTTP/2 by its own encoding: exact here.
-                    if request_head_bytes(&req) > max_header_bytes {
-                        return Ok(too_large());
-                    }
                     Ok::<_, std::convert::Infallible>(
                         crate::pipeline::handle(state, req, peer, tls_on).await,
                     )
@@ -191,25 +188,6 @@ pub async fn serve(
     {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
-}
-
-/// The request line and headers' size, as HTTP/1.1 would spell them.
-fn request_head_bytes<B>(req: &hyper::Request<B>) -> usize {
-    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    req.method().as_str().len() + target + 12 + crate::proxy::header_bytes(req.headers())
-}
-
-fn too_large() -> hyper::Response<crate::http_util::Body> {
-    let mut resp = crate::http_util::json_error(
-        http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        "headers_too_large",
-        "The request headers are too large.",
-    );
-    resp.headers_mut().insert(
-        http::header::CONNECTION,
-        http::HeaderValue::from_static("close"),
-    );
-    resp
 }
 
 /// Resolves on SIGTERM or SIGINT.

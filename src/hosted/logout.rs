@@ -22,11 +22,12 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::app::{AppState, Generation};
+use crate::answer::append_cookies;
+use crate::decide::bearer_token;
 use crate::descope::DescopeError;
 use crate::http_util::{Body, accepts_html, json_error, respond};
-use crate::pipeline::{append_cookies, bearer_token, unavailable};
 use crate::session::SessionError;
+use crate::state::{AppState, Generation};
 
 /// Which logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +98,9 @@ async fn logout(
     let refresh = if bearer_only {
         bearer_token(headers).map(str::to_owned)
     } else {
-        if !crate::hosted::same_origin(headers, &cfg.server.public_origin) {
+        if crate::login::origin_check(headers, &cfg.server.public_origin)
+            != crate::login::Origin::Same
+        {
             tracing::info!("cross-site logout refused");
             return json_error(
                 StatusCode::FORBIDDEN,
@@ -134,7 +137,7 @@ async fn logout(
                                 DescopeError::RateLimited { retry_after } => retry_after,
                                 _ => None,
                             };
-                            return unavailable(method, headers, retry);
+                            return unavailable(generation, method, headers, retry);
                         }
                     }
                 }
@@ -143,7 +146,7 @@ async fn logout(
             // cannot be checked, so it cannot be revoked either.
             Err(SessionError::KeysUnavailable) if scope == Scope::All || bearer_only => {
                 tracing::warn!("logout impossible: signing keys unavailable");
-                return unavailable(method, headers, None);
+                return unavailable(generation, method, headers, None);
             }
             Err(e) => {
                 tracing::debug!(reason = %e, "logout with an invalid refresh token");
@@ -228,4 +231,27 @@ fn confirmation_page(generation: &Generation, scope: Scope, query: Option<&str>)
     );
     let page = crate::pages::logout_confirm(&settings, scope == Scope::All, &action, &cancel);
     page.into_response().map(crate::http_util::full)
+}
+
+/// 503 with `Retry-After` (a page for browsers); cookies are kept.
+fn unavailable(
+    generation: &Generation,
+    method: &Method,
+    headers: &HeaderMap,
+    retry_after: Option<std::time::Duration>,
+) -> Response<Body> {
+    crate::answer::reject(
+        crate::decide::Reject::Unavailable {
+            reason: "descope unavailable",
+            retry_after,
+            cookies: Vec::new(),
+        },
+        &crate::answer::Ctx {
+            mode: crate::decide::Mode::Proxy,
+            method,
+            headers,
+            generation,
+            here: "/",
+        },
+    )
 }

@@ -7,19 +7,16 @@
 //! A 200 names every identity header (empty when the claim is absent) so the
 //! ingress overwrites all of them; nginx mode answers only 200, 401 or 403.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::app::{AppState, Generation};
-use crate::canon::CanonicalPath;
+use crate::answer::{self, append_cookies};
 use crate::config::ForwardAuthMode;
-use crate::http_util::{Body, json_error, respond};
-use crate::pipeline::{
-    AccessLog, Decision, Matched, Target, append_cookies, match_route, resolve_session,
-};
-use crate::policy::Access;
+use crate::decide::{AccessLog, Facts, Mode, Reject, Verdict};
+use crate::http_util::{Body, respond};
 use crate::proxy::ClientInfo;
+use crate::state::{AppState, Generation};
 
 /// The original request as the ingress describes it.
 struct Original {
@@ -38,203 +35,95 @@ pub async fn handle(
 ) -> Response<Body> {
     let cfg = &generation.config;
     let mode = cfg.forward_auth.mode;
-    let nginx = mode == ForwardAuthMode::Nginx;
+    let original = read_original(mode, &req, &cfg.server.auth_prefix);
+    let method = original.as_ref().map_or(Method::GET, |o| o.method.clone());
+    let outcome = decide(state, generation, &req, info, original, log).await;
+    match outcome {
+        Ok(None) => allow(generation, None, Vec::new()),
+        Ok(Some(v)) => {
+            log.verdict(&v);
+            let identity = v
+                .identity
+                .as_ref()
+                .map(|i| (i.claims.as_ref(), i.tenant.as_deref()));
+            allow(generation, identity, v.cookies)
+        }
+        Err(r) => {
+            log.reject(&r);
+            answer::reject(
+                r,
+                &answer::Ctx {
+                    mode: Mode::ForwardAuth(mode),
+                    method: &method,
+                    headers: req.headers(),
+                    generation,
+                    here: "/",
+                },
+            )
+        }
+    }
+}
+
+/// The decision on the original request; `Ok(None)`: a hosted endpoint,
+/// always reachable (login must work).
+async fn decide<'g>(
+    state: &AppState,
+    generation: &'g Generation,
+    req: &Request<Incoming>,
+    info: &ClientInfo,
+    original: Option<Original>,
+    log: &mut AccessLog,
+) -> Result<Option<Verdict<'g>>, Reject> {
+    let cfg = &generation.config;
     if !cfg
         .forward_auth
         .trusted_callers
         .iter()
         .any(|n| n.contains(&info.peer.ip()))
     {
-        log.decision = Decision::Forbidden;
-        log.reason = "verify caller not trusted";
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "This caller may not ask for decisions.",
-        );
+        return Err(Reject::Forbidden {
+            reason: "verify caller not trusted",
+            cookies: Vec::new(),
+        });
     }
-    let original = match read_original(mode, &req, &cfg.server.auth_prefix) {
-        Some(o) => o,
-        None => {
-            log.decision = Decision::Invalid;
-            log.reason = "verify: missing or malformed original URI";
-            return bad_request(nginx);
-        }
-    };
-    let Ok(canon) = CanonicalPath::parse(&original.path) else {
-        log.decision = Decision::Invalid;
-        log.reason = "verify: bad original path";
-        return bad_request(nginx);
-    };
-    // The ingress hands the app the original bytes, not our canonical form:
-    // a path canonicalization would restructure (dot or empty segments) is
-    // never judged on a cleaned-up copy of itself.
-    if canon.was_resolved() {
-        log.decision = Decision::Invalid;
-        log.reason = "verify: original path has dot or empty segments";
-        return bad_request(nginx);
-    }
-    if crate::canon::encodes_unreserved(&original.path) {
-        log.decision = Decision::Invalid;
-        log.reason = "verify: original path encodes letters, digits or -._~";
-        return bad_request(nginx);
-    }
-    log.path = canon.match_path().to_string();
-    // The hosted endpoints themselves are always reachable (login must work).
-    let prefix = cfg.server.auth_prefix.as_str();
-    let mp = canon.match_path();
+    let original = original.ok_or(Reject::BadRequest(
+        "verify: missing or malformed original URI",
+    ))?;
+    let facts = Facts::new(
+        Mode::ForwardAuth(cfg.forward_auth.mode),
+        &original.method,
+        &original.path,
+        original.query.as_deref(),
+        original.host.clone(),
+        req.headers(),
+    )?;
+    log.path = facts.canon.match_path().to_owned();
     // `;parameters` on the prefix (`/_auth;x/admin`) are dropped for
     // matching, but an ingress routes that spelling to the app, not to us:
     // judge it by the route rules instead of waving it through.
+    let prefix = cfg.server.auth_prefix.as_str();
     let prefix_segments = prefix.split('/').filter(|s| !s.is_empty()).count();
-    let prefix_spelled_plainly = canon
+    let prefix_spelled_plainly = facts
+        .canon
         .segments()
         .iter()
         .take(prefix_segments)
         .all(|s| s.params.is_empty());
-    if crate::pipeline::is_hosted_path(mp, prefix) && prefix_spelled_plainly {
+    if crate::hosted::is_hosted_path(facts.canon.match_path(), prefix) && prefix_spelled_plainly {
         // An encoded slash (`/_auth%2Fadmin`) is no hosted endpoint: the
         // ingress or the app may well route that spelling to the app.
-        if canon.has_encoded_slash() {
-            log.decision = Decision::Invalid;
-            log.reason = "encoded slash";
-            return bad_request(nginx);
+        if facts.canon.has_encoded_slash() {
+            return Err(Reject::BadRequest("encoded slash"));
         }
-        log.decision = Decision::Allowed;
         log.reason = "hosted endpoint";
-        return allow(generation, None, Vec::new());
+        log.decision = crate::decide::Decision::Allowed;
+        return Ok(None);
     }
-    let host = original.host.as_deref();
-    let preflight = original.method == Method::OPTIONS
-        && req.headers().contains_key(header::ORIGIN)
-        && req
-            .headers()
-            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    let target = match match_route(generation, host, &canon, &original.method, preflight) {
-        Matched::BadPath => {
-            log.decision = Decision::Invalid;
-            log.reason = "encoded slash";
-            return bad_request(nginx);
-        }
-        Matched::AmbiguousCase => {
-            log.decision = Decision::Invalid;
-            log.reason = "letter case selects another route";
-            return bad_request(nginx);
-        }
-        Matched::Deny(r) => {
-            log.decision = Decision::Forbidden;
-            log.reason = r;
-            return forbidden();
-        }
-        Matched::MethodNotAllowed => {
-            log.decision = Decision::Forbidden;
-            log.reason = "method not allowed";
-            return if nginx {
-                forbidden()
-            } else {
-                json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    "This method is not allowed here.",
-                )
-            };
-        }
-        Matched::Target(t) => t,
-    };
-    log.route = target.name().to_string();
-    // The ingress forwards the client's method-override headers to the app
-    // as they are: judge them as the proxy path does.
-    if let Target::Route(r, _) = &target
-        && !crate::method_override::head_allowed(r, req.headers(), original.query.as_deref())
-    {
-        log.decision = Decision::Forbidden;
-        log.reason = "method override not allowed";
-        return if nginx {
-            forbidden()
-        } else {
-            json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "This method is not allowed here.",
-            )
-        };
+    let verdict = crate::decide::decide(state, generation, &facts).await;
+    if let Ok(t) = crate::decide::route(generation, &facts) {
+        log.route = t.name().to_owned();
     }
-    let (access, preflight_ok) = target.access();
-
-    if access == Access::Public || (preflight_ok && preflight) {
-        log.decision = Decision::Allowed;
-        log.reason = "public";
-        return allow(generation, None, Vec::new());
-    }
-    let session = resolve_session(state, generation, req.headers()).await;
-    let Some(claims) = session.claims.clone() else {
-        if access == Access::Optional && session.unavailable.is_none() {
-            log.decision = Decision::Allowed;
-            log.reason = "optional; anonymous";
-            return allow(generation, None, session.set_cookies);
-        }
-        if let Some(retry) = session.unavailable {
-            log.decision = Decision::Unavailable;
-            log.reason = "descope unavailable";
-            if access == Access::Optional {
-                return allow(generation, None, Vec::new());
-            }
-            if !nginx {
-                return crate::pipeline::unavailable(&original.method, req.headers(), retry);
-            }
-        }
-        log.decision = Decision::Unauthenticated;
-        log.reason = session.reason;
-        let browser = crate::http_util::is_browser_navigation(&original.method, req.headers());
-        let mut resp = if mode == ForwardAuthMode::Traefik && browser {
-            let mut return_to = canon.to_forward();
-            if let Some(q) = &original.query {
-                return_to.push('?');
-                return_to.push_str(q);
-            }
-            let q: String = form_urlencoded::Serializer::new(String::new())
-                .append_pair("return_to", &return_to)
-                .finish();
-            let location = format!(
-                "{}{}/login?{q}",
-                cfg.server.public_origin, cfg.server.auth_prefix
-            );
-            let mut r = respond(StatusCode::FOUND, "text/plain", "");
-            if let Ok(v) = HeaderValue::from_str(&location) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        } else {
-            let mut r = json_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "A valid session is required.",
-            );
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
-        };
-        append_cookies(&mut resp, &session.set_cookies);
-        return resp;
-    };
-    log.user = claims.subject().map(str::to_string);
-    let tenant = match target.authorize(&claims, req.headers()) {
-        Ok(tenant) => tenant,
-        Err(_) => {
-            log.decision = Decision::Forbidden;
-            log.reason = "rules denied";
-            let mut r = forbidden();
-            append_cookies(&mut r, &session.set_cookies);
-            return r;
-        }
-    };
-    log.decision = Decision::Allowed;
-    log.reason = "authorized";
-    allow(
-        generation,
-        Some((&claims, tenant.as_deref())),
-        session.set_cookies,
-    )
+    verdict.map(Some)
 }
 
 fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -> Option<Original> {
@@ -315,27 +204,6 @@ fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -
         query,
         host,
     })
-}
-
-fn bad_request(nginx: bool) -> Response<Body> {
-    if nginx {
-        // nginx's auth_request only understands 2xx, 401 and 403.
-        forbidden()
-    } else {
-        json_error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "The original request URI is missing or malformed.",
-        )
-    }
-}
-
-fn forbidden() -> Response<Body> {
-    json_error(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "You are not allowed to access this resource.",
-    )
 }
 
 /// 200 with every identity header name (empty when absent) and refreshed cookies.

@@ -7,7 +7,7 @@ use crate::pages::Page;
 
 /// What the request's `Origin` / `Sec-Fetch-Site` say about where it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Origin {
+pub enum Origin {
     /// `Origin` equals the public origin, or `Sec-Fetch-Site: same-origin`.
     Same,
     /// Another origin (or `Origin: null`, or a cross-/same-site fetch).
@@ -23,7 +23,7 @@ pub(super) enum Origin {
 /// `Referrer-Policy: no-referrer` (all our pages), so it defers to
 /// `Sec-Fetch-Site`, which browsers compute from the real initiator and
 /// scripts cannot set; without it, `null` stays cross-origin.
-pub(super) fn origin_check(headers: &HeaderMap, public_origin: &str) -> Origin {
+pub fn origin_check(headers: &HeaderMap, public_origin: &str) -> Origin {
     let all: Vec<&HeaderValue> = headers.get_all(header::ORIGIN).iter().collect();
     match all.as_slice() {
         [] => fetch_site(headers).unwrap_or(Origin::Unknown),

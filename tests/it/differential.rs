@@ -22,9 +22,8 @@
 
 use http::Method;
 use portcullis::app::Generation;
-use portcullis::canon::CanonicalPath;
 use portcullis::config::{Config, LoadOptions};
-use portcullis::pipeline::{Matched, Target, match_route};
+use portcullis::decide::{Facts, Mode, Target, route};
 use portcullis::policy::Access;
 
 const CONFIG: &str = r#"
@@ -163,31 +162,37 @@ fn models(raw_path: &str) -> Vec<(&'static str, Option<Vec<String>>, bool)> {
 /// The gateway's decision: `None` when refused (400/403/405), else the
 /// level of the rule it applied and the path it forwards.
 fn gateway(generation: &Generation, raw: &str, forward_auth: bool) -> Option<(Level, String)> {
-    let canon = CanonicalPath::parse(raw).ok()?;
-    if forward_auth && (canon.was_resolved() || portcullis::canon::encodes_unreserved(raw)) {
-        return None;
-    }
-    match match_route(generation, Some("gw.test"), &canon, &Method::GET, false) {
-        Matched::Target(Target::Route(route, _)) => {
-            let level = match (route.access, route.has_rules()) {
-                (Access::Public, _) => Level::Public,
-                (Access::Deny, _) => return None,
-                (_, true) => Level::Admin,
-                (_, false) => Level::Authenticated,
-            };
-            let fwd = if forward_auth {
-                raw.to_owned()
-            } else {
-                canon.to_forward()
-            };
-            Some((level, fwd))
-        }
-        Matched::Target(Target::DefaultAuthenticated) => Some((Level::Authenticated, raw.into())),
-        Matched::Deny(_)
-        | Matched::BadPath
-        | Matched::AmbiguousCase
-        | Matched::MethodNotAllowed => None,
-    }
+    let mode = if forward_auth {
+        Mode::ForwardAuth(portcullis::config::ForwardAuthMode::Traefik)
+    } else {
+        Mode::Proxy
+    };
+    let headers = http::HeaderMap::new();
+    let facts = Facts::new(
+        mode,
+        &Method::GET,
+        raw,
+        None,
+        Some("gw.test".into()),
+        &headers,
+    )
+    .ok()?;
+    let target = route(generation, &facts).ok()?;
+    let level = match target {
+        Target::Route(route, _) => match (route.access, route.has_rules()) {
+            (Access::Public, _) => Level::Public,
+            (Access::Deny, _) => return None,
+            (_, true) => Level::Admin,
+            (_, false) => Level::Authenticated,
+        },
+        Target::DefaultAuthenticated => Level::Authenticated,
+    };
+    let fwd = if forward_auth {
+        raw.to_owned()
+    } else {
+        facts.canon.to_forward()
+    };
+    Some((level, fwd))
 }
 
 /// A deterministic generator of hostile paths from interesting tokens.

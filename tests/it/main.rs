@@ -3,6 +3,8 @@
 
 mod support;
 
+/// The answer table: pages for browsers, JSON for APIs, for every error.
+mod answers;
 /// The binary itself: `run`, signals, exit codes.
 mod binary;
 /// The bypass classes (paths, letter case, Host grammar, header spellings,
