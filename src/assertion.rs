@@ -6,8 +6,6 @@
 //! sent, under which header and for how long it is valid are settings of
 //! the current configuration.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine as _;
@@ -54,7 +52,7 @@ impl AssertionSigner {
         tenant: Option<&str>,
         ttl: std::time::Duration,
     ) -> Option<String> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let now = crate::time::unix_now();
         let mut body = serde_json::Map::new();
         body.insert("iss".into(), issuer.into());
         body.insert("aud".into(), audience.into());

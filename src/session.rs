@@ -27,7 +27,9 @@ pub mod verify;
 mod tests;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::time::unix_now;
 
 use tracing::debug;
 
@@ -290,11 +292,4 @@ impl SessionValidator {
                 );
             })
     }
-}
-
-/// Seconds since the UNIX epoch (the clock `exp` is measured on).
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

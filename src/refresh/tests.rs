@@ -371,31 +371,22 @@ async fn a_cancelled_caller_does_not_lose_the_result() {
     assert_eq!(h.fake.calls(REFRESH_PATH), 1);
 }
 
-#[tokio::test]
-async fn expired_entries_are_swept() {
+#[tokio::test(start_paused = true)]
+async fn kept_results_expire() {
     let h = harness(Duration::from_secs(10), |r, _| session_for(r)).await;
-    let now = Instant::now();
-    {
-        let mut state = h.refresher.inner.lock();
-        for i in 0..(SWEEP_FLOOR as u32) {
-            let mut key = [0u8; 32];
-            key[..4].copy_from_slice(&i.to_be_bytes());
-            state.slots.insert(
-                key,
-                Slot::Done {
-                    outcome: Err(RefreshError::Revoked),
-                    // Expired: reuse ends when `until` is reached.
-                    until: now,
-                },
-            );
-        }
+    h.refresher.refresh("R:U1:x").await.expect("ok");
+    h.refresher.refresh("R:U1:x").await.expect("ok");
+    assert_eq!(h.fake.calls(REFRESH_PATH), 1, "kept for refresh_reuse");
+    tokio::time::advance(Duration::from_secs(11)).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
     }
-    h.refresher
-        .inner
-        .finish(token_key("R:U1:x"), Err(RefreshError::Revoked));
-    let state = h.refresher.inner.lock();
-    assert_eq!(state.slots.len(), 1);
-    assert_eq!(state.next_sweep, SWEEP_FLOOR);
+    h.refresher.refresh("R:U1:x").await.expect("ok");
+    assert_eq!(
+        h.fake.calls(REFRESH_PATH),
+        2,
+        "a new call once the window passed"
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,9 @@
 //! per config, `Domain` only when configured (never Descope's `cookieDomain`),
 //! and `Max-Age` from the token's `exp`. Values are never logged.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::time::unix_now_i64 as unix_now;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -332,13 +334,6 @@ fn is_cookie_octet(b: u8) -> bool {
 fn header_value(c: &Cookie<'_>) -> HeaderValue {
     HeaderValue::from_str(&c.to_string())
         .expect("cookie names are config tokens and values are checked cookie-octets")
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// The `exp` claim of a JWT, read without verification. Only for choosing a

@@ -18,7 +18,7 @@
 //! secret rotation does not break logins in progress. Tags are compared in
 //! constant time by `aws_lc_rs::hmac::verify`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lc_rs::hmac;
 use base64::Engine;
@@ -327,11 +327,7 @@ pub fn is_nonce(s: &str) -> bool {
 }
 
 /// Seconds since the Unix epoch (wall clock: expiries travel in signed values).
-pub fn now_unix() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub use crate::time::unix_now as now_unix;
 
 fn new_nonce() -> Result<String, StateError> {
     let mut buf = [0u8; NONCE_BYTES];

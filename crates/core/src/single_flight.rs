@@ -18,9 +18,13 @@
 //! result is published, so a caller that has seen a result and asks again
 //! always gets a fresh execution, never the old result.
 //!
-//! Used by `session::jwks` (one JWKS fetch at a time, key `()`) and meant for
-//! the session refresh (one Descope call per refresh token, shared for
-//! `refresh_reuse`).
+//! The reuse window may depend on the result ([`SingleFlight::with_keep`]):
+//! the session refresh keeps a rotation longer than a failure. At most
+//! `max_kept` finished results are kept; beyond that a result is shared
+//! only by callers that overlapped with the work.
+//!
+//! Used by the gateway's JWKS cache (one fetch at a time, key `()`) and
+//! session refresh (one call per refresh token, shared for `refresh_reuse`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,8 +60,12 @@ struct Flight<V> {
 pub struct SingleFlight<K, V> {
     inflight: Arc<Mutex<HashMap<K, Flight<V>>>>,
     next_id: AtomicU64,
-    reuse: Duration,
+    keep: Keep<V>,
+    max_kept: usize,
 }
+
+/// How long a finished result stays shared, from the result itself.
+type Keep<V> = Arc<dyn Fn(&V) -> Duration + Send + Sync>;
 
 impl<K, V> SingleFlight<K, V>
 where
@@ -73,10 +81,20 @@ where
     /// A coalescer whose finished results are also handed to callers that
     /// arrive within `reuse` after the work completed.
     pub fn with_reuse(reuse: Duration) -> Self {
+        Self::with_keep(move |_| reuse, usize::MAX)
+    }
+
+    /// A coalescer whose finished results are handed to later callers for
+    /// `keep(&result)`, keeping at most `max_kept` keys (flights included).
+    pub fn with_keep(
+        keep: impl Fn(&V) -> Duration + Send + Sync + 'static,
+        max_kept: usize,
+    ) -> Self {
         Self {
             inflight: Arc::new(Mutex::new(HashMap::new())),
             next_id: AtomicU64::new(0),
-            reuse,
+            keep: Arc::new(keep),
+            max_kept,
         }
     }
 
@@ -93,10 +111,21 @@ where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V> + Send + 'static,
     {
+        self.run_leading(key, make).0
+    }
+
+    /// [`Self::run`], also telling whether this call started the flight
+    /// (`true`) or joined one (`false`).
+    pub fn run_leading<F, Fut>(&self, key: K, make: F) -> (Joined<V>, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V> + Send + 'static,
+    {
         let mut map = self.lock();
         if let Some(flight) = map.get(&key) {
-            return Joined(flight.result.clone());
+            return (Joined(flight.result.clone()), false);
         }
+        let room = map.len() < self.max_kept;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel::<V>();
         let result: SharedResult<V> = rx.map(|r| r.map_err(|_| FlightAborted)).boxed().shared();
@@ -118,9 +147,10 @@ where
             id,
         };
         let work = make();
-        let reuse = self.reuse;
+        let keep = Arc::clone(&self.keep);
         tokio::spawn(async move {
             let value = work.await;
+            let reuse = if room { keep(&value) } else { Duration::ZERO };
             // Nobody waiting is fine: the value may still be reused.
             if reuse.is_zero() {
                 // Remove before publishing: whoever has seen this result
@@ -133,7 +163,17 @@ where
                 drop(cleanup);
             }
         });
-        Joined(result)
+        (Joined(result), true)
+    }
+
+    /// Drops every finished result for which `keep(key, result)` is false
+    /// (flights still under way are left alone): later callers run anew.
+    pub fn retain_finished(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        self.lock()
+            .retain(|k, f| match f.result.clone().now_or_never() {
+                Some(Ok(v)) => keep(k, &v),
+                Some(Err(_)) | None => true,
+            });
     }
 
     /// Joins the flight for `key` if one is under way (or inside its reuse
