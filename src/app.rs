@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use crate::state::{AppState, Generation};
+pub use crate::state::{AppState, Generation, Idp};
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigErrors};
+use crate::config::{Config, ConfigErrors, IdpConfig};
 use crate::descope::{DescopeClient, DescopeSettings};
 use crate::metrics::Metrics;
 use crate::refresh::Refresher;
@@ -40,6 +40,8 @@ pub enum StartError {
     Session(#[from] crate::session::SessionError),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("oidc: {0}")]
+    Oidc(String),
     #[error("login endpoints: {0}")]
     Login(#[from] crate::login::LoginSetupError),
 }
@@ -67,34 +69,57 @@ pub struct StartOptions {
 
 pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, StartError> {
     let metrics = Arc::new(Metrics::new());
-    let d = &config.descope;
-    let descope = DescopeClient::new(DescopeSettings {
-        base_url: d.base_url.clone(),
-        project_id: d.project_id.clone(),
-        auth_management_key: d
-            .auth_management_key
-            .as_ref()
-            .map(|s| s.expose().to_string()),
-        timeout: d.timeout,
-        ca_file: d.ca_file.clone(),
-    })?;
-    let validator = SessionValidator::new(ValidatorSettings {
-        project_id: d.project_id.clone(),
-        audience: d.audience.clone(),
-        jwks_url: descope.jwks_url(),
-        http: descope.http().clone(),
-        jwks_min_refetch: d.jwks_min_refetch,
-        jwks_refresh: d.jwks_refresh,
-        seed_keys: d.seed_keys.clone(),
-        cache_capacity: crate::config::DEFAULT_CLAIMS_CACHE_CAPACITY,
-        metrics: metrics.clone(),
-    })?;
-    let refresher = Refresher::new(
-        descope.clone(),
-        validator.clone(),
-        config.session.refresh_reuse,
-        metrics.clone(),
-    );
+    let (idp, refresher, idp_task) = match &config.idp {
+        IdpConfig::Descope(d) => {
+            let descope = DescopeClient::new(DescopeSettings {
+                base_url: d.base_url.clone(),
+                project_id: d.project_id.clone(),
+                auth_management_key: d
+                    .auth_management_key
+                    .as_ref()
+                    .map(|s| s.expose().to_string()),
+                timeout: d.timeout,
+                ca_file: d.ca_file.clone(),
+            })?;
+            let validator = SessionValidator::new(ValidatorSettings {
+                project_id: d.project_id.clone(),
+                audience: d.audience.clone(),
+                jwks_url: descope.jwks_url(),
+                http: descope.http().clone(),
+                jwks_min_refetch: d.jwks_min_refetch,
+                jwks_refresh: d.jwks_refresh,
+                seed_keys: d.seed_keys.clone(),
+                cache_capacity: crate::config::DEFAULT_CLAIMS_CACHE_CAPACITY,
+                metrics: metrics.clone(),
+            })?;
+            let refresher = Refresher::new(
+                descope.clone(),
+                validator.clone(),
+                config.session.refresh_reuse,
+                metrics.clone(),
+            );
+            let task = validator.spawn_refresher();
+            (
+                Idp::Descope {
+                    client: descope,
+                    validator,
+                },
+                refresher,
+                task,
+            )
+        }
+        IdpConfig::Oidc(o) => {
+            let oidc = crate::oidc::Oidc::new(o.clone(), metrics.clone())
+                .map_err(|e| StartError::Oidc(e.to_string()))?;
+            let refresher = Refresher::with_provider(
+                Arc::new(crate::oidc::OidcRefresh(oidc.clone())),
+                config.session.refresh_reuse,
+                metrics.clone(),
+            );
+            let task = oidc.spawn();
+            (Idp::Oidc(oidc), refresher, task)
+        }
+    };
     let assertion = crate::assertion::AssertionSigner::new();
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;
@@ -130,15 +155,14 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
 
     let state = Arc::new(AppState {
         generation: ArcSwap::from_pointee(Generation::new(config, None)?),
-        validator: validator.clone(),
-        descope,
+        idp,
         refresher,
         metrics,
         draining: AtomicBool::new(false),
         assertion,
     });
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut background = vec![validator.spawn_refresher()];
+    let mut background = vec![idp_task];
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(crate::server::serve(
         listener,

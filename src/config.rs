@@ -79,32 +79,15 @@ pub const DEFAULT_WEB_JS_SDK_INTEGRITY: &str =
 /// Descope flow used by the `flow` login method.
 pub const DEFAULT_FLOW_ID: &str = "sign-in";
 
-/// A secret value; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+pub use portcullis_core::secret::Secret;
 
 /// The whole validated configuration.
 #[derive(Debug)]
 pub struct Config {
     pub server: ServerConfig,
     pub admin: AdminConfig,
-    pub descope: DescopeConfig,
+    /// The identity provider: Descope's session API or an OpenID Provider.
+    pub idp: IdpConfig,
     pub session: SessionConfig,
     pub login: LoginConfig,
     pub forward_auth: ForwardAuthConfig,
@@ -217,6 +200,31 @@ pub use crate::proxy::UpstreamConfig;
 
 pub use portcullis_core::identity::{AssertionConfig, ForwardToken, IdentityConfig, Preset};
 
+/// Exactly one identity provider per gateway.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdpConfig {
+    Descope(DescopeConfig),
+    Oidc(crate::oidc::OidcConfig),
+}
+
+impl Config {
+    /// `[descope]`, in Descope mode.
+    pub fn descope(&self) -> Option<&DescopeConfig> {
+        match &self.idp {
+            IdpConfig::Descope(d) => Some(d),
+            IdpConfig::Oidc(_) => None,
+        }
+    }
+
+    /// `[oidc]`, in the OpenID Connect mode.
+    pub fn oidc(&self) -> Option<&crate::oidc::OidcConfig> {
+        match &self.idp {
+            IdpConfig::Oidc(o) => Some(o),
+            IdpConfig::Descope(_) => None,
+        }
+    }
+}
+
 /// The settings the running process was built from: the listeners, the
 /// Descope client and its key cache, the refresher. A reload cannot apply
 /// them (sockets are bound, clients hold them), so a reload that changes
@@ -231,8 +239,7 @@ impl RestartOnly<'_> {
     /// The keys whose value differs between `self` and `other`.
     pub fn changed(&self, other: &RestartOnly<'_>) -> Vec<&'static str> {
         let (a, b) = (self.config, other.config);
-        let (da, db) = (&a.descope, &b.descope);
-        [
+        let mut keys: Vec<&'static str> = [
             ("server.listen", a.server.listen != b.server.listen),
             ("server.tls", a.server.tls != b.server.tls),
             (
@@ -240,6 +247,22 @@ impl RestartOnly<'_> {
                 a.server.max_connections != b.server.max_connections,
             ),
             ("admin.listen", a.admin.listen != b.admin.listen),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect();
+        keys.extend(idp_changes(&a.idp, &b.idp));
+        if a.session.refresh_reuse != b.session.refresh_reuse {
+            keys.push("session.refresh_reuse");
+        }
+        keys
+    }
+}
+
+/// The identity provider's restart-only keys that differ.
+fn idp_changes(a: &IdpConfig, b: &IdpConfig) -> Vec<&'static str> {
+    match (a, b) {
+        (IdpConfig::Descope(da), IdpConfig::Descope(db)) => [
             ("descope.project_id", da.project_id != db.project_id),
             ("descope.base_url", da.base_url != db.base_url),
             (
@@ -255,14 +278,22 @@ impl RestartOnly<'_> {
             ),
             ("descope.jwks_refresh", da.jwks_refresh != db.jwks_refresh),
             ("descope.ca_file", da.ca_file != db.ca_file),
-            (
-                "session.refresh_reuse",
-                a.session.refresh_reuse != b.session.refresh_reuse,
-            ),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))
-        .collect()
+        .collect(),
+        // Every [oidc] key shapes the provider's client, built at start.
+        (IdpConfig::Oidc(oa), IdpConfig::Oidc(ob)) => {
+            if oa == ob {
+                Vec::new()
+            } else {
+                vec!["oidc"]
+            }
+        }
+        (IdpConfig::Descope(_), IdpConfig::Oidc(_))
+        | (IdpConfig::Oidc(_), IdpConfig::Descope(_)) => {
+            vec!["descope / oidc (the identity provider)"]
+        }
     }
 }
 

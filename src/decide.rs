@@ -29,10 +29,12 @@ use crate::canon::CanonicalPath;
 use crate::claims::Claims;
 use crate::config::ForwardAuthMode;
 use crate::http_util::is_preflight;
+use crate::oidc::Oidc;
 use crate::policy::{Access, DefaultPolicy, Route, Unauthenticated};
 use crate::refresh::RefreshError;
 use crate::session::SessionError;
-use crate::state::{AppState, Generation};
+use crate::session::SessionValidator;
+use crate::state::{AppState, Generation, Idp};
 
 // === the request as decided on ===
 
@@ -530,10 +532,12 @@ enum Found {
         /// Valid, but inside `refresh_before` with a refresh token at hand.
         refresh_early: Option<String>,
     },
-    /// No valid session; `refresh` is the refresh token to try.
+    /// No valid session; `refresh` is the refresh token to try, for the
+    /// user `subject` when the session said who it was.
     Missing {
         reason: &'static str,
         refresh: Option<String>,
+        subject: Option<String>,
     },
     KeysUnavailable,
 }
@@ -557,19 +561,34 @@ pub async fn resolve_session(
         Found::Valid {
             claims,
             token,
-            refresh_early: Some(refresh_jwt),
-        } => match refresh(state, generation, headers, &refresh_jwt).await {
-            // On an outage the still-valid session keeps serving.
-            SessionState::Unavailable { .. } => SessionState::Valid(Session {
-                claims,
-                token: Some(token),
-                cookies: Vec::new(),
-            }),
-            other => other,
-        },
+            refresh_early: Some(refresh_token),
+        } => {
+            let subject = claims.subject().map(str::to_owned);
+            match refresh(
+                state,
+                generation,
+                headers,
+                &refresh_token,
+                subject.as_deref(),
+            )
+            .await
+            {
+                // On an outage the still-valid session keeps serving.
+                SessionState::Unavailable { .. } => SessionState::Valid(Session {
+                    claims,
+                    token: Some(token),
+                    cookies: Vec::new(),
+                }),
+                other => other,
+            }
+        }
         Found::Missing {
-            refresh: Some(r), ..
-        } if generation.config.session.refresh => refresh(state, generation, headers, &r).await,
+            refresh: Some(r),
+            subject,
+            ..
+        } if generation.config.session.refresh => {
+            refresh(state, generation, headers, &r, subject.as_deref()).await
+        }
         Found::Missing { reason, .. } => SessionState::Anonymous {
             reason,
             cookies: Vec::new(),
@@ -582,14 +601,42 @@ pub async fn resolve_session(
     }
 }
 
+/// Whether a valid session is close enough to its expiry for an early refresh.
+fn near_expiry(generation: &Generation, exp: Option<i64>) -> bool {
+    generation
+        .config
+        .session
+        .refresh_before
+        .is_some_and(|window| {
+            exp.is_some_and(|exp| {
+                exp - crate::time::unix_now_i64()
+                    < i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
+            })
+        })
+        && generation.config.session.refresh
+}
+
 /// Phase 2: a Bearer token (when accepted; a failing one is not retried
 /// from the cookie) or the session cookie, verified locally.
 async fn authenticate(state: &AppState, generation: &Generation, headers: &HeaderMap) -> Found {
+    match &state.idp {
+        Idp::Descope { validator, .. } => {
+            authenticate_descope(validator, generation, headers).await
+        }
+        Idp::Oidc(oidc) => authenticate_oidc(oidc, generation, headers).await,
+    }
+}
+
+async fn authenticate_descope(
+    validator: &SessionValidator,
+    generation: &Generation,
+    headers: &HeaderMap,
+) -> Found {
     let cfg = &generation.config.session;
     if cfg.accept_bearer
         && let Some(token) = bearer_token(headers)
     {
-        return match state.validator.verify_session(token).await {
+        return match validator.verify_session(token).await {
             Ok(claims) => Found::Valid {
                 claims,
                 token: token.to_owned(),
@@ -602,6 +649,7 @@ async fn authenticate(state: &AppState, generation: &Generation, headers: &Heade
                 Found::Missing {
                     reason: "invalid bearer token",
                     refresh: None,
+                    subject: None,
                 }
             }
         };
@@ -611,20 +659,16 @@ async fn authenticate(state: &AppState, generation: &Generation, headers: &Heade
         return Found::Missing {
             reason: "no session",
             refresh: tokens.refresh,
+            subject: None,
         };
     };
-    match state.validator.verify_session(&session).await {
+    match validator.verify_session(&session).await {
         Ok(claims) => {
-            let near_expiry = cfg.refresh_before.is_some_and(|window| {
-                claims.expires_at().is_some_and(|exp| {
-                    exp - crate::time::unix_now_i64()
-                        < i64::try_from(window.as_secs()).unwrap_or(i64::MAX)
-                })
-            });
+            let early = near_expiry(generation, claims.expires_at());
             Found::Valid {
                 claims,
                 token: session,
-                refresh_early: tokens.refresh.filter(|_| near_expiry && cfg.refresh),
+                refresh_early: tokens.refresh.filter(|_| early),
             }
         }
         Err(SessionError::KeysUnavailable) => Found::KeysUnavailable,
@@ -637,43 +681,139 @@ async fn authenticate(state: &AppState, generation: &Generation, headers: &Heade
                     "invalid session"
                 },
                 refresh: tokens.refresh,
+                // The refresh token (a JWT) is checked on its own.
+                subject: None,
             }
         }
     }
 }
 
-/// Phase 3: one shared refresh call per refresh token.
+/// The OIDC mode: a Bearer access token per `[oidc] bearer`, or the
+/// gateway-sealed session cookie (judged expired with the same 5 s leeway
+/// as tokens).
+async fn authenticate_oidc(
+    oidc: &Arc<Oidc>,
+    generation: &Generation,
+    headers: &HeaderMap,
+) -> Found {
+    let cfg = &generation.config.session;
+    if cfg.accept_bearer
+        && oidc.cfg.bearer != crate::oidc::BearerMode::Off
+        && let Some(token) = bearer_token(headers)
+    {
+        return match oidc.verify_bearer(token).await {
+            Ok(claims) => Found::Valid {
+                claims,
+                token: token.to_owned(),
+                refresh_early: None,
+            },
+            Err(crate::oidc::TokenError::Unavailable) => Found::KeysUnavailable,
+            Err(e) => {
+                tracing::debug!(reason = %e, "bearer token rejected");
+                Found::Missing {
+                    reason: "invalid bearer token",
+                    refresh: None,
+                    subject: None,
+                }
+            }
+        };
+    }
+    let Some(value) = cfg.cookies.read(headers).session else {
+        return Found::Missing {
+            reason: "no session",
+            refresh: None,
+            subject: None,
+        };
+    };
+    let Some(sealed) = generation.sealer.as_ref().and_then(|s| s.open(&value)) else {
+        return Found::Missing {
+            reason: "invalid session",
+            refresh: None,
+            subject: None,
+        };
+    };
+    let subject = sealed
+        .claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let expired = sealed.expires_at + crate::oidc::tokens_leeway() <= crate::time::unix_now_i64();
+    if expired {
+        return Found::Missing {
+            reason: "session expired",
+            refresh: sealed.refresh_token,
+            subject,
+        };
+    }
+    let early = near_expiry(generation, Some(sealed.expires_at));
+    Found::Valid {
+        claims: Arc::new(Claims::from_verified(sealed.claims)),
+        token: sealed.id_token.unwrap_or_default(),
+        refresh_early: sealed.refresh_token.filter(|_| early),
+    }
+}
+
+/// Phase 3: one shared refresh call per refresh token. `subject`: the
+/// user the old session named; a refresh that names another is refused.
 async fn refresh(
     state: &AppState,
     generation: &Generation,
     headers: &HeaderMap,
-    refresh_jwt: &str,
+    refresh_token: &str,
+    subject: Option<&str>,
 ) -> SessionState {
     let cookies = &generation.config.session.cookies;
-    match state.refresher.refresh(refresh_jwt).await {
-        Ok(r) => SessionState::Valid(Session {
-            claims: r.claims.clone(),
-            token: Some(r.session_jwt.clone()),
-            cookies: cookies.set_session(
-                headers,
-                &r.session_jwt,
-                r.refresh_rotated.then_some(r.refresh_jwt.as_str()),
-            ),
-        }),
-        Err(RefreshError::InvalidToken) => SessionState::Anonymous {
-            reason: "invalid refresh token",
+    let r = match state.refresher.refresh(refresh_token).await {
+        Ok(r) => r,
+        Err(RefreshError::InvalidToken) => {
+            return SessionState::Anonymous {
+                reason: "invalid refresh token",
+                cookies: cookies.clear_all(headers),
+            };
+        }
+        Err(RefreshError::Revoked) => {
+            return SessionState::Anonymous {
+                reason: "session revoked",
+                cookies: cookies.clear_all(headers),
+            };
+        }
+        Err(RefreshError::Unavailable { retry_after }) => {
+            return SessionState::Unavailable {
+                reason: "identity provider unavailable",
+                retry_after,
+                cookies: Vec::new(),
+            };
+        }
+    };
+    if subject.is_some_and(|s| r.claims.subject() != Some(s)) {
+        tracing::error!("a refresh answered for another user; signing the session out");
+        return SessionState::Anonymous {
+            reason: "refreshed session names another user",
             cookies: cookies.clear_all(headers),
-        },
-        Err(RefreshError::Revoked) => SessionState::Anonymous {
-            reason: "session revoked",
-            cookies: cookies.clear_all(headers),
-        },
-        Err(RefreshError::Unavailable { retry_after }) => SessionState::Unavailable {
-            reason: "descope unavailable",
-            retry_after,
-            cookies: Vec::new(),
-        },
+        };
     }
+    let set = match &state.idp {
+        Idp::Descope { .. } => cookies.set_session(
+            headers,
+            &r.session_jwt,
+            r.refresh_rotated.then_some(r.refresh_jwt.as_str()),
+        ),
+        Idp::Oidc(_) => match crate::oidc::seal_refreshed(generation.sealer.as_ref(), &r) {
+            Some(value) => cookies.set_opaque_session(headers, &value, None),
+            None => {
+                return SessionState::Unavailable {
+                    reason: "session could not be sealed",
+                    retry_after: None,
+                    cookies: Vec::new(),
+                };
+            }
+        },
+    };
+    SessionState::Valid(Session {
+        claims: r.claims.clone(),
+        token: Some(r.session_jwt.clone()),
+        cookies: set,
+    })
 }
 
 // === request host ===

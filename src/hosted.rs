@@ -3,6 +3,7 @@
 //! pages, no referrer). The access log never records their query strings.
 
 pub mod logout;
+mod oidc_login;
 pub mod verify;
 
 use http::header::HeaderMap;
@@ -83,7 +84,11 @@ pub async fn dispatch(
             )),
             None => Err(Reject::NotFound("the identity assertion is not enabled")),
         },
-        "/login" if get => Ok(login_page(state, generation, req).await),
+        "/login" if get => Ok(login_page(state, generation, req, info.client_ip).await),
+        "/oidc/callback" if get => match state.oidc() {
+            Some(oidc) => Ok(oidc_login::callback(oidc, generation, &req, info).await),
+            None => Err(Reject::NotFound("no such endpoint")),
+        },
         "/logout" => Ok(logout::handle(state, generation, &req, logout::Scope::This).await),
         "/logout-all" => Ok(logout::handle(state, generation, &req, logout::Scope::All).await),
         s if crate::login::LoginCore::handles(s) => {
@@ -163,6 +168,7 @@ async fn login_page(
     state: &AppState,
     generation: &Generation,
     req: Request<Incoming>,
+    client_ip: std::net::IpAddr,
 ) -> Response<Body> {
     let cfg = &generation.config;
     let raw = req.uri().query().and_then(|q| {
@@ -181,14 +187,19 @@ async fn login_page(
         append_cookies(&mut r, &cookies);
         return r;
     }
-    let mut r = match &generation.login {
-        Some(core) => {
+    if let Some(oidc) = state.oidc() {
+        let mut r = oidc_login::start(oidc, generation, req.headers(), &return_to, client_ip);
+        append_cookies(&mut r, &cookies);
+        return r;
+    }
+    let mut r = match (&generation.login, login_deps(state)) {
+        (Some(core), Some(deps)) => {
             let (parts, _body) = req.into_parts();
-            core.login_page(login_deps(state), &parts).map(full)
+            core.login_page(deps, &parts).map(full)
         }
         // A gateway without login methods (API-only, or login hosted
         // elsewhere) still answers the redirect target with a plain page.
-        None => answer::page(crate::pages::message(
+        _ => answer::page(crate::pages::message(
             &crate::pages::PageSettings::plain(
                 &cfg.login.app_name,
                 cfg.login.logo_url.as_deref(),
@@ -213,7 +224,7 @@ async fn login_endpoint(
     info: &ClientInfo,
     sub: &str,
 ) -> Result<Response<Body>, Reject> {
-    let Some(core) = &generation.login else {
+    let (Some(core), Some(deps)) = (&generation.login, login_deps(state)) else {
         return Err(Reject::NotFound("no login method is configured"));
     };
     let (parts, body) = req.into_parts();
@@ -223,16 +234,17 @@ async fn login_endpoint(
         .map_err(|_| Reject::PayloadTooLarge("login body too large"))?
         .to_bytes();
     Ok(core
-        .handle(login_deps(state), sub, &parts, body, info.client_ip)
+        .handle(deps, sub, &parts, body, info.client_ip)
         .await
         .map(full))
 }
 
-fn login_deps(state: &AppState) -> crate::login::Deps<'_> {
-    crate::login::Deps {
-        descope: &state.descope,
-        validator: &state.validator,
-    }
+/// What the (Descope) login endpoints need; `None` in the OIDC mode.
+fn login_deps(state: &AppState) -> Option<crate::login::Deps<'_>> {
+    Some(crate::login::Deps {
+        descope: state.descope()?,
+        validator: state.validator()?,
+    })
 }
 
 /// `return_to` if [`crate::redirect::RedirectPolicy`] accepts it (a safe

@@ -33,6 +33,7 @@ pub mod http_util;
 pub mod listen;
 pub mod login;
 pub mod metrics;
+pub mod oidc;
 pub mod pages;
 pub mod pipeline;
 pub mod proxy;

@@ -100,6 +100,8 @@ pub enum LoginSetupError {
     Redirect(#[from] crate::redirect::RedirectOriginError),
     #[error("session.secret: {0}")]
     Secret(#[from] crate::login_state::StateError),
+    #[error("session.secret: no session key can be derived from it")]
+    Sealer,
 }
 
 /// The configuration-derived part of the login endpoints, built once per
@@ -479,7 +481,8 @@ impl LoginService<'_> {
             | LoginKind::Flow
             | LoginKind::Otp
             | LoginKind::OAuth
-            | LoginKind::Sso => (
+            | LoginKind::Sso
+            | LoginKind::Oidc => (
                 format!("{}/enchantedlink/verify", self.prefix()),
                 vec![("t", t.as_str())],
             ),
@@ -846,7 +849,8 @@ impl LoginService<'_> {
             | LoginKind::Flow
             | LoginKind::MagicLink
             | LoginKind::EnchantedLink
-            | LoginKind::Otp => {
+            | LoginKind::Otp
+            | LoginKind::Oidc => {
                 let tenant = req
                     .query("tenant")
                     .map(|t| t.trim().to_owned())
@@ -906,7 +910,8 @@ impl LoginService<'_> {
                     | LoginKind::Flow
                     | LoginKind::MagicLink
                     | LoginKind::EnchantedLink
-                    | LoginKind::Otp => "That sign-in provider is not available.",
+                    | LoginKind::Otp
+                    | LoginKind::Oidc => "That sign-in provider is not available.",
                 };
                 return self.start_failed(e, || self.bad_start(req, &return_to, notice));
             }
@@ -935,7 +940,8 @@ impl LoginService<'_> {
             | LoginKind::Flow
             | LoginKind::MagicLink
             | LoginKind::EnchantedLink
-            | LoginKind::Otp => {
+            | LoginKind::Otp
+            | LoginKind::Oidc => {
                 if self.core.settings.sso_legacy_saml {
                     ("/v1/auth/saml/authorize", "/sso/callback")
                 } else {
@@ -980,7 +986,8 @@ impl LoginService<'_> {
             | LoginKind::Flow
             | LoginKind::MagicLink
             | LoginKind::EnchantedLink
-            | LoginKind::Otp => {
+            | LoginKind::Otp
+            | LoginKind::Oidc => {
                 if self.core.settings.sso_legacy_saml {
                     "/v1/auth/saml/exchange"
                 } else {
@@ -1002,7 +1009,8 @@ impl LoginService<'_> {
                     | LoginKind::Flow
                     | LoginKind::MagicLink
                     | LoginKind::EnchantedLink
-                    | LoginKind::Otp => "sso",
+                    | LoginKind::Otp
+                    | LoginKind::Oidc => "sso",
                 };
                 self.finish(req, &reply, &state.return_to, Some(&state), method)
                     .await

@@ -165,7 +165,8 @@ impl SessionValidator {
         let jwks = Arc::new(JwksCache::new(
             JwksSource {
                 url: settings.jwks_url,
-                project_id: settings.project_id.clone(),
+                infer_alg: false,
+                descope_project: Some(settings.project_id.clone()),
                 http: settings.http,
             },
             seed,

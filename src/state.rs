@@ -34,6 +34,10 @@ pub struct Generation {
     pub upstreams: Upstreams,
     /// The hosted login endpoints; `None` when no login method is on.
     pub login: Option<Arc<LoginCore>>,
+    /// Seals the OIDC mode's session cookies (`[session] secret`).
+    pub sealer: Option<crate::oidc::Sealer>,
+    /// The OIDC mode's login state.
+    pub oidc_login: Option<crate::oidc::LoginSetup>,
 }
 
 impl Generation {
@@ -45,11 +49,41 @@ impl Generation {
         let identity = IdentityHeaders::new(&config.identity);
         let upstreams = Upstreams::reusing(&config.upstreams, previous.map(|g| &g.upstreams));
         let login = build_login(&config)?.map(Arc::new);
+        let (sealer, oidc_login) = match (config.oidc(), &config.session.secret) {
+            (Some(_), Some(secret)) => {
+                let previous: Vec<&[u8]> = config
+                    .session
+                    .previous_secrets
+                    .iter()
+                    .map(|s| s.expose().as_bytes())
+                    .collect();
+                let sealer = crate::oidc::Sealer::new(secret.expose().as_bytes(), &previous)
+                    .ok_or(LoginSetupError::Sealer)?;
+                let prefix = config.server.auth_prefix.trim_end_matches('/');
+                let login = crate::oidc::LoginSetup {
+                    codec: StateCodec::new(secret.expose().as_bytes(), &previous)?,
+                    state_cookie: crate::login_state::StateCookieSettings {
+                        secure: config.session.cookies.secure,
+                        path: prefix.to_owned(),
+                    },
+                    redirect: RedirectPolicy::new(&config.login.allowed_redirect_origins)?,
+                    redirect_uri: format!("{}{prefix}/oidc/callback", config.server.public_origin),
+                    limiter: crate::ratelimit::RateLimiter::new(
+                        config.login.ip_rate_limit,
+                        crate::ratelimit::DEFAULT_MAX_KEYS,
+                    ),
+                };
+                (Some(sealer), Some(login))
+            }
+            _ => (None, None),
+        };
         Ok(Self {
             config: Arc::new(config),
             identity,
             upstreams,
             login,
+            sealer,
+            oidc_login,
         })
     }
 
@@ -60,11 +94,20 @@ impl Generation {
     }
 }
 
+/// The identity provider's clients, built once at start.
+pub enum Idp {
+    Descope {
+        client: DescopeClient,
+        validator: Arc<SessionValidator>,
+    },
+    Oidc(Arc<crate::oidc::Oidc>),
+}
+
 /// Process-wide state shared by every connection.
 pub struct AppState {
     pub generation: ArcSwap<Generation>,
-    pub validator: Arc<SessionValidator>,
-    pub descope: DescopeClient,
+    pub idp: Idp,
+    /// Session refresh for the provider (single-flight per refresh token).
     pub refresher: Arc<Refresher>,
     pub metrics: Arc<Metrics>,
     pub draining: AtomicBool,
@@ -77,9 +120,38 @@ impl AppState {
         self.generation.load_full()
     }
 
-    /// Ready: config loaded, keys available, not draining.
+    /// Ready: config loaded, the provider's keys (and, for OIDC, its
+    /// discovery document) available, not draining.
     pub fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed) && self.validator.keys_ready()
+        !self.draining.load(Ordering::Relaxed)
+            && match &self.idp {
+                Idp::Descope { validator, .. } => validator.keys_ready(),
+                Idp::Oidc(o) => o.is_ready(),
+            }
+    }
+
+    /// Descope's session validator, in Descope mode.
+    pub fn validator(&self) -> Option<&Arc<SessionValidator>> {
+        match &self.idp {
+            Idp::Descope { validator, .. } => Some(validator),
+            Idp::Oidc(_) => None,
+        }
+    }
+
+    /// Descope's API client, in Descope mode.
+    pub fn descope(&self) -> Option<&DescopeClient> {
+        match &self.idp {
+            Idp::Descope { client, .. } => Some(client),
+            Idp::Oidc(_) => None,
+        }
+    }
+
+    /// The OpenID Provider, in the OIDC mode.
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        match &self.idp {
+            Idp::Oidc(o) => Some(o),
+            Idp::Descope { .. } => None,
+        }
     }
 
     /// Swaps in a generation built from a new, fully validated config;
@@ -87,7 +159,10 @@ impl AppState {
     pub fn install(&self, config: Config) -> Result<(), LoginSetupError> {
         let next = Generation::new(config, Some(&self.current()))?;
         self.generation.store(Arc::new(next));
-        self.validator.flush_cache();
+        match &self.idp {
+            Idp::Descope { validator, .. } => validator.flush_cache(),
+            Idp::Oidc(o) => o.flush_cache(),
+        }
         Ok(())
     }
 }
@@ -97,6 +172,10 @@ impl AppState {
 /// then answers 404).
 pub fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
     let l = &cfg.login;
+    // The hosted login methods are Descope's; an OpenID Provider hosts its own.
+    let Some(descope) = cfg.descope() else {
+        return Ok(None);
+    };
     let Some(secret) = cfg.session.secret.as_ref() else {
         return Ok(None);
     };
@@ -117,15 +196,9 @@ pub fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
         logo_url: l.logo_url.clone(),
         auth_prefix: auth_prefix.clone(),
         methods: l.methods.clone(),
-        project_id: cfg.descope.project_id.clone(),
+        project_id: descope.project_id.clone(),
         flow_id: l.flow_id.clone(),
-        descope_base_url: Some(
-            cfg.descope
-                .base_url
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned(),
-        ),
+        descope_base_url: Some(descope.base_url.as_str().trim_end_matches('/').to_owned()),
         web_component: crate::pages::ScriptRef {
             url: l.web_component_url.clone(),
             integrity: l.web_component_integrity.clone(),

@@ -16,8 +16,10 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub admin: RawAdmin,
-    #[serde(default)]
-    pub descope: RawDescope,
+    /// `None` when the file has no `[descope]` table.
+    pub descope: Option<RawDescope>,
+    /// The OpenID Connect relying-party mode (instead of `[descope]`).
+    pub oidc: Option<RawOidc>,
     #[serde(default)]
     pub session: RawSession,
     #[serde(default)]
@@ -78,6 +80,28 @@ pub struct RawDescope {
     pub jwks_file: Option<String>,
     pub jwks_min_refetch: Option<String>,
     pub jwks_refresh: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOidc {
+    pub issuer: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub auth_params: Option<BTreeMap<String, String>>,
+    pub pkce: Option<bool>,
+    pub id_token_algs: Option<Vec<String>>,
+    pub roles_claim: Option<String>,
+    pub permissions_claim: Option<String>,
+    pub tenants_claim: Option<String>,
+    pub userinfo: Option<bool>,
+    pub audiences: Option<Vec<String>>,
+    pub bearer: Option<String>,
+    pub timeout: Option<String>,
     pub ca_file: Option<String>,
 }
 

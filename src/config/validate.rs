@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::HeaderName;
 use ipnet::IpNet;
 
-use super::raw::{RawConfig, RawDescope, RawIdentity, RawLogin, RawServer, RawSession};
+use super::raw::{RawConfig, RawDescope, RawIdentity, RawLogin, RawOidc, RawServer, RawSession};
 use super::*;
 use crate::cookies::{CookieSettings, SameSite};
 use crate::policy::{CompileContext, Policy};
@@ -297,9 +297,27 @@ pub(super) fn validate(
 
     let server = server(&mut cx, &raw.server);
     let admin = admin(&mut cx, raw.admin.listen.as_deref());
-    let descope = descope(&mut cx, &raw.descope);
+    let idp = match (&raw.descope, &raw.oidc) {
+        (Some(_), Some(_)) => {
+            cx.error(ConfigIssue::new(
+                "oidc",
+                "both [descope] and [oidc] are configured; a gateway has exactly one identity provider",
+                "remove the [descope] table to front an OpenID Provider, or the [oidc] table to use Descope",
+            ));
+            IdpConfig::Descope(descope(
+                &mut cx,
+                raw.descope.as_ref().unwrap_or(&RawDescope::default()),
+            ))
+        }
+        (_, Some(o)) => IdpConfig::Oidc(oidc(&mut cx, o, &server)),
+        (d, None) => IdpConfig::Descope(descope(
+            &mut cx,
+            d.as_ref().unwrap_or(&RawDescope::default()),
+        )),
+    };
     let login = login(&mut cx, &raw.login, &server);
-    let session = session(&mut cx, &raw.session, &server, &login, opts);
+    let oidc_mode = matches!(idp, IdpConfig::Oidc(_));
+    let session = session(&mut cx, &raw.session, &server, &login, opts, oidc_mode);
     let forward_auth = forward_auth(&mut cx, &raw.forward_auth);
     let upstreams = upstreams(&mut cx, &raw.upstreams);
     let identity = identity(&mut cx, &raw.identity);
@@ -358,7 +376,7 @@ pub(super) fn validate(
         (true, Some(policy)) => Ok(Config {
             server,
             admin,
-            descope,
+            idp,
             session,
             login,
             forward_auth,
@@ -594,7 +612,7 @@ fn descope(cx: &mut Ctx<'_>, d: &RawDescope) -> DescopeConfig {
             ConfigIssue::new(
                 "descope.project_id",
                 if project_id.is_empty() { "not set" } else { "not a Descope project id (letters, digits, - and _ only)" },
-                "set project_id = \"env:DESCOPE_PROJECT_ID\" and export DESCOPE_PROJECT_ID, or write the id",
+                "set project_id = \"env:DESCOPE_PROJECT_ID\" and export DESCOPE_PROJECT_ID, or write the id (or configure [oidc] instead of [descope] to front an OpenID Provider)",
             )
             .with_value(format!("{project_id:?}")),
         );
@@ -673,6 +691,280 @@ fn descope(cx: &mut Ctx<'_>, d: &RawDescope) -> DescopeConfig {
         auth_management_key,
         audience,
         seed_keys,
+        ca_file,
+    }
+}
+
+fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::OidcConfig {
+    use crate::oidc::{BearerMode, ClientAuth, DEFAULT_ID_TOKEN_ALGS, DEFAULT_SCOPES};
+    use jsonwebtoken::Algorithm;
+    let _ = server;
+    let issuer = o.issuer.clone().unwrap_or_default();
+    match url::Url::parse(&issuer) {
+        Ok(u) if crate::oidc::is_secure(&u) && u.query().is_none() && u.fragment().is_none() => {}
+        Ok(u) if u.scheme() == "http" => cx.error(
+            ConfigIssue::new(
+                "oidc.issuer",
+                "plain http is only allowed for loopback hosts (codes and tokens travel on it)",
+                "use the provider's https issuer URL",
+            )
+            .with_value(format!("{issuer:?}")),
+        ),
+        _ => cx.error(
+            ConfigIssue::new(
+                "oidc.issuer",
+                if issuer.is_empty() { "not set" } else { "not an https URL without query or fragment" },
+                "set issuer to the provider's issuer URL exactly as its discovery document names it, e.g. \"https://example.authing.cn/oidc\"",
+            )
+            .with_value(format!("{issuer:?}")),
+        ),
+    }
+    let client_id = match o.client_id.as_deref() {
+        Some(v) => cx
+            .env_or_literal("oidc.client_id", v, false)
+            .map(|s| s.expose().trim().to_owned())
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    if client_id.is_empty() && !cx.issues.iter().any(|i| i.key == "oidc.client_id") {
+        cx.error(ConfigIssue::new(
+            "oidc.client_id",
+            "not set",
+            "set client_id = \"env:OIDC_CLIENT_ID\" (the application's client id at the provider)",
+        ));
+    }
+    let client_secret = cx.secret(
+        "oidc.client_secret",
+        o.client_secret.as_deref(),
+        o.client_secret_file.as_deref(),
+    );
+    let auth_method = match o.token_endpoint_auth_method.as_deref() {
+        None => None,
+        Some("client_secret_basic") => Some(ClientAuth::Basic),
+        Some("client_secret_post") => Some(ClientAuth::Post),
+        Some("none") => Some(ClientAuth::None),
+        Some(other) => {
+            cx.error(
+                ConfigIssue::new(
+                    "oidc.token_endpoint_auth_method",
+                    "unknown method",
+                    "write \"client_secret_basic\", \"client_secret_post\" or \"none\"",
+                )
+                .with_value(format!("{other:?}")),
+            );
+            None
+        }
+    };
+    match (auth_method, &client_secret) {
+        (Some(ClientAuth::Basic | ClientAuth::Post), None) => cx.error(ConfigIssue::new(
+            "oidc.token_endpoint_auth_method",
+            "a client secret method without oidc.client_secret",
+            "set client_secret (or client_secret_file), or use \"none\" for a public client with PKCE",
+        )),
+        (Some(ClientAuth::None), Some(_)) => cx.error(ConfigIssue::new(
+            "oidc.client_secret",
+            "a client secret with token_endpoint_auth_method = \"none\"",
+            "remove client_secret for a public client, or choose client_secret_basic / client_secret_post",
+        )),
+        _ => {}
+    }
+    let public = client_secret.is_none();
+    let pkce = o.pkce.unwrap_or(true);
+    if public && !pkce {
+        cx.error(ConfigIssue::new(
+            "oidc.pkce",
+            "a public client (no client secret) without PKCE: a stolen code could be redeemed",
+            "remove pkce = false, or configure a client secret",
+        ));
+    }
+    let scopes: Vec<String> = o
+        .scopes
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+    if !scopes.iter().any(|s| s == "openid") {
+        cx.error(
+            ConfigIssue::new(
+                "oidc.scopes",
+                "must include \"openid\"",
+                "add \"openid\" to scopes",
+            )
+            .with_value(format!("{scopes:?}")),
+        );
+    }
+    let mut id_token_algs = Vec::new();
+    for (i, a) in o.id_token_algs.iter().flatten().enumerate() {
+        let alg = match a.as_str() {
+            "RS256" => Some(Algorithm::RS256),
+            "RS384" => Some(Algorithm::RS384),
+            "RS512" => Some(Algorithm::RS512),
+            "ES256" => Some(Algorithm::ES256),
+            "ES384" => Some(Algorithm::ES384),
+            "PS256" => Some(Algorithm::PS256),
+            "PS384" => Some(Algorithm::PS384),
+            "PS512" => Some(Algorithm::PS512),
+            "HS256" => Some(Algorithm::HS256),
+            "HS384" => Some(Algorithm::HS384),
+            "HS512" => Some(Algorithm::HS512),
+            _ => None,
+        };
+        match alg {
+            Some(Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) if public => cx.error(
+                ConfigIssue::new(
+                    format!("oidc.id_token_algs[{i}]"),
+                    "an HMAC algorithm is keyed with the client secret, and there is none",
+                    "set client_secret, or remove the HMAC algorithm",
+                )
+                .with_value(format!("{a:?}")),
+            ),
+            Some(alg) => id_token_algs.push(alg),
+            None => cx.error(
+                ConfigIssue::new(
+                    format!("oidc.id_token_algs[{i}]"),
+                    "not an accepted algorithm (never \"none\")",
+                    "use RS256/384/512, ES256/384, PS256/384/512, or HS256/384/512 keyed with the client secret",
+                )
+                .with_value(format!("{a:?}")),
+            ),
+        }
+    }
+    if o.id_token_algs.is_none() {
+        id_token_algs = DEFAULT_ID_TOKEN_ALGS.to_vec();
+    } else if id_token_algs.is_empty()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.key.starts_with("oidc.id_token_algs"))
+    {
+        cx.error(ConfigIssue::new(
+            "oidc.id_token_algs",
+            "empty",
+            "list the algorithms the provider signs ID tokens with, e.g. [\"RS256\"]",
+        ));
+    }
+    let bearer = match o.bearer.as_deref() {
+        None | Some("jwt") => BearerMode::Jwt,
+        Some("introspect") => {
+            if public {
+                cx.error(ConfigIssue::new(
+                    "oidc.bearer",
+                    "introspection needs the client to authenticate, and this client has no secret",
+                    "set client_secret, or use bearer = \"jwt\"",
+                ));
+            }
+            BearerMode::Introspect
+        }
+        Some("off") => BearerMode::Off,
+        Some(other) => {
+            cx.error(
+                ConfigIssue::new(
+                    "oidc.bearer",
+                    "unknown mode",
+                    "write \"jwt\", \"introspect\" or \"off\"",
+                )
+                .with_value(format!("{other:?}")),
+            );
+            BearerMode::Jwt
+        }
+    };
+    let claim_path = |cx: &mut Ctx<'_>, key: &str, v: Option<&String>, default: &str| -> String {
+        let p = v.cloned().unwrap_or_else(|| default.to_owned());
+        if p.is_empty() || p.starts_with('.') || p.ends_with('.') || p.contains("..") {
+            cx.error(
+                ConfigIssue::new(
+                    key,
+                    "not a claim path",
+                    "write a claim name or a dotted path such as \"realm_access.roles\"",
+                )
+                .with_value(format!("{p:?}")),
+            );
+        }
+        p
+    };
+    let roles_claim = claim_path(cx, "oidc.roles_claim", o.roles_claim.as_ref(), "roles");
+    let permissions_claim = claim_path(
+        cx,
+        "oidc.permissions_claim",
+        o.permissions_claim.as_ref(),
+        "permissions",
+    );
+    let tenants_claim = match o.tenants_claim.as_deref() {
+        None | Some("") => None,
+        Some(_) => Some(claim_path(
+            cx,
+            "oidc.tenants_claim",
+            o.tenants_claim.as_ref(),
+            "",
+        )),
+    };
+    let auth_params = o
+        .auth_params
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let reserved = matches!(
+                k.as_str(),
+                "response_type"
+                    | "client_id"
+                    | "redirect_uri"
+                    | "scope"
+                    | "state"
+                    | "nonce"
+                    | "code_challenge"
+                    | "code_challenge_method"
+            );
+            if reserved {
+                cx.error(
+                    ConfigIssue::new(
+                        format!("oidc.auth_params.{k}"),
+                        "the gateway sets this parameter itself",
+                        "remove it (scopes go in oidc.scopes)",
+                    )
+                    .with_value(format!("{v:?}")),
+                );
+                None
+            } else {
+                Some((k.clone(), v.clone()))
+            }
+        })
+        .collect();
+    let ca_file = o.ca_file.as_deref().map(|p| cx.path(p));
+    if let Some(p) = &ca_file
+        && !p.is_file()
+    {
+        cx.error(
+            ConfigIssue::new(
+                "oidc.ca_file",
+                "file does not exist",
+                "point it at a PEM bundle",
+            )
+            .with_value(p.display()),
+        );
+    }
+    let audiences = o
+        .audiences
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| vec![client_id.clone()]);
+    crate::oidc::OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        auth_method,
+        scopes,
+        auth_params,
+        pkce,
+        id_token_algs,
+        roles_claim,
+        permissions_claim,
+        tenants_claim,
+        userinfo: o.userinfo.unwrap_or(true),
+        audiences,
+        bearer,
+        timeout: cx.duration(
+            "oidc.timeout",
+            o.timeout.as_deref(),
+            crate::oidc::DEFAULT_TIMEOUT,
+        ),
         ca_file,
     }
 }
@@ -883,6 +1175,7 @@ fn session(
     server: &ServerConfig,
     login: &LoginConfig,
     opts: LoadOptions,
+    oidc_mode: bool,
 ) -> SessionConfig {
     let https = server.public_url.scheme() == "https";
     let secure = s.secure.unwrap_or(https);
@@ -971,7 +1264,19 @@ fn session(
         }
     } else if opts.dev {
         secret = Some(Secret::new(random_secret()));
-    } else if !login.methods.is_empty()
+    } else if oidc_mode
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.key.starts_with("session.secret"))
+    {
+        cx.error(ConfigIssue::new(
+            "session.secret",
+            "not set, and [oidc] is configured (it seals the session cookie)",
+            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
+        ));
+    } else if !oidc_mode
+        && !login.methods.is_empty()
         && !cx
             .issues
             .iter()

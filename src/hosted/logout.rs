@@ -27,7 +27,7 @@ use crate::decide::bearer_token;
 use crate::descope::DescopeError;
 use crate::http_util::{Body, accepts_html, json_error, respond};
 use crate::session::SessionError;
-use crate::state::{AppState, Generation};
+use crate::state::{AppState, Generation, Idp};
 
 /// Which logout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,14 +108,67 @@ async fn logout(
                 "Sign-out must come from this site.",
             );
         }
-        cookie_tokens.refresh
+        cookie_tokens.refresh.clone()
     };
 
-    if let Some(token) = refresh.as_deref() {
-        match state.validator.verify_refresh(token).await {
+    let mut target = after_logout_target(cfg);
+    match &state.idp {
+        Idp::Descope { client, validator } => {
+            if let Err(resp) = revoke_descope(
+                state,
+                generation,
+                client,
+                validator,
+                method,
+                headers,
+                refresh.as_deref(),
+                scope,
+                bearer_only,
+            )
+            .await
+            {
+                return resp;
+            }
+        }
+        Idp::Oidc(oidc) => {
+            if let Some(end) = revoke_oidc(state, generation, oidc, headers, &cookie_tokens).await {
+                target = end;
+            }
+        }
+    }
+
+    let mut resp = if accepts_html(headers) {
+        let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
+        if let Ok(v) = HeaderValue::from_str(&target) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r
+    } else {
+        respond(StatusCode::NO_CONTENT, "text/plain", "")
+    };
+    append_cookies(&mut resp, &cookies.clear_all(headers));
+    resp
+}
+
+/// Descope: the refresh token verified locally, then revoked at Descope.
+/// `Err` is the answer to give instead of signing out.
+#[allow(clippy::too_many_arguments)]
+async fn revoke_descope(
+    state: &AppState,
+    generation: &Generation,
+    client: &crate::descope::DescopeClient,
+    validator: &crate::session::SessionValidator,
+    method: &Method,
+    headers: &HeaderMap,
+    refresh: Option<&str>,
+    scope: Scope,
+    bearer_only: bool,
+) -> Result<(), Response<Body>> {
+    if let Some(token) = refresh {
+        match validator.verify_refresh(token).await {
             Ok(claims) => {
                 state.refresher.forget(token);
-                match state.descope.logout(token, scope == Scope::All).await {
+                match client.logout(token, scope == Scope::All).await {
                     Ok(()) => {
                         tracing::info!(
                             user = claims.subject().unwrap_or(""),
@@ -137,7 +190,7 @@ async fn logout(
                                 DescopeError::RateLimited { retry_after } => retry_after,
                                 _ => None,
                             };
-                            return unavailable(generation, method, headers, retry);
+                            return Err(unavailable(generation, method, headers, retry));
                         }
                     }
                 }
@@ -146,7 +199,7 @@ async fn logout(
             // cannot be checked, so it cannot be revoked either.
             Err(SessionError::KeysUnavailable) if scope == Scope::All || bearer_only => {
                 tracing::warn!("logout impossible: signing keys unavailable");
-                return unavailable(generation, method, headers, None);
+                return Err(unavailable(generation, method, headers, None));
             }
             Err(e) => {
                 tracing::debug!(reason = %e, "logout with an invalid refresh token");
@@ -158,24 +211,49 @@ async fn logout(
                     );
                     r.headers_mut()
                         .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                    return r;
+                    return Err(r);
                 }
             }
         }
     }
+    Ok(())
+}
 
-    let mut resp = if accepts_html(headers) {
-        let target = after_logout_target(cfg);
-        let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
-        if let Ok(v) = HeaderValue::from_str(&target) {
-            r.headers_mut().insert(header::LOCATION, v);
+/// The OIDC mode: the refresh token in the sealed session is revoked at the
+/// provider when it can (best effort: the browser is signed out either way);
+/// returns the provider's end-session URL to go on to, when it has one.
+async fn revoke_oidc(
+    state: &AppState,
+    generation: &Generation,
+    oidc: &crate::oidc::Oidc,
+    headers: &HeaderMap,
+    tokens: &crate::cookies::RequestTokens,
+) -> Option<String> {
+    let cfg = &generation.config;
+    let sealed = tokens
+        .session
+        .as_deref()
+        .and_then(|v| generation.sealer.as_ref()?.open(v));
+    let id_token = sealed.as_ref().and_then(|s| s.id_token.clone());
+    if let Some(s) = &sealed {
+        if let Some(rt) = &s.refresh_token {
+            state.refresher.forget(rt);
+            oidc.revoke(rt).await;
         }
-        r
+        tracing::info!(
+            user = s.claims.get("sub").and_then(|v| v.as_str()).unwrap_or(""),
+            "signed out"
+        );
+    }
+    let _ = headers;
+    let after = after_logout_target(cfg);
+    let post_logout = if after.starts_with('/') {
+        format!("{}{after}", cfg.server.public_origin)
     } else {
-        respond(StatusCode::NO_CONTENT, "text/plain", "")
+        after
     };
-    append_cookies(&mut resp, &cookies.clear_all(headers));
-    resp
+    oidc.end_session_url(id_token.as_deref(), &post_logout)
+        .map(|u| u.to_string())
 }
 
 /// `[login] after_logout` when it is a safe relative path, an allowed origin,

@@ -118,12 +118,19 @@ impl KeySet {
     /// Parses a JWKS document `{"keys": [JWK, ...]}`, as the endpoint serves.
     /// Unusable keys are skipped (debug log); no usable key is an error.
     pub fn from_jwks_json(text: &str) -> Result<Self, JwksError> {
+        Self::parse_jwks_json(text, false)
+    }
+
+    /// [`Self::from_jwks_json`]; with `infer_alg`, a JWK without `alg`
+    /// (RFC 7517 makes it optional; OpenID Providers may omit it) gets the
+    /// one its key type implies: RS256 for RSA, ES256/ES384 for P-256/P-384.
+    pub fn parse_jwks_json(text: &str, infer_alg: bool) -> Result<Self, JwksError> {
         let doc: Value = serde_json::from_str(text)?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
             .ok_or(JwksError::NotAKeySet)?;
-        Self::from_jwks(keys)
+        Self::from_jwks(keys, infer_alg)
     }
 
     /// Parses seed keys: a JWKS document or one JWK (as `DESCOPE_PUBLIC_KEY`
@@ -131,15 +138,17 @@ impl KeySet {
     pub fn from_seed_json(text: &str) -> Result<Self, JwksError> {
         let doc: Value = serde_json::from_str(text)?;
         match doc.get("keys").and_then(Value::as_array) {
-            Some(keys) => Self::from_jwks(keys),
-            None => Self::from_jwks(std::slice::from_ref(&doc)),
+            Some(keys) => Self::from_jwks(keys, false),
+            None => Self::from_jwks(std::slice::from_ref(&doc), false),
         }
     }
 
-    fn from_jwks(keys: &[Value]) -> Result<Self, JwksError> {
+    fn from_jwks(keys: &[Value], infer_alg: bool) -> Result<Self, JwksError> {
         let mut set = HashMap::new();
         for raw in keys {
-            let Some(key) = parse_jwk(raw) else { continue };
+            let Some(key) = parse_jwk(raw, infer_alg) else {
+                continue;
+            };
             if set.contains_key(&key.kid) {
                 debug!(kid = %key.kid, "JWKS lists a kid twice; keeping the first key");
                 continue;
@@ -159,6 +168,16 @@ impl KeySet {
 
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// The one key for `alg`, when exactly one is in the set (a token
+    /// without `kid` is only verified when no other key could apply).
+    pub fn only_key_for(&self, alg: Algorithm) -> Option<&Arc<VerifyKey>> {
+        let mut matching = self.keys.values().filter(|k| k.alg == alg);
+        match (matching.next(), matching.next()) {
+            (Some(k), None) => Some(k),
+            _ => None,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -181,7 +200,7 @@ impl KeySet {
 /// not a usable signing key: no `kid`/`alg`, `use` other than `sig`, an
 /// algorithm other than RS256/384/512 or ES256/384, members that do not fit
 /// the algorithm.
-fn parse_jwk(raw: &Value) -> Option<VerifyKey> {
+fn parse_jwk(raw: &Value, infer_alg: bool) -> Option<VerifyKey> {
     let jwk: RawJwk = match serde_json::from_value(raw.clone()) {
         Ok(j) => j,
         Err(e) => {
@@ -196,7 +215,17 @@ fn parse_jwk(raw: &Value) -> Option<VerifyKey> {
     let skip = |why: &str| {
         debug!(kid = %kid, reason = why, "skipping JWK");
     };
-    let Some(alg_name) = jwk.alg else {
+    // Descope's JWKs always name their algorithm; an OpenID Provider's may
+    // not: then (with `infer_alg`) the key type decides, with RS256 for RSA
+    // keys, the algorithm every provider signs with by default.
+    let inferred = match (infer_alg, jwk.kty.as_deref(), jwk.crv.as_deref()) {
+        (false, _, _) => None,
+        (true, Some("RSA"), _) => Some("RS256"),
+        (true, Some("EC"), Some("P-256")) => Some("ES256"),
+        (true, Some("EC"), Some("P-384")) => Some("ES384"),
+        (true, _, _) => None,
+    };
+    let Some(alg_name) = jwk.alg.as_deref().or(inferred).map(str::to_owned) else {
         skip("no alg");
         return None;
     };
@@ -289,7 +318,11 @@ pub enum FetchOutcome {
 /// Where and how to fetch the key set.
 pub struct JwksSource {
     pub url: url::Url,
-    pub project_id: String,
+    /// Accept JWKs without `alg` (OpenID Providers), see [`KeySet::parse_jwks_json`].
+    pub infer_alg: bool,
+    /// Descope wants the project id on the request; an OpenID Provider
+    /// serves its keys to anyone.
+    pub descope_project: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -309,7 +342,7 @@ pub struct JwksCache {
 
 impl JwksCache {
     /// A cache holding `seed` (possibly empty) until the first fetch.
-    pub(crate) fn new(
+    pub fn new(
         source: JwksSource,
         seed: KeySet,
         min_refetch: Duration,
@@ -465,13 +498,11 @@ impl JwksCache {
 
     async fn fetch(&self) -> Result<KeySet, JwksError> {
         let src = &self.source;
-        let mut resp = src
-            .http
-            .get(src.url.clone())
-            .bearer_auth(&src.project_id)
-            .header("x-descope-project-id", &src.project_id)
-            .send()
-            .await?;
+        let mut req = src.http.get(src.url.clone());
+        if let Some(pid) = &src.descope_project {
+            req = req.bearer_auth(pid).header("x-descope-project-id", pid);
+        }
+        let mut resp = req.send().await?;
         if resp.status() != reqwest::StatusCode::OK {
             return Err(JwksError::Status(resp.status().as_u16()));
         }
@@ -489,7 +520,7 @@ impl JwksCache {
             body.extend_from_slice(&chunk);
         }
         let text = std::str::from_utf8(&body).map_err(|_| JwksError::NotAKeySet)?;
-        KeySet::from_jwks_json(text)
+        KeySet::parse_jwks_json(text, src.infer_alg)
     }
 }
 
@@ -608,7 +639,7 @@ mod tests {
             ),
         ];
         for (jwk, want) in cases {
-            let got = parse_jwk(&jwk).map(|k| k.alg);
+            let got = parse_jwk(&jwk, false).map(|k| k.alg);
             assert_eq!(got, want, "jwk {jwk}");
         }
     }

@@ -36,8 +36,14 @@ fn example_config_parses_with_every_key() {
     let text = std::fs::read_to_string("config/portcullis.example.toml").unwrap();
     let cfg = load(&text).unwrap();
     assert_eq!(cfg.server.auth_prefix, "/_auth");
-    assert_eq!(cfg.descope.project_id, "P2abcdefghijklmnopqrstuvwxyz");
-    assert_eq!(cfg.descope.base_url.as_str(), "https://api.descope.com/");
+    assert_eq!(
+        cfg.descope().expect("descope mode").project_id,
+        "P2abcdefghijklmnopqrstuvwxyz"
+    );
+    assert_eq!(
+        cfg.descope().expect("descope mode").base_url.as_str(),
+        "https://api.descope.com/"
+    );
     assert!(cfg.session.secret.is_some());
     assert_eq!(cfg.upstreams.len(), 2);
     assert_eq!(cfg.policy.routes().len(), 5);
@@ -52,7 +58,13 @@ fn minimal_config_gets_documented_defaults() {
     let cfg = load(MINIMAL).unwrap();
     assert_eq!(cfg.server.listen.to_string(), "0.0.0.0:8080");
     assert_eq!(cfg.admin.listen.unwrap().to_string(), "127.0.0.1:9090");
-    assert_eq!(cfg.descope.jwks_min_refetch.as_secs(), 10);
+    assert_eq!(
+        cfg.descope()
+            .expect("descope mode")
+            .jwks_min_refetch
+            .as_secs(),
+        10
+    );
     assert_eq!(cfg.session.refresh_reuse.as_secs(), 10);
     assert_eq!(cfg.session.cookies.session_name, "DS");
     assert!(cfg.session.accept_bearer);
@@ -140,7 +152,10 @@ fn all_errors_are_reported_at_once() {
 fn project_id_from_environment_and_required() {
     let no_pid = MINIMAL.replace("project_id = \"env:DESCOPE_PROJECT_ID\"\n", "");
     let cfg = load(&no_pid).unwrap();
-    assert_eq!(cfg.descope.project_id, "P2abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(
+        cfg.descope().expect("descope mode").project_id,
+        "P2abcdefghijklmnopqrstuvwxyz"
+    );
     let err = Config::from_toml(
         &no_pid,
         Path::new("."),
@@ -159,13 +174,21 @@ fn project_id_from_environment_and_required() {
 fn regional_base_url_and_env_override() {
     let long = MINIMAL.replace("env:DESCOPE_PROJECT_ID", "Puse12aAc4T2V93bddihGEx2Ryhc8e5Z");
     assert_eq!(
-        load(&long).unwrap().descope.base_url.as_str(),
+        load(&long)
+            .unwrap()
+            .descope()
+            .expect("descope mode")
+            .base_url
+            .as_str(),
         "https://api.use1.descope.com/"
     );
     let mut e = env();
     e.insert("DESCOPE_BASE_URI".into(), "http://127.0.0.1:4080".into());
     let cfg = Config::from_toml(MINIMAL, Path::new("."), &e, LoadOptions::default()).unwrap();
-    assert_eq!(cfg.descope.base_url.as_str(), "http://127.0.0.1:4080/");
+    assert_eq!(
+        cfg.descope().expect("descope mode").base_url.as_str(),
+        "http://127.0.0.1:4080/"
+    );
 }
 
 #[test]

@@ -138,6 +138,27 @@ impl CookieSettings {
         out
     }
 
+    /// `Set-Cookie` values for a session value that is not a JWT (the
+    /// gateway-sealed session of the OIDC mode), chunked when large;
+    /// `max_age: None` makes a browser-session cookie. Stale chunks and a
+    /// refresh cookie the request carried are deleted.
+    pub fn set_opaque_session(
+        &self,
+        request: &HeaderMap,
+        value: &str,
+        max_age: Option<Duration>,
+    ) -> Vec<HeaderValue> {
+        let jar = request_cookies(request);
+        let mut out = self.value_cookies(&jar, &self.session_cookie_name(), value, max_age);
+        let refresh = self.refresh_cookie_name();
+        for (name, _) in &jar {
+            if is_name_or_chunk(name, &refresh) {
+                out.push(self.removal(name));
+            }
+        }
+        out
+    }
+
     /// `Set-Cookie` values that delete every session/refresh cookie (and chunk) the request carried.
     /// With `host_prefix`, leftover unprefixed twins (from a config without
     /// the prefix) are deleted too; login state cookies are left alone.
@@ -206,6 +227,25 @@ impl CookieSettings {
         }
         let max_age = token_exp(token)
             .map(|exp| Duration::from_secs(exp.saturating_sub(now).max(0).unsigned_abs()));
+        self.value_cookies(jar, name, token, max_age)
+    }
+
+    /// The cookies carrying `token` under `name` (chunked when large), plus
+    /// deletions of the other shape's cookies that the request carried.
+    fn value_cookies(
+        &self,
+        jar: &[(&str, &str)],
+        name: &str,
+        token: &str,
+        max_age: Option<Duration>,
+    ) -> Vec<HeaderValue> {
+        if token.is_empty() || !token.bytes().all(is_cookie_octet) {
+            tracing::warn!(
+                cookie = name,
+                "refusing to set a cookie with an unsafe value"
+            );
+            return Vec::new();
+        }
         let carried = |n: &str| jar.iter().any(|(c, _)| *c == n);
         let mut out = Vec::new();
         if token.len() <= CHUNK_SIZE {

@@ -24,5 +24,6 @@ pub mod method_override;
 pub mod policy;
 pub mod ratelimit;
 pub mod redirect;
+pub mod secret;
 pub mod single_flight;
 pub mod time;

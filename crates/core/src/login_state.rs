@@ -80,6 +80,8 @@ pub enum LoginKind {
     Otp,
     OAuth,
     Sso,
+    /// The OIDC mode's authorization code flow (extra: nonce and PKCE verifier).
+    Oidc,
 }
 
 /// The signed content of a login state.
