@@ -4,9 +4,11 @@
 #![allow(dead_code)]
 
 mod apps;
+mod op;
 mod raw;
 
 pub use apps::*;
+pub use op::*;
 pub use raw::*;
 
 use std::collections::HashMap;
