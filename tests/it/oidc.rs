@@ -584,6 +584,19 @@ async fn logout_revokes_and_ends_the_provider_session() {
     let mut b = signed_in(&gw, "alice", "/home").await;
     let (_, sealed) = session_cookie(&b).unwrap();
     let old = b.gateway_cookies();
+    // The confirmation page's form may be redirected to the provider
+    // (browsers apply form-action to the redirect after a POST).
+    let page = b
+        .send(Method::GET, "http://gw.test/_auth/logout", None, &[])
+        .await;
+    let csp = page.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", gw.op.issuer)),
+        "{csp}"
+    );
     let r = b
         .send(
             Method::POST,
