@@ -1029,3 +1029,83 @@ url = "{up}"
     assert_eq!(r.headers()["location"], "/home");
     assert_eq!(upstream.count(), 0);
 }
+
+// === configuration ===
+
+/// Each bad `[oidc]` setup is refused at load, naming the key.
+#[test]
+fn bad_oidc_configs_name_the_key() {
+    let base = |oidc: &str, rest: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://gw.test\"\n\
+             [oidc]\n{oidc}\n{rest}\n[upstreams.default]\nurl = \"http://127.0.0.1:1\"\n"
+        )
+    };
+    let session = format!("[session]\nsecret = \"{SECRET}\"");
+    let ok = "issuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"";
+    let cases = [
+        (
+            base(ok, &format!("{session}\n[descope]\nproject_id = \"P2x\"")),
+            "oidc",
+        ),
+        (base("client_id = \"c\"", &session), "oidc.issuer"),
+        (
+            base(
+                "issuer = \"http://op.example\"\nclient_id = \"c\"",
+                &session,
+            ),
+            "oidc.issuer",
+        ),
+        (
+            base("issuer = \"https://op.example\"", &session),
+            "oidc.client_id",
+        ),
+        (base(ok, ""), "session.secret"),
+        (
+            base(&format!("{ok}\nscopes = [\"email\"]"), &session),
+            "oidc.scopes",
+        ),
+        (
+            base(&format!("{ok}\nid_token_algs = [\"none\"]"), &session),
+            "oidc.id_token_algs",
+        ),
+        (
+            base(
+                "issuer = \"https://op.example\"\nclient_id = \"c\"\nid_token_algs = [\"HS256\"]",
+                &session,
+            ),
+            "oidc.id_token_algs",
+        ),
+        (
+            base(
+                "issuer = \"https://op.example\"\nclient_id = \"c\"\npkce = false",
+                &session,
+            ),
+            "oidc.pkce",
+        ),
+        (
+            base(&format!("{ok}\nbearer = \"maybe\""), &session),
+            "oidc.bearer",
+        ),
+        (
+            base(
+                "issuer = \"https://op.example\"\nclient_id = \"c\"\ntoken_endpoint_auth_method = \"client_secret_post\"",
+                &session,
+            ),
+            "oidc.token_endpoint_auth_method",
+        ),
+    ];
+    for (toml, key) in cases {
+        let err = portcullis::config::Config::from_toml(
+            &toml,
+            std::path::Path::new("."),
+            &std::collections::HashMap::<String, String>::new(),
+            portcullis::config::LoadOptions::default(),
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted: {toml}"))
+        .to_string();
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(err.contains("fix"), "{key}: names no fix: {err}");
+    }
+}
