@@ -68,7 +68,7 @@ pub fn main() -> ExitCode {
     if let Command::CheckConfig { config, strict } = &cli.command {
         return check_config(config, *strict);
     }
-    crate::telemetry::init();
+    let _log = crate::telemetry::init();
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
