@@ -5,7 +5,7 @@ Run through scripts/bench (which installs nginx, wrk, caddy and haproxy when
 missing). Everything runs on 127.0.0.1 with free ports in a scratch directory;
 every process started here is stopped by its PID at the end.
 
-Layout (DESIGN §10, PERF-CALIBRATION.md):
+Layout:
   core PROXY_CPU (0): the proxy under test, alone
   core LOAD_CPU  (1): wrk and the upstream nginx (a small static response)
 

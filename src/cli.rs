@@ -1,4 +1,4 @@
-//! Command line (DESIGN §2): `run`, `check-config`, `dev`, `emulator`.
+//! Command line: `run`, `check-config`, `dev`, `emulator`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -3,55 +3,132 @@
 //! `PORTCULLIS_LOG_FORMAT=json`, human format on a TTY.
 //!
 //! Every line (the access log included) is written off the request path:
-//! request threads hand finished lines to a bounded queue
-//! (`tracing-appender`'s non-blocking writer, [`QUEUE_LINES`] lines) and one
-//! writer thread writes them to stderr through a 64 KiB buffer, flushed
-//! whenever the queue is empty, so a burst costs one `write(2)` per batch
-//! instead of one per line. When stderr cannot keep up (a stalled pipe, a
-//! slow disk), new lines are dropped and counted
+//! request threads append finished lines to one shared, bounded buffer
+//! ([`QUEUE_BYTES`]) under a short uncontended lock — no allocation, no
+//! channel, no wake-up per line — and one writer thread swaps the buffer out
+//! every [`FLUSH_EVERY`] (sooner when it fills past a high-water mark) and
+//! writes it to stderr in one `write(2)`. When stderr cannot keep up (a
+//! stalled pipe, a slow disk), new lines are dropped and counted
 //! (`portcullis_log_lines_dropped_total`) instead of stalling traffic. The
-//! [`LogGuard`] returned by [`init`] flushes what is queued when dropped,
+//! [`LogGuard`] returned by [`init`] flushes what is buffered when dropped,
 //! at the end of `main`.
 
 use std::io::{IsTerminal, Write};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
-use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-/// Most lines waiting for the writer thread (≈ 5 MB of access lines);
-/// beyond it lines are dropped and counted.
-pub const QUEUE_LINES: usize = 16_384;
+/// Most bytes waiting for the writer thread (about 16,000 access lines);
+/// beyond it lines are dropped and counted. The writer holds at most as
+/// much again while it writes.
+pub const QUEUE_BYTES: usize = 4 * 1024 * 1024;
 
-/// The buffer between the writer thread and stderr.
-const WRITE_BUFFER: usize = 64 * 1024;
+/// How often the writer thread writes what has accumulated.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
-static WRITER: OnceLock<NonBlocking> = OnceLock::new();
-static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+/// The writer is woken early when this much is waiting.
+const HIGH_WATER: usize = 256 * 1024;
 
-/// Lines dropped so far because the log sink could not keep up.
-pub fn dropped_lines() -> u64 {
-    DROPPED
-        .get()
-        .map_or(0, |c| u64::try_from(c.dropped_lines()).unwrap_or(u64::MAX))
+struct Sink {
+    buf: Mutex<Vec<u8>>,
+    wake: Condvar,
+    closed: AtomicBool,
+    dropped: AtomicU64,
 }
 
-/// Flushes the queued log lines when dropped (keep it alive in `main`).
-#[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(Option<WorkerGuard>);
+static SINK: OnceLock<Arc<Sink>> = OnceLock::new();
 
-impl LogGuard {
-    /// A guard that owns no writer (logging was set up elsewhere).
-    pub fn none() -> Self {
-        Self(None)
+impl Sink {
+    /// Appends one whole line, or drops and counts it when the buffer is full.
+    fn push(&self, line: &[u8]) {
+        let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+        if buf.len() + line.len() > QUEUE_BYTES {
+            drop(buf);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let before = buf.len();
+        buf.extend_from_slice(line);
+        let crossed = before < HIGH_WATER && buf.len() >= HIGH_WATER;
+        drop(buf);
+        if crossed {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The writer thread: swap the buffer out, write it, until closed and empty.
+    fn run(&self, out: &mut dyn Write) {
+        let mut spare: Vec<u8> = Vec::with_capacity(HIGH_WATER);
+        loop {
+            {
+                let mut buf = self.buf.lock().unwrap_or_else(PoisonError::into_inner);
+                if buf.is_empty() && !self.closed.load(Ordering::Acquire) {
+                    buf = self
+                        .wake
+                        .wait_timeout(buf, FLUSH_EVERY)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if buf.is_empty() && self.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                std::mem::swap(&mut *buf, &mut spare);
+            }
+            if !spare.is_empty() {
+                let _ = out.write_all(&spare);
+                let _ = out.flush();
+                spare.clear();
+                // Do not keep a burst's memory for ever.
+                if spare.capacity() > QUEUE_BYTES / 4 {
+                    spare = Vec::with_capacity(HIGH_WATER);
+                }
+            }
+        }
     }
 }
 
+/// Lines dropped so far because the log sink could not keep up.
+pub fn dropped_lines() -> u64 {
+    SINK.get().map_or(0, |s| s.dropped.load(Ordering::Relaxed))
+}
+
+/// Flushes the buffered log lines when dropped (keep it alive in `main`).
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(Option<std::thread::JoinHandle<()>>);
+
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        // WorkerGuard's own Drop flushes; this only makes the order explicit.
-        drop(self.0.take());
+        if let (Some(sink), Some(writer)) = (SINK.get(), self.0.take()) {
+            sink.closed.store(true, Ordering::Release);
+            sink.wake.notify_one();
+            let _ = writer.join();
+        }
+    }
+}
+
+/// The `tracing` side of the sink: each formatted event arrives in one
+/// `write_all` and is appended whole.
+#[derive(Clone, Copy)]
+struct SinkWriter;
+
+impl Write for SinkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write_line(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for SinkWriter {
+    type Writer = SinkWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
     }
 }
 
@@ -60,7 +137,7 @@ impl Drop for LogGuard {
 /// ~18% more proxy throughput than going through the generic JSON visitor.
 static JSON: AtomicBool = AtomicBool::new(false);
 
-/// One access-log line (DESIGN §8): never tokens, cookies, query strings or
+/// One access-log line: never tokens, cookies, query strings or
 /// claims beyond the user id.
 #[derive(serde::Serialize)]
 pub struct AccessLine<'a> {
@@ -133,25 +210,19 @@ pub fn access(line: &AccessLine<'_>) {
 /// Hands one finished line to the writer thread (stderr directly when
 /// [`init`] did not run, as in tests).
 fn write_line(line: &[u8]) {
-    thread_local! {
-        static LOCAL: std::cell::RefCell<Option<NonBlocking>> = const { std::cell::RefCell::new(None) };
+    match SINK.get() {
+        Some(sink) => sink.push(line),
+        None => {
+            let _ = std::io::stderr().lock().write_all(line);
+        }
     }
-    let Some(shared) = WRITER.get() else {
-        let _ = std::io::stderr().lock().write_all(line);
-        return;
-    };
-    LOCAL.with(|w| {
-        let mut w = w.borrow_mut();
-        // NonBlocking::write hands over the whole line (or drops and counts it).
-        let _ = w.get_or_insert_with(|| shared.clone()).write_all(line);
-    });
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
 
-/// Installs the global subscriber writing through the non-blocking writer.
+/// Installs the global subscriber writing through the batching writer.
 pub fn init() -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let tty = std::io::stderr().is_terminal();
@@ -160,25 +231,31 @@ pub fn init() -> LogGuard {
         Ok("text") => false,
         _ => !tty,
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUE_LINES)
-        .thread_name("portcullis-log")
-        .finish(std::io::BufWriter::with_capacity(
-            WRITE_BUFFER,
-            std::io::stderr(),
-        ));
-    let _ = DROPPED.set(writer.error_counter());
-    let _ = WRITER.set(writer.clone());
+    let sink = Arc::new(Sink {
+        buf: Mutex::new(Vec::with_capacity(HIGH_WATER)),
+        wake: Condvar::new(),
+        closed: AtomicBool::new(false),
+        dropped: AtomicU64::new(0),
+    });
+    let writer = {
+        let sink = Arc::clone(&sink);
+        std::thread::Builder::new()
+            .name("portcullis-log".into())
+            .spawn(move || sink.run(&mut std::io::stderr()))
+            .ok()
+    };
+    if writer.is_some() {
+        let _ = SINK.set(sink);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(tty)
-        .with_writer(writer);
+        .with_writer(SinkWriter);
     JSON.store(json, Ordering::Relaxed);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {
         builder.try_init()
     };
-    LogGuard(Some(guard))
+    LogGuard(writer)
 }

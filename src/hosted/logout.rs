@@ -1,4 +1,4 @@
-//! `{auth_prefix}/logout` and `{auth_prefix}/logout-all` (DESIGN §5).
+//! `{auth_prefix}/logout` and `{auth_prefix}/logout-all` (docs/sessions.md).
 //!
 //! ```text
 //! GET  → a confirmation page (login-page look) whose form POSTs back, and a
