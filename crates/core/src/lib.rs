@@ -13,6 +13,8 @@
 //! `single_flight` and `ratelimit`, which use tokio's clock and tasks.
 
 pub mod canon;
+#[doc(hidden)]
+pub mod checks;
 pub mod claims;
 pub mod cookies;
 pub mod host;
