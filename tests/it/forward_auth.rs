@@ -266,3 +266,69 @@ async fn verify_answers_name_the_token_and_assertion_headers_too() {
     assert_eq!(r.headers()["x-session-jwt"], "");
     assert_eq!(r.headers()["x-portcullis-assertion"], "");
 }
+
+/// The README's Traefik snippet is the configuration this test runs: its
+/// `authResponseHeaders` name every identity header the gateway answers
+/// (a header missing there would let a client's own value reach the app),
+/// `trustForwardHeader` is off, and the request Traefik sends with it
+/// (`X-Forwarded-Method/-Host/-Uri`) is decided as the snippet promises.
+#[tokio::test]
+async fn the_readme_traefik_snippet_lists_every_identity_header() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let yaml = readme
+        .split("```yaml")
+        .find(|b| b.contains("forwardAuth:"))
+        .and_then(|b| b.split("```").next())
+        .expect("README has the Traefik snippet");
+    assert!(yaml.contains("trustForwardHeader: false"), "{yaml}");
+    let address = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("address:"))
+        .expect("address")
+        .trim()
+        .trim_matches('"');
+    assert!(address.ends_with("/_auth/verify"), "{address}");
+    let listed: Vec<String> = yaml
+        .split("authResponseHeaders:")
+        .nth(1)
+        .unwrap()
+        .split(']')
+        .next()
+        .unwrap()
+        .trim_start_matches([' ', '['])
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let gw = gw("traefik", "[\"127.0.0.1/32\"]").await;
+    let admin = gw.session(
+        "U-admin",
+        json!({"roles": ["admin"], "email": "a@example.com", "name": "A",
+               "tenants": {"T1": {"roles": ["r"], "permissions": ["p"]}}}),
+    );
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "gw.test")
+        .header("x-forwarded-uri", "/admin/a?b=c")
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let answered: Vec<String> = r
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_owned())
+        .filter(|k| k.starts_with("x-auth-"))
+        .collect();
+    assert!(answered.len() >= 5, "{answered:?}");
+    for h in &answered {
+        assert!(
+            listed.contains(h),
+            "the README's Traefik snippet does not list {h}: {listed:?}"
+        );
+    }
+}
