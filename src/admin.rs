@@ -23,7 +23,16 @@ pub async fn serve(
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.changed() => break,
-            r = listener.accept() => match r { Ok(x) => x, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                // Out of file descriptors (EMFILE) and the like: back off
+                // as the traffic listener does, instead of spinning.
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
         };
         let state = state.clone();
         tokio::spawn(async move {

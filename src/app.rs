@@ -39,7 +39,7 @@ pub enum StartError {
     #[error("session validator: {0}")]
     Session(#[from] crate::session::SessionError),
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(crate::server::TlsError),
     #[error("oidc: {0}")]
     Oidc(String),
     #[error("login endpoints: {0}")]

@@ -187,8 +187,7 @@ impl LoginCore {
     pub fn handles(sub_path: &str) -> bool {
         matches!(
             sub_path,
-            "/login"
-                | "/session"
+            "/session"
                 | "/magiclink"
                 | "/magiclink/verify"
                 | "/enchantedlink"
@@ -224,7 +223,7 @@ impl LoginCore {
         ))
     }
 
-    /// Serves one login endpoint other than `GET /login`. `body` is at most
+    /// Serves one login endpoint (`/login` itself is served by `hosted`). `body` is at most
     /// [`MAX_BODY_BYTES`] (the caller refuses larger bodies with 413).
     pub async fn handle(
         &self,
@@ -244,7 +243,6 @@ impl LoginCore {
         let get = m == Method::GET || m == Method::HEAD;
         let post = m == Method::POST;
         let resp = match sub_path {
-            "/login" if get => self.login_page(deps, parts),
             "/session" if post => svc.post_session(&req).await,
             "/magiclink" if post => svc.magiclink_start(&req).await,
             "/magiclink/verify" if get => svc.link_interstitial(&req, LoginKind::MagicLink),

@@ -20,6 +20,20 @@ use tokio::sync::{Semaphore, watch};
 use crate::config::TlsConfig;
 use crate::state::AppState;
 
+/// Why the certificate or key files could not be used (each names its file).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Pem {
+        path: std::path::PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{0}: no certificate found")]
+    NoCertificate(std::path::PathBuf),
+    #[error("certificate/key mismatch or unsupported key: {0}")]
+    KeyMismatch(rustls::Error),
+}
+
 /// Serves certificates from files and reloads them on demand (cert-manager
 /// rotates the files in place; `reload` is called by the file watcher).
 #[derive(Debug)]
@@ -29,7 +43,7 @@ pub struct TlsReloader {
 }
 
 impl TlsReloader {
-    pub fn load(cfg: &TlsConfig) -> Result<Arc<Self>, String> {
+    pub fn load(cfg: &TlsConfig) -> Result<Arc<Self>, TlsError> {
         let key = load_certified_key(cfg)?;
         Ok(Arc::new(Self {
             cfg: cfg.clone(),
@@ -38,7 +52,7 @@ impl TlsReloader {
     }
 
     /// Re-reads the files; on error keeps serving the previous certificate.
-    pub fn reload(&self) -> Result<(), String> {
+    pub fn reload(&self) -> Result<(), TlsError> {
         let key = load_certified_key(&self.cfg)?;
         self.current.store(Arc::new(key));
         Ok(())
@@ -66,23 +80,25 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
-fn load_certified_key(cfg: &TlsConfig) -> Result<CertifiedKey, String> {
+fn load_certified_key(cfg: &TlsConfig) -> Result<CertifiedKey, TlsError> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let pem = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| TlsError::Pem { path, source }
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_file)
-        .map_err(|e| format!("{}: {e}", cfg.cert_file.display()))?
+        .map_err(pem(&cfg.cert_file))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: {e}", cfg.cert_file.display()))?;
+        .map_err(pem(&cfg.cert_file))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", cfg.cert_file.display()));
+        return Err(TlsError::NoCertificate(cfg.cert_file.clone()));
     }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key_file)
-        .map_err(|e| format!("{}: {e}", cfg.key_file.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key_file).map_err(pem(&cfg.key_file))?;
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    CertifiedKey::from_der(certs, key, &provider)
-        .map_err(|e| format!("certificate/key mismatch or unsupported key: {e}"))
+    CertifiedKey::from_der(certs, key, &provider).map_err(TlsError::KeyMismatch)
 }
 
 /// Accepts connections until the shutdown signal, then drains them.

@@ -249,8 +249,8 @@ impl Ctx<'_> {
 }
 
 /// `"500ms"`, `"30s"`, `"10m"`, `"12h"` (and anything humantime accepts).
-pub fn parse_duration(v: &str) -> Result<Duration, String> {
-    humantime::parse_duration(v.trim()).map_err(|e| e.to_string())
+pub fn parse_duration(v: &str) -> Result<Duration, humantime::DurationError> {
+    humantime::parse_duration(v.trim())
 }
 
 fn parse_cidr(v: &str) -> Option<IpNet> {

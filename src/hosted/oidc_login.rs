@@ -15,13 +15,14 @@ use http::header::HeaderMap;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::answer::{self, append_cookies};
 use crate::http_util::Body;
 use crate::login_state::{
     DEFAULT_STATE_TTL, LoginKind, MAX_STATE_COOKIES, StateCodec, clear_state_cookie, now_unix,
 };
-use crate::oidc::{Oidc, SealedSession, TokenError};
+use crate::oidc::{Oidc, SealedSession, TokenError, TokenResponse};
 use crate::pages::{self, PageSettings};
 use crate::proxy::ClientInfo;
 use crate::state::Generation;
@@ -231,34 +232,56 @@ pub async fn callback(
         Ok(t) => t,
         Err(e) => {
             tracing::info!(reason = %e, "oidc sign-in refused");
-            return with_clear(match e {
-                TokenError::Unavailable | TokenError::RateLimited(_) => {
-                    let mut r = page(
-                        generation,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "Sign-in temporarily unavailable",
-                        "The sign-in service cannot be reached just now. Please try again in a few seconds.",
-                    );
-                    r.headers_mut()
-                        .insert(http::header::RETRY_AFTER, 5u64.into());
-                    r
-                }
-                TokenError::InvalidGrant => {
-                    refused("This sign-in was already used or has expired. Please sign in again.")
-                }
-                TokenError::Invalid(_) | TokenError::Refused(_) => {
-                    refused("The sign-in could not be verified. Please try again.")
-                }
-            });
+            return with_clear(sign_in_failed(generation, &e));
         }
     };
-    let Some(sealer) = &generation.sealer else {
-        return with_clear(page(
+    let target = setup.redirect.sanitize(Some(&state.return_to));
+    with_clear(establish(generation, req, tokens, claims, exp, &target))
+}
+
+/// The answer to a code exchange or ID-token check that failed.
+fn sign_in_failed(generation: &Generation, e: &TokenError) -> Response<Body> {
+    let refused = |text: &str| page(generation, StatusCode::BAD_REQUEST, "Sign-in failed", text);
+    match e {
+        TokenError::Unavailable | TokenError::RateLimited(_) => {
+            let mut r = page(
+                generation,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in temporarily unavailable",
+                "The sign-in service cannot be reached just now. Please try again in a few seconds.",
+            );
+            r.headers_mut()
+                .insert(http::header::RETRY_AFTER, 5u64.into());
+            r
+        }
+        TokenError::InvalidGrant => {
+            refused("This sign-in was already used or has expired. Please sign in again.")
+        }
+        TokenError::Invalid(_) | TokenError::Refused(_) => {
+            refused("The sign-in could not be verified. Please try again.")
+        }
+    }
+}
+
+/// Seals the verified session into its cookie and sends the browser on.
+fn establish(
+    generation: &Generation,
+    req: &Request<Incoming>,
+    tokens: TokenResponse,
+    claims: Map<String, Value>,
+    exp: i64,
+    target: &str,
+) -> Response<Body> {
+    let unavailable = || {
+        page(
             generation,
             StatusCode::SERVICE_UNAVAILABLE,
             "Sign-in unavailable",
             "Please try again.",
-        ));
+        )
+    };
+    let Some(sealer) = &generation.sealer else {
+        return unavailable();
     };
     let user = claims
         .get("sub")
@@ -268,16 +291,11 @@ pub async fn callback(
     let sealed = SealedSession {
         claims,
         expires_at: exp,
-        refresh_token: tokens.refresh_token.clone(),
-        id_token: tokens.id_token.clone(),
+        refresh_token: tokens.refresh_token,
+        id_token: tokens.id_token,
     };
     let Some(value) = sealer.seal(&sealed) else {
-        return with_clear(page(
-            generation,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Sign-in unavailable",
-            "Please try again.",
-        ));
+        return unavailable();
     };
     // Without a refresh token the cookie ends with the session; with one
     // it lasts the browser session (the refresh token's life is unknown).
@@ -295,8 +313,7 @@ pub async fn callback(
             .cookies
             .set_opaque_session(req.headers(), &value, max_age);
     tracing::info!(user = %user, method = "oidc", "signed in");
-    let target = setup.redirect.sanitize(Some(&state.return_to));
-    let mut r = answer::redirect(StatusCode::FOUND, &target);
+    let mut r = answer::redirect(StatusCode::FOUND, target);
     append_cookies(&mut r, &cookies);
-    with_clear(r)
+    r
 }
