@@ -89,6 +89,8 @@ pub struct Config {
     /// The identity provider: Descope's session API or an OpenID Provider.
     pub idp: IdpConfig,
     pub session: SessionConfig,
+    /// `[store]`: shared state on Redis; `None` keeps every replica on its own.
+    pub store: Option<StoreConfig>,
     pub login: LoginConfig,
     pub forward_auth: ForwardAuthConfig,
     pub upstreams: HashMap<String, UpstreamConfig>,
@@ -139,6 +141,20 @@ pub struct DescopeConfig {
     pub seed_keys: Option<String>,
     pub jwks_min_refetch: Duration,
     pub jwks_refresh: Duration,
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Default `[store] key_prefix`.
+pub const DEFAULT_STORE_KEY_PREFIX: &str = "portcullis:";
+/// Default `[store] timeout`: one Redis call on the request path.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// `[store]`: Redis shared by the replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
 }
 
@@ -254,6 +270,9 @@ impl RestartOnly<'_> {
         keys.extend(idp_changes(&a.idp, &b.idp));
         if a.session.refresh_reuse != b.session.refresh_reuse {
             keys.push("session.refresh_reuse");
+        }
+        if a.store != b.store {
+            keys.push("store");
         }
         keys
     }
