@@ -144,19 +144,7 @@ pub struct DescopeConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Default `[store] key_prefix`.
-pub const DEFAULT_STORE_KEY_PREFIX: &str = "portcullis:";
-/// Default `[store] timeout`: one Redis call on the request path.
-pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// `[store]`: Redis shared by the replicas.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    pub redis_url: Secret,
-    pub key_prefix: String,
-    pub timeout: Duration,
-    pub ca_file: Option<PathBuf>,
-}
+pub use crate::store::{DEFAULT_STORE_KEY_PREFIX, DEFAULT_STORE_TIMEOUT, StoreConfig};
 
 #[derive(Debug)]
 pub struct SessionConfig {

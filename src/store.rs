@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -29,9 +30,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use crate::config::StoreConfig;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateSpec;
+use portcullis_core::secret::Secret;
 
 /// How often the store is probed (`PING`), up or down.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -66,6 +67,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 ";
+
+/// Default `[store] key_prefix`.
+pub const DEFAULT_STORE_KEY_PREFIX: &str = "portcullis:";
+/// Default `[store] timeout`: one Redis call on the request path.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// `[store]`: Redis shared by the replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub redis_url: Secret,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+}
 
 /// Why the store could not be set up (a bad URL or CA file).
 #[derive(Debug, thiserror::Error)]
