@@ -5,9 +5,11 @@
 
 mod apps;
 mod raw;
+mod redis;
 
 pub use apps::*;
 pub use raw::*;
+pub use redis::*;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,444 @@
+//! Several gateway replicas sharing one emulator and one real Redis
+//! (`[store]`): cluster-wide refresh under rotation and family revocation,
+//! logout and logout-all across replicas, shared login rate limits, Redis
+//! killed and restarted, a slow Redis.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use portcullis_emulator::{Emulator, EmulatorOptions, MintSpec};
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+const REFRESH: &str = "/v1/auth/refresh";
+const PUBLIC: &str = "http://gw.test";
+const SECRET: &str = "store-test-secret-store-test-secret-0123";
+
+const ROUTES: &str = r#"
+[[routes]]
+path = "/api/**"
+unauthenticated = "401"
+
+[[routes]]
+path = "/**"
+access = "authenticated"
+"#;
+
+const SEED: &str = r#"
+[[users]]
+login_id = "alice@example.com"
+user_id = "U-alice"
+name = "Alice"
+"#;
+
+async fn redis_or_skip() -> Option<Redis> {
+    let r = Redis::start().await;
+    if r.is_none() {
+        eprintln!("redis-server is not installed (scripts/test installs it); skipping");
+    }
+    r
+}
+
+async fn seeded_emulator() -> Arc<Emulator> {
+    init();
+    Arc::new(
+        Emulator::spawn(
+            "127.0.0.1:0".parse().unwrap(),
+            EmulatorOptions {
+                project_id: PROJECT_ID.into(),
+                management_key: Some("K-test-management".into()),
+                seed: Some(SEED.into()),
+                ..EmulatorOptions::default()
+            },
+        )
+        .await
+        .expect("emulator starts"),
+    )
+}
+
+/// `n` gateways on port 0 with `[store]` at `redis_url` and `extra` tables.
+async fn replicas(emu: &Arc<Emulator>, n: usize, store: &str, extra: &str) -> Vec<TestGateway> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let upstream = spawn_upstream().await;
+        let toml = base_toml(emu, &upstream, &format!("{store}\n{extra}\n{ROUTES}"));
+        out.push(TestGateway::spawn_with(emu.clone(), upstream, &toml).await);
+    }
+    out
+}
+
+fn unix_now() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(d.as_secs()).unwrap()
+}
+
+fn store_table(url: &str, timeout: &str) -> String {
+    format!("[store]\nredis_url = \"{url}\"\ntimeout = \"{timeout}\"\n")
+}
+
+fn mint(emu: &Emulator, sub: &str, refresh: bool, ttl: i64, extra: Value) -> String {
+    emu.mint(&MintSpec {
+        sub: sub.into(),
+        refresh,
+        ttl_secs: ttl,
+        claims: claims(extra),
+    })
+}
+
+/// The value set for `name` (not a deletion).
+fn cookie_set(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|s| cookie::Cookie::parse(s.to_owned()).ok())
+        .find(|c| c.name() == name && !c.value().is_empty())
+        .map(|c| c.value().to_owned())
+}
+
+async fn get(gw: &TestGateway, path: &str, cookies: &str) -> reqwest::Response {
+    gw.get(path)
+        .header("cookie", cookies)
+        .send()
+        .await
+        .expect("gateway answers")
+}
+
+/// Polls `gw` with `cookies` until the answer is `want`, within `within`.
+async fn status_within(
+    gw: &TestGateway,
+    cookies: &str,
+    want: u16,
+    within: Duration,
+) -> Result<(), u16> {
+    let deadline = Instant::now() + within;
+    loop {
+        let s = get(gw, "/api/poll", cookies).await.status().as_u16();
+        if s == want {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(s);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn logout(gw: &TestGateway, path: &str, cookies: &str) -> u16 {
+    gw.client
+        .post(gw.url(path))
+        .header("cookie", cookies)
+        .header("origin", PUBLIC)
+        .send()
+        .await
+        .expect("gateway answers")
+        .status()
+        .as_u16()
+}
+
+async fn wait_up(gws: &[TestGateway], up: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    while gws.iter().any(|g| g.handle.state.store.is_up() != up) {
+        assert!(
+            Instant::now() < deadline,
+            "the store was not {} on every replica in time",
+            if up { "up" } else { "down" }
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_over_three_replicas_make_one_call_under_rotation() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    emu.set_refresh_rotation(true);
+    emu.set_refresh_family_revocation(true);
+    let gws = replicas(&emu, 3, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let old_refresh = mint(&emu, "U-rot", true, 3600, json!({}));
+    let cookies = format!(
+        "DS={}; DSR={old_refresh}",
+        mint(&emu, "U-rot", false, -120, json!({}))
+    );
+    let resps = join_all((0..48).map(|i| {
+        let req = gws[i % 3]
+            .get(&format!("/api/r/{i}"))
+            .header("cookie", cookies.clone());
+        async move { req.send().await.expect("gateway answers") }
+    }))
+    .await;
+    let statuses: Vec<u16> = resps.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(emu.calls(REFRESH), 1, "one refresh call for the cluster");
+    assert_eq!(
+        emu.family_revocations(),
+        0,
+        "the rotated token was never reused"
+    );
+    let new_refresh = cookie_set(&resps[0], "DSR").expect("rotated refresh cookie");
+    assert_ne!(new_refresh, old_refresh);
+    assert!(
+        resps
+            .iter()
+            .all(|r| cookie_set(r, "DSR").as_deref() == Some(new_refresh.as_str())),
+        "every replica hands out the same new refresh token"
+    );
+    // Nobody is signed out: the new token works on every replica.
+    for (i, gw) in gws.iter().enumerate() {
+        let r = get(
+            gw,
+            &format!("/api/after/{i}"),
+            &format!("DSR={new_refresh}"),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "replica {i}");
+    }
+    // A straggler with the old token on a fresh replica gets the shared answer.
+    let late = replicas(&emu, 1, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&late, true, Duration::from_secs(5)).await;
+    let r = get(&late[0], "/api/late", &format!("DSR={old_refresh}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(emu.family_revocations(), 0);
+}
+
+#[tokio::test]
+async fn logout_on_one_replica_is_refused_on_the_others_within_a_second() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 3, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let session = mint(&emu, "U-out", false, 600, json!({}));
+    let refresh = mint(&emu, "U-out", true, 3600, json!({}));
+    let cookies = format!("DS={session}; DSR={refresh}");
+    for gw in &gws {
+        assert_eq!(get(gw, "/api/x", &cookies).await.status(), 200);
+    }
+    assert_eq!(logout(&gws[0], "/_auth/logout", &cookies).await, 204);
+    for gw in &gws[1..] {
+        status_within(gw, &format!("DS={session}"), 401, Duration::from_secs(1))
+            .await
+            .expect("the signed-out token is refused within a second");
+        assert_eq!(get(gw, "/api/x", &cookies).await.status(), 401);
+    }
+    // Another session of the same user is untouched.
+    let other = mint(&emu, "U-out", false, 600, json!({}));
+    assert_eq!(
+        get(&gws[2], "/api/x", &format!("DS={other}"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn logout_all_refuses_every_earlier_session_on_every_replica() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 3, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let earlier = unix_now() - 30;
+    let laptop = mint(&emu, "U-all", false, 600, json!({ "iat": earlier }));
+    let phone = mint(&emu, "U-all", false, 600, json!({ "iat": earlier }));
+    let refresh = mint(&emu, "U-all", true, 3600, json!({}));
+    let someone_else = mint(&emu, "U-other", false, 600, json!({ "iat": earlier }));
+    assert_eq!(
+        get(&gws[2], "/api/x", &format!("DS={phone}"))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        logout(
+            &gws[0],
+            "/_auth/logout-all",
+            &format!("DS={laptop}; DSR={refresh}")
+        )
+        .await,
+        204
+    );
+    for gw in &gws[1..] {
+        status_within(gw, &format!("DS={phone}"), 401, Duration::from_secs(1))
+            .await
+            .expect("every earlier session of the user is refused within a second");
+    }
+    assert_eq!(
+        get(&gws[1], "/api/x", &format!("DS={someone_else}"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn login_starts_for_one_email_are_limited_across_replicas() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    let login = format!(
+        "[session]\nsecret = \"{SECRET}\"\n\n[login]\nmethods = [\"magiclink\"]\nstart_rate_limit = \"5/min\"\n"
+    );
+    let gws = replicas(&emu, 3, &store_table(&redis.url(), "250ms"), &login).await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let r = gws[i % 3]
+            .client
+            .post(gws[i % 3].url("/_auth/magiclink"))
+            .header("origin", PUBLIC)
+            .form(&[("email", "alice@example.com")])
+            .send()
+            .await
+            .expect("gateway answers");
+        statuses.push(r.status().as_u16());
+    }
+    let sent = emu
+        .outbox()
+        .into_iter()
+        .filter(|e| e.kind == "magiclink")
+        .count();
+    assert!(sent <= 5, "{sent} messages sent: {statuses:?}");
+    assert_eq!(sent, 5, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 10);
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429));
+}
+
+#[tokio::test]
+async fn redis_down_keeps_serving_and_sharing_resumes_when_it_returns() {
+    let Some(mut redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 3, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let metrics = |gw: &TestGateway| gw.handle.state.metrics.render();
+    assert!(metrics(&gws[0]).contains("portcullis_store_up 1"));
+
+    redis.kill().await;
+    let session = mint(&emu, "U-down", false, 600, json!({}));
+    let refresh = mint(&emu, "U-down", true, 3600, json!({}));
+    let expired = format!(
+        "DS={}; DSR={refresh}",
+        mint(&emu, "U-down", false, -120, json!({}))
+    );
+    // Mid-outage: no 5xx, valid sessions served, refresh works locally.
+    let resps = join_all((0..30).map(|i| {
+        let gw = &gws[i % 3];
+        let cookies = if i % 2 == 0 {
+            format!("DS={session}")
+        } else {
+            expired.clone()
+        };
+        async move { get(gw, &format!("/api/d/{i}"), &cookies).await }
+    }))
+    .await;
+    for r in &resps {
+        assert_eq!(r.status(), 200);
+    }
+    wait_up(&gws, false, Duration::from_secs(5)).await;
+    for gw in &gws {
+        let m = metrics(gw);
+        assert!(m.contains("portcullis_store_up 0"), "{m}");
+        let ready = gw.client.get(gw.admin_url("/readyz")).send().await.unwrap();
+        assert_eq!(
+            ready.status(),
+            200,
+            "readiness does not depend on the store"
+        );
+    }
+    // A logout during the outage is remembered by its replica at least.
+    let gone = mint(&emu, "U-gone", false, 600, json!({}));
+    assert_eq!(
+        logout(&gws[0], "/_auth/logout", &format!("DS={gone}")).await,
+        204
+    );
+    assert_eq!(
+        get(&gws[0], "/api/x", &format!("DS={gone}")).await.status(),
+        401
+    );
+
+    // Back on the same port: shared again within a few seconds.
+    redis.restart().await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let later = mint(&emu, "U-back", false, 600, json!({}));
+    assert_eq!(
+        logout(&gws[0], "/_auth/logout", &format!("DS={later}")).await,
+        204
+    );
+    status_within(&gws[1], &format!("DS={later}"), 401, Duration::from_secs(1))
+        .await
+        .expect("sharing resumed");
+    assert_eq!(
+        get(&gws[2], "/api/x", &format!("DS={session}"))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_slow_redis_costs_a_request_at_most_the_timeout() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let proxy = SlowProxy::spawn(redis.addr()).await;
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 1, &store_table(&proxy.url(), "100ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let gw = &gws[0];
+    let session = mint(&emu, "U-slow", false, 600, json!({}));
+    assert_eq!(
+        get(gw, "/api/x", &format!("DS={session}")).await.status(),
+        200
+    );
+
+    proxy.set_delay(Duration::from_secs(2));
+    for i in 0..10 {
+        let started = Instant::now();
+        let r = get(gw, &format!("/api/s/{i}"), &format!("DS={session}")).await;
+        let took = started.elapsed();
+        assert_eq!(r.status(), 200);
+        assert!(
+            took < Duration::from_millis(800),
+            "request {i} took {took:?} with a 100ms store timeout"
+        );
+    }
+    assert!(!gw.handle.state.store.is_up());
+    assert!(
+        gw.handle
+            .state
+            .metrics
+            .render()
+            .contains("portcullis_store_errors_total")
+    );
+    // Fast again: shared again.
+    proxy.set_delay(Duration::ZERO);
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn without_a_store_a_signed_out_session_is_refused_by_its_replica() {
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 1, "", "").await;
+    let gw = &gws[0];
+    assert!(!gw.handle.state.store.is_shared());
+    let session = mint(&emu, "U-local", false, 600, json!({}));
+    let cookies = format!("DS={session}");
+    assert_eq!(get(gw, "/api/x", &cookies).await.status(), 200);
+    assert_eq!(logout(gw, "/_auth/logout", &cookies).await, 204);
+    assert_eq!(get(gw, "/api/x", &cookies).await.status(), 401);
+    // /me honours it too.
+    let me = get(gw, "/_auth/me", &cookies).await;
+    assert_eq!(me.status(), 401);
+}
