@@ -442,3 +442,136 @@ async fn without_a_store_a_signed_out_session_is_refused_by_its_replica() {
     let me = get(gw, "/_auth/me", &cookies).await;
     assert_eq!(me.status(), 401);
 }
+
+#[tokio::test]
+async fn a_slow_refresh_call_keeps_its_lease_and_the_other_replica_waits() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    emu.set_refresh_rotation(true);
+    emu.set_refresh_family_revocation(true);
+    // Longer than the lease (2 s): only renewal keeps the second replica out.
+    emu.set_fault(
+        REFRESH,
+        portcullis_emulator::Fault::latency(Duration::from_millis(3500)),
+    );
+    let gws = replicas(&emu, 2, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let refresh = mint(&emu, "U-slow-idp", true, 3600, json!({}));
+    let cookies = format!(
+        "DS={}; DSR={refresh}",
+        mint(&emu, "U-slow-idp", false, -120, json!({}))
+    );
+    let first = get(&gws[0], "/api/a", &cookies);
+    let second = async {
+        // Let the first replica take the lease first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        get(&gws[1], "/api/b", &cookies).await
+    };
+    let (a, b) = tokio::join!(first, second);
+    assert_eq!(a.status(), 200);
+    assert_eq!(b.status(), 200);
+    assert_eq!(emu.calls(REFRESH), 1);
+    assert_eq!(emu.family_revocations(), 0);
+    assert_eq!(cookie_set(&a, "DSR"), cookie_set(&b, "DSR"));
+}
+
+#[tokio::test]
+async fn a_vanished_lease_holder_is_taken_over() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    let gws = replicas(&emu, 1, &store_table(&redis.url(), "250ms"), "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let refresh = mint(&emu, "U-ghost", true, 3600, json!({}));
+    // A replica that took the lease and died: nobody renews it, no result.
+    let ghost = portcullis::store::Store::connect(
+        &portcullis::config::StoreConfig {
+            redis_url: portcullis::config::Secret::new(redis.url()),
+            key_prefix: portcullis::config::DEFAULT_STORE_KEY_PREFIX.into(),
+            timeout: Duration::from_millis(250),
+            ca_file: None,
+        },
+        Arc::new(portcullis::metrics::Metrics::new()),
+    )
+    .await
+    .expect("store");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, refresh.as_bytes());
+    let id = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
+    };
+    assert_eq!(
+        ghost
+            .try_lease(&id, "ghost", Duration::from_millis(1200))
+            .await,
+        Some(true)
+    );
+    let started = Instant::now();
+    let r = get(&gws[0], "/api/x", &format!("DSR={refresh}")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(emu.calls(REFRESH), 1);
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "the replica waited for the lease: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn store_config_errors_name_the_key() {
+    use std::collections::HashMap;
+    let check = |table: &str, env: &[(&str, &str)]| {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let toml = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://gw.test\"\n[descope]\nproject_id = \"{PROJECT_ID}\"\n[upstreams.default]\nurl = \"http://127.0.0.1:3000\"\n{table}\n[[routes]]\npath = \"/**\"\naccess = \"public\"\n"
+        );
+        portcullis::config::Config::from_toml(
+            &toml,
+            std::path::Path::new("."),
+            &env,
+            portcullis::config::LoadOptions::default(),
+        )
+    };
+    let err = |table: &str, env: &[(&str, &str)]| match check(table, env) {
+        Ok(_) => panic!("accepted: {table}"),
+        Err(e) => e.to_string(),
+    };
+    let e = err("[store]\n", &[]);
+    assert!(e.contains("store.redis_url"), "{e}");
+    let e = err("[store]\nredis_url = \"env:NOPE\"\n", &[]);
+    assert!(e.contains("store.redis_url") && e.contains("NOPE"), "{e}");
+    let e = err(
+        "[store]\nredis_url = \"env:R\"\n",
+        &[("R", "http://user:hunter2@redis:6379")],
+    );
+    assert!(e.contains("store.redis_url"), "{e}");
+    assert!(
+        !e.contains("hunter2"),
+        "the secret URL is never echoed: {e}"
+    );
+    let e = err(
+        "[store]\nredis_url = \"env:R\"\ntimeout = \"0s\"\n",
+        &[("R", "redis://r:6379")],
+    );
+    assert!(e.contains("store.timeout"), "{e}");
+    let e = err(
+        "[store]\nredis_url = \"env:R\"\nca_file = \"/nonexistent.pem\"\n",
+        &[("R", "rediss://r:6379")],
+    );
+    assert!(e.contains("store.ca_file"), "{e}");
+    let ok = check(
+        "[store]\nredis_url = \"env:R\"\n",
+        &[("R", "redis://:pw@redis:6379/0")],
+    )
+    .expect("valid");
+    let store = ok.store.expect("[store]");
+    assert_eq!(store.key_prefix, "portcullis:");
+    assert_eq!(store.timeout, Duration::from_millis(250));
+    assert!(check("", &[]).expect("valid").store.is_none());
+}
