@@ -95,6 +95,9 @@ pub enum StoreError {
 pub struct Store {
     remote: Option<Remote>,
     local: Mutex<Local>,
+    /// Whether `local` holds anything (the common case without a store and
+    /// without sign-outs skips hashing and the lock).
+    remembered: AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -124,6 +127,7 @@ impl Store {
         Arc::new(Self {
             remote: None,
             local: Mutex::new(Local::default()),
+            remembered: AtomicBool::new(false),
             metrics,
         })
     }
@@ -169,6 +173,7 @@ impl Store {
                 release: redis::Script::new(RELEASE_SCRIPT),
             }),
             local: Mutex::new(Local::default()),
+            remembered: AtomicBool::new(false),
             metrics,
         });
         store.probe().await;
@@ -278,6 +283,7 @@ impl Store {
             }
             if local.tokens.len() < MAX_LOCAL_ENTRIES {
                 local.tokens.insert(hash, exp);
+                self.remembered.store(true, Ordering::Release);
             }
         }
         let key = self.key("revoked", &URL_SAFE_NO_PAD.encode(hash));
@@ -306,6 +312,7 @@ impl Store {
             }
             if local.users.len() < MAX_LOCAL_ENTRIES || local.users.contains_key(subject) {
                 local.users.insert(subject.to_owned(), now_ms);
+                self.remembered.store(true, Ordering::Release);
             }
         }
         let key = self.key("logout_all", &URL_SAFE_NO_PAD.encode(digest(subject)));
@@ -327,6 +334,9 @@ impl Store {
     /// the token's `iat`. `iat` is whole seconds, so a token issued in the
     /// same second as a logout-all counts as before it (fail closed).
     pub async fn is_revoked(&self, token: &str, subject: Option<&str>, iat: Option<i64>) -> bool {
+        if self.remote.is_none() && !self.remembered.load(Ordering::Acquire) {
+            return false;
+        }
         let hash = digest(token);
         let issued_ms = iat.map(|s| s.saturating_mul(1000));
         {
