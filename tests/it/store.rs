@@ -575,3 +575,52 @@ fn store_config_errors_name_the_key() {
     assert_eq!(store.timeout, Duration::from_millis(250));
     assert!(check("", &[]).expect("valid").store.is_none());
 }
+
+#[tokio::test]
+async fn rediss_with_a_ca_file_shares_state_and_an_untrusted_server_is_never_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = dir.path().join("redis.crt");
+    let key = dir.path().join("redis.key");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
+    let Some(redis) = Redis::start_tls(cert.to_str().unwrap(), key.to_str().unwrap()).await else {
+        eprintln!("redis-server is not installed; skipping");
+        return;
+    };
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let emu = seeded_emulator().await;
+    let table = format!(
+        "{}ca_file = \"{}\"\n",
+        store_table(&url, "500ms"),
+        cert.display()
+    );
+    let gws = replicas(&emu, 2, &table, "").await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    let session = mint(&emu, "U-tls", false, 600, json!({}));
+    assert_eq!(
+        logout(&gws[0], "/_auth/logout", &format!("DS={session}")).await,
+        204
+    );
+    status_within(
+        &gws[1],
+        &format!("DS={session}"),
+        401,
+        Duration::from_secs(1),
+    )
+    .await
+    .expect("shared over TLS");
+
+    // Without the CA the server is not trusted: never up, sessions still served.
+    let untrusted = replicas(&emu, 1, &store_table(&url, "500ms"), "").await;
+    let other = mint(&emu, "U-tls2", false, 600, json!({}));
+    assert_eq!(
+        get(&untrusted[0], "/api/x", &format!("DS={other}"))
+            .await
+            .status(),
+        200
+    );
+    assert!(!untrusted[0].handle.state.store.is_up());
+}

@@ -16,12 +16,23 @@ use tokio::process::{Child, Command};
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    /// `(cert, key)` files: TLS only (`rediss://`).
+    tls: Option<(String, String)>,
 }
 
 impl Redis {
     /// `None` (the test then says so and passes nothing) only when
     /// `redis-server` is not installed; `scripts/test` installs it.
     pub async fn start() -> Option<Self> {
+        Self::start_with(None).await
+    }
+
+    /// A Redis that speaks TLS only, with this certificate and key (PEM files).
+    pub async fn start_tls(cert: &str, key: &str) -> Option<Self> {
+        Self::start_with(Some((cert.to_owned(), key.to_owned()))).await
+    }
+
+    async fn start_with(tls: Option<(String, String)>) -> Option<Self> {
         if std::process::Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -34,7 +45,11 @@ impl Redis {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().unwrap().port()
         };
-        let mut redis = Self { port, child: None };
+        let mut redis = Self {
+            port,
+            child: None,
+            tls,
+        };
         redis.restart().await;
         Some(redis)
     }
@@ -50,8 +65,15 @@ impl Redis {
     /// Starts it (again) on the same port and waits until it answers PING.
     pub async fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new("redis-server");
+        match &self.tls {
+            None => cmd.args(["--port", &self.port.to_string()]),
+            Some((cert, key)) => cmd
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", cert, "--tls-key-file", key])
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
@@ -64,7 +86,11 @@ impl Redis {
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if ping(self.addr()).await {
+            let answers = match self.tls {
+                None => ping(self.addr()).await,
+                Some(_) => TcpStream::connect(self.addr()).await.is_ok(),
+            };
+            if answers {
                 return;
             }
             assert!(
