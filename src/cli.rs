@@ -1,4 +1,4 @@
-//! Command line (DESIGN §2): `run`, `check-config`, `dev`, `emulator`.
+//! Command line: `run`, `check-config`, `dev`, `emulator`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,7 +68,7 @@ pub fn main() -> ExitCode {
     if let Command::CheckConfig { config, strict } = &cli.command {
         return check_config(config, *strict);
     }
-    crate::telemetry::init();
+    let _log = crate::telemetry::init();
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {

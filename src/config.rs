@@ -25,7 +25,7 @@ pub use validate::{EnvLookup, parse_duration};
 use crate::cookies::CookieSettings;
 use crate::policy::Policy;
 
-// === defaults (DESIGN §3) ===
+// === defaults (docs/configuration.md) ===
 
 /// Traffic listener.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";

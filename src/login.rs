@@ -1,4 +1,4 @@
-//! The hosted login endpoints (DESIGN §5): the login page, `POST /session`
+//! The hosted login endpoints (docs/login.md): the login page, `POST /session`
 //! for the `flow` web component, magic link, enchanted link, OTP, OAuth and
 //! SSO, all under `[server] auth_prefix`.
 //!
@@ -205,7 +205,7 @@ impl LoginCore {
         )
     }
 
-    /// The safe redirect target for a raw `return_to` (DESIGN §5).
+    /// The safe redirect target for a raw `return_to` (docs/login.md).
     pub fn sanitize_return_to(&self, raw: Option<&str>) -> String {
         self.settings.redirect.sanitize(raw)
     }

@@ -20,6 +20,7 @@ pub const UPSTREAM_ERRORS: &str = "portcullis_upstream_errors_total";
 /// Requests sent a second time, on a fresh connection, after the upstream
 /// closed the kept-alive one they were sent on.
 pub const UPSTREAM_RETRIES: &str = "portcullis_upstream_retries_total";
+pub const LOG_LINES_DROPPED: &str = "portcullis_log_lines_dropped_total";
 /// Session refresh attempts by result (ok, revoked, unavailable, rate_limited, shared).
 pub const REFRESHES: &str = "portcullis_refresh_total";
 /// JWKS fetches by result (ok, error).
@@ -38,6 +39,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     pub upstream_errors: IntCounterVec,
     pub upstream_retries: IntCounter,
+    /// Mirrors [`crate::telemetry::dropped_lines`] at every scrape.
+    log_lines_dropped: IntCounter,
     pub refreshes: IntCounterVec,
     pub jwks_fetches: IntCounterVec,
     pub reloads: IntCounterVec,
@@ -77,6 +80,11 @@ impl Metrics {
             "Requests retried on a fresh connection after a stale keep-alive connection.",
         )
         .expect("static metric definition is valid");
+        let log_lines_dropped = IntCounter::new(
+            LOG_LINES_DROPPED,
+            "Log lines (access log included) dropped because the log sink could not keep up.",
+        )
+        .expect("static metric definition is valid");
         let refreshes = IntCounterVec::new(
             Opts::new(REFRESHES, "Session refreshes by result."),
             &["result"],
@@ -108,6 +116,7 @@ impl Metrics {
             Box::new(in_flight.clone()),
             Box::new(upstream_errors.clone()),
             Box::new(upstream_retries.clone()),
+            Box::new(log_lines_dropped.clone()),
             Box::new(refreshes.clone()),
             Box::new(jwks_fetches.clone()),
             Box::new(reloads.clone()),
@@ -126,6 +135,7 @@ impl Metrics {
             in_flight,
             upstream_errors,
             upstream_retries,
+            log_lines_dropped,
             refreshes,
             jwks_fetches,
             reloads,
@@ -142,6 +152,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
+        let dropped = crate::telemetry::dropped_lines();
+        let seen = self.log_lines_dropped.get();
+        if dropped > seen {
+            self.log_lines_dropped.inc_by(dropped - seen);
+        }
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)

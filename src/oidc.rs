@@ -37,7 +37,7 @@ pub use sealed::{SealedSession, Sealer};
 pub use tokens::{OidcRefresh, TokenError, TokenResponse};
 
 use crate::claims::Claims;
-use crate::config::Secret;
+use portcullis_core::secret::Secret;
 use crate::metrics::Metrics;
 use crate::session::cache::ClaimsCache;
 use crate::session::jwks::{JwksCache, JwksSource, KeySet};

@@ -49,6 +49,10 @@ pub const MAX_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(300);
 /// shorter `refresh_reuse`; bounded by the new session's expiry.
 pub const ROTATED_GRACE: Duration = Duration::from_secs(60);
 
+/// Longest a provider outage answers for a refresh token before the next
+/// request tries again.
+pub const UNAVAILABLE_KEEP: Duration = Duration::from_secs(1);
+
 /// Most refresh tokens with a flight or a kept result; beyond it, results
 /// are not kept (single-flight still applies to calls in flight).
 pub const MAX_ENTRIES: usize = 100_000;
@@ -580,6 +584,9 @@ fn keep_for(outcome: &Outcome, reuse: Duration) -> Duration {
                 None => keep,
             }
         }
+        // An outage ends sooner than the reuse window: requests within a
+        // second share the failure, later ones try the provider again.
+        Err(RefreshError::Unavailable { .. }) => reuse.min(UNAVAILABLE_KEEP),
         Err(_) => reuse,
     }
 }

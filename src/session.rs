@@ -1,4 +1,4 @@
-//! Session token validation (DESIGN §6, §4 step 4).
+//! Session token validation (the authenticate phase of `decide`).
 //!
 //! ```text
 //! token ─► SHA-256 ─► claims cache ── hit (same epoch, before exp+leeway) ─► Arc<Claims>

@@ -1,4 +1,4 @@
-//! Serde mirror of `portcullis.toml` (DESIGN §3). Every table denies unknown
+//! Serde mirror of `portcullis.toml` (every key: docs/configuration.md). Every table denies unknown
 //! keys, so a typo such as `requried_roles` is an error, never a silently
 //! dropped rule. Values stay as written (strings for durations, addresses,
 //! URLs) so that validation can name the key and the bad value.

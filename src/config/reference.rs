@@ -573,7 +573,7 @@ pub const KEYS: &[KeyDoc] = &[
         Duration,
         "`\"10s\"`",
         R,
-        "A refresh result (or failure) is shared by requests with the same refresh token this long.",
+        "A refresh result (or refusal) is shared by requests with the same refresh token this long; a provider outage at most 1 s, so recovery is not delayed.",
     ),
     k(
         "session.refresh_before",

@@ -1,4 +1,4 @@
-//! `{auth_prefix}/logout` and `{auth_prefix}/logout-all` (DESIGN §5).
+//! `{auth_prefix}/logout` and `{auth_prefix}/logout-all` (docs/sessions.md).
 //!
 //! ```text
 //! GET  → a confirmation page (login-page look) whose form POSTs back, and a
@@ -55,7 +55,9 @@ pub async fn handle<B>(
     scope: Scope,
 ) -> Response<Body> {
     match *req.method() {
-        Method::GET | Method::HEAD => confirmation_page(generation, scope, req.uri().query()),
+        Method::GET | Method::HEAD => {
+            confirmation_page(state, generation, scope, req.uri().query())
+        }
         Method::POST => {
             let sign_in_again =
                 query_return_to(req.uri().query()).map(|r| login_url(generation, &r));
@@ -318,9 +320,14 @@ fn login_url(generation: &Generation, raw: &str) -> String {
 
 /// `GET`: the confirmation page, in the login page's look: one button that
 /// POSTs (same origin) to the endpoint, and a cancel link back.
-fn confirmation_page(generation: &Generation, scope: Scope, query: Option<&str>) -> Response<Body> {
+fn confirmation_page(
+    state: &AppState,
+    generation: &Generation,
+    scope: Scope,
+    query: Option<&str>,
+) -> Response<Body> {
     let cfg = &generation.config;
-    let settings = match &generation.login {
+    let mut settings = match &generation.login {
         Some(core) => core.page_settings().clone(),
         None => {
             let mut s = crate::pages::PageSettings::plain(
@@ -333,6 +340,16 @@ fn confirmation_page(generation: &Generation, scope: Scope, query: Option<&str>)
             s
         }
     };
+    // OIDC: the POST is answered with a redirect to the provider's
+    // end-session endpoint, which `form-action` must allow too.
+    if let Idp::Oidc(oidc) = &state.idp
+        && let Some(end) = oidc
+            .metadata()
+            .and_then(|m| m.end_session_endpoint.as_ref().map(|u| u.origin()))
+        && end.is_tuple()
+    {
+        settings.redirect_origins.push(end.ascii_serialization());
+    }
     let action = format!("{}{}", settings.auth_prefix, scope.path());
     let cancel = query_return_to(query).map_or_else(
         || "/".to_owned(),

@@ -1,4 +1,4 @@
-//! Forward-auth decisions (`{auth_prefix}/verify[/*]`, DESIGN §5.1) for
+//! Forward-auth decisions (`{auth_prefix}/verify[/*]`, README "Forward-auth") for
 //! nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`.
 //!
 //! Only peers in `[forward_auth] trusted_callers` may ask. The `mode` fixes

@@ -42,7 +42,7 @@ use crate::session::cache::ClaimsCache;
 use crate::single_flight::SingleFlight;
 
 /// How long a request with an unknown `kid` waits for a JWKS fetch before it
-/// is refused (DESIGN §6: "up to ~1 s").
+/// is refused (a key rotation is picked up within about a second).
 pub const DEFAULT_KID_WAIT: Duration = Duration::from_secs(1);
 /// Upper bound on one JWKS fetch, on top of the shared client's own timeouts.
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(10);

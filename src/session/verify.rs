@@ -1,4 +1,4 @@
-//! Token checks (DESIGN §6), pure: token + key in, claims or a reason out.
+//! Token checks, pure: token + key in, claims or a reason out.
 //!
 //! Order: header (`alg` must be RS256/384/512 or ES256/384, never `none` or
 //! HMAC; `kid` required) → the key for `kid` (caller) → `alg` equal to the

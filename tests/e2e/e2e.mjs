@@ -194,6 +194,65 @@ access = "authenticated"
   throw new Error('gateway never became ready');
 }
 
+/** The real OpenID Provider of the Rust tests (oidc-provider) and a gateway
+ * in OIDC mode in front of the demo upstream. */
+async function startOidc(dir, upstream) {
+  const port = await freePort();
+  const gw = `http://127.0.0.1:${port}`;
+  const op = spawn(process.execPath, [path.join(HERE, '../upstreams/oidc-provider/provider.mjs')], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, OP_REDIRECT_URIS: `${gw}/_auth/oidc/callback`, OP_POST_LOGOUT: `${gw}/` },
+  });
+  children.push(op);
+  const rl = readline.createInterface({ input: op.stdout });
+  const line = await new Promise((resolve, reject) => {
+    rl.once('line', resolve);
+    op.once('exit', () => reject(new Error('the OpenID Provider exited')));
+  });
+  const m = /^port=(\d+)/.exec(line);
+  if (!m) throw new Error(`unexpected provider output: ${line}`);
+  const issuer = `http://127.0.0.1:${m[1]}`;
+  const file = path.join(dir, 'portcullis-oidc.toml');
+  fs.writeFileSync(file, `
+[server]
+listen = "127.0.0.1:${port}"
+public_url = "${gw}"
+
+[admin]
+listen = ""
+
+[oidc]
+issuer = "${issuer}"
+client_id = "gw-basic"
+client_secret = "gw-basic-secret"
+scopes = ["openid", "profile", "email", "offline_access", "roles"]
+auth_params = { prompt = "consent" }
+
+[session]
+secret = "env:E2E_PORTCULLIS_SECRET"
+
+[login]
+after_logout = "/"
+
+[upstreams.default]
+url = "${upstream}"
+
+[[routes]]
+path = "/**"
+access = "authenticated"
+`);
+  start(['run', '-c', file], { E2E_PORTCULLIS_SECRET: SECRET });
+  // Ready when the login endpoint sends browsers to the provider.
+  for (let i = 0; i < 600; i++) {
+    try {
+      const r = await fetch(`${gw}/_auth/login?return_to=/`, { redirect: 'manual' });
+      if (r.status === 302 && (r.headers.get('location') || '').startsWith(issuer)) return { gw, issuer };
+    } catch { /* not listening yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the OIDC gateway never became ready');
+}
+
 // --- helpers -----------------------------------------------------------------
 
 function check(cond, msg) {
@@ -545,6 +604,34 @@ function scenarios(env) {
         'crates/emulator/assets/flow/theme.json is stale: run node tests/e2e/flow-theme.mjs --write');
     }],
 
+    ['OIDC: sign in with the provider\'s own form, land on the app, sign out at the provider', async () => {
+      const { gw: oidcGw, issuer } = env.oidc;
+      const ctx = await fresh();
+      const page = await ctx.newPage();
+      await page.goto(`${oidcGw}/reports?month=12`);
+      await page.waitForURL(`${issuer}/interaction/**`);
+      await page.fill('input[name="login"]', 'alice');
+      await page.fill('input[name="password"]', 'any');
+      await shot(page, 'oidc-provider-login');
+      await page.click('button[type="submit"]');
+      await page.waitForSelector('input[name="prompt"][value="consent"]', { state: 'attached' });
+      await page.click('button[type="submit"]');
+      await page.waitForURL(`${oidcGw}/reports?month=12`);
+      check(await userOnPage(page) === 'alice', 'upstream did not see alice');
+      const cookies = await ctx.cookies(oidcGw);
+      check(cookies.length > 0 && cookies.every((c) => c.httpOnly && !c.value.includes('eyJ')),
+        'the session cookie is not sealed and HttpOnly');
+      await shot(page, 'oidc-done');
+      // Sign out: the gateway's page, then the provider ends its session and
+      // sends the browser back; the app then needs a new sign-in at the provider.
+      await page.goto(`${oidcGw}/_auth/logout`);
+      await page.click('form button[type="submit"]');
+      await page.waitForURL(`${issuer}/interaction/**`, { timeout: TIMEOUT });
+      check(await page.locator('input[name="login"]').count() === 1, 'the provider did not ask to sign in again');
+      await shot(page, 'oidc-signed-out');
+      await ctx.close();
+    }],
+
     ['no request left loopback and no CSP violation', async () => {
       check(external.length === 0, `${external.length} request(s) outside loopback: ${[...new Set(external)].join(' ')}`);
       check(cspViolations.length === 0, `CSP violations: ${cspViolations.join(' | ')}`);
@@ -623,6 +710,7 @@ async function main() {
   const gw = await startGateway(dir, emuUrl, upstream);
   const dev = await startDev(['--web-components', NODE_MODULES]);
   const devPlain = await startDev([]);
+  const oidc = await startOidc(dir, upstream);
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -630,7 +718,7 @@ async function main() {
     // playwright gives every launch a fresh temporary --user-data-dir itself
     // (and refuses one in args).
   });
-  const env = { gw, emuUrl, browser, dev, devPlain };
+  const env = { gw, emuUrl, browser, dev, devPlain, oidc };
   let passed = 0;
   let failed = 0;
   for (const [name, run] of [...scenarios(env), contrastScenario(env)]) {

@@ -273,3 +273,137 @@ async fn dev_names_the_flag_of_a_port_in_use() {
     }
     drop(taken);
 }
+
+/// Starts the binary on free ports with `stderr` as its log sink, a public
+/// catch-all route, JSON logs; returns (child, gateway URL, admin URL).
+async fn spawn_logging(
+    dir: &std::path::Path,
+    stderr: Stdio,
+) -> (KillOnDrop, String, String, Upstream) {
+    let emu = spawn_emulator().await;
+    let up = spawn_upstream().await;
+    let (port, admin) = (free_port(), free_port());
+    let toml = base_toml(
+        &emu,
+        &up,
+        "[[routes]]\npath = \"/**\"\naccess = \"public\"\n",
+    )
+    .replace(
+        "listen = \"127.0.0.1:0\"\npublic_url",
+        &format!("listen = \"127.0.0.1:{port}\"\npublic_url"),
+    )
+    .replace(
+        "[admin]\nlisten = \"127.0.0.1:0\"",
+        &format!("[admin]\nlisten = \"127.0.0.1:{admin}\""),
+    );
+    let path = dir.join("portcullis.toml");
+    std::fs::write(&path, &toml).unwrap();
+    let child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "-c"])
+            .arg(&path)
+            .env("PORTCULLIS_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("http://127.0.0.1:{admin}");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !client
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gateway never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Keep the emulator alive as long as the child uses it.
+    std::mem::forget(emu);
+    (child, format!("http://127.0.0.1:{port}"), admin, up)
+}
+
+/// `n` GETs on `concurrency` keep-alive connections; every one must answer 200.
+async fn hammer(url: &str, n: usize, concurrency: usize) {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let per = n / concurrency;
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (client, url) = (client.clone(), format!("{url}/load/{i}"));
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    let r = client.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// A log sink that stops reading (a stalled pipe) never stalls a request:
+/// lines beyond the bounded queue are dropped and counted.
+#[tokio::test]
+async fn a_stalled_log_sink_never_stalls_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    // A pipe nobody reads: full after 64 KiB, then every write would block.
+    let (child, url, admin, up) = spawn_logging(dir.path(), Stdio::piped()).await;
+    // Access lines are ~250 bytes: well past the buffer.
+    let n = portcullis::telemetry::QUEUE_BYTES / 150 + 4_000;
+    tokio::time::timeout(Duration::from_secs(60), hammer(&url, n, 16))
+        .await
+        .expect("requests kept flowing while the log sink was stalled");
+    assert!(up.count() >= n / 16 * 16);
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("portcullis_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the dropped-lines counter is exported");
+    assert!(dropped > 0, "{dropped} lines dropped");
+    drop(child);
+}
+
+/// Lines still queued at SIGTERM are written before the process exits.
+#[tokio::test]
+async fn access_lines_are_flushed_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let (mut child, url, _admin, _up) = spawn_logging(dir.path(), Stdio::from(file)).await;
+    hammer(&url, 400, 8).await;
+    let pid = child.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || {
+        let s = child.0.wait().unwrap();
+        std::mem::forget(child);
+        s
+    })
+    .await
+    .unwrap();
+    assert!(status.success(), "{status:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let access = text
+        .lines()
+        .filter(|l| l.contains("\"message\":\"request\"") && l.contains("/load/"))
+        .count();
+    assert_eq!(access, 400, "every access line reached the sink");
+    for l in text.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+    }
+}

@@ -29,6 +29,9 @@ mod limits;
 mod login;
 /// A real nginx with `auth_request` in front of an app, asking `/verify`.
 mod nginx;
+/// The OpenID Connect mode against a real OpenID Provider (oidc-provider):
+/// sign-in, sealed sessions, refresh under rotation, bearer tokens, logout.
+mod oidc;
 /// Admin listener, readiness, metrics, reload, shutdown.
 mod ops;
 /// Canonical paths: what reaches the upstream for 40+ spellings.

@@ -1,4 +1,4 @@
-//! Canonical request paths (DESIGN §4.1).
+//! Canonical request paths.
 //!
 //! Every request path goes through [`CanonicalPath::parse`] exactly once. The
 //! resulting value is used both for the route decision ([`CanonicalPath::match_path`])

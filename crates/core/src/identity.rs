@@ -1,4 +1,4 @@
-//! Identity headers (DESIGN §4 step 8): strip every inbound identity header,
+//! Identity headers: strip every inbound identity header,
 //! then inject the verified identity. Pure: header maps and claims in, header
 //! maps out.
 //!

@@ -1,4 +1,4 @@
-//! Signed login state (DESIGN §5): what a login start remembers until its
+//! Signed login state: what a login start remembers until its
 //! callback — `return_to`, a random nonce, an expiry and the login kind.
 //!
 //! Two carriers, one format:

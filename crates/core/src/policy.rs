@@ -1,4 +1,4 @@
-//! Route policy (DESIGN §3 "Route fields"): which route a request belongs to,
+//! Route policy: which route a request belongs to,
 //! and whether a verified user may pass it.
 //!
 //! ```text

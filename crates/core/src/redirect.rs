@@ -1,5 +1,5 @@
 //! `return_to` validation: where a finished login (or logout) may send the
-//! browser (DESIGN §5).
+//! browser.
 //!
 //! Two shapes are accepted, everything else becomes [`FALLBACK`]:
 //!

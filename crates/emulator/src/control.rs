@@ -60,7 +60,13 @@ struct MintRequest {
     #[serde(alias = "ttl", alias = "ttl_secs", alias = "ttlSeconds")]
     ttl_secs: Option<i64>,
     claims: Map<String, Value>,
+    /// Several distinct tokens at once (each with its own `jti`), for load
+    /// tests that need a new token per request; at most [`MAX_MINT`].
+    count: Option<usize>,
 }
+
+/// Most tokens one mint call signs.
+const MAX_MINT: usize = 50_000;
 
 pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
     // The hosted provider pages face browsers and carry no token.
@@ -289,10 +295,32 @@ fn mint(shared: &Shared, body: Map<String, Value>) -> Resp {
         ttl_secs: parsed.ttl_secs.unwrap_or_else(|| secs(default_ttl)),
         claims: parsed.claims,
     };
-    match st.mint(&issuer, &spec) {
-        Ok(token) => json(StatusCode::OK, &json!({ "token": token })),
-        Err(_) => internal(),
+    let Some(count) = parsed.count else {
+        return match st.mint(&issuer, &spec) {
+            Ok(token) => json(StatusCode::OK, &json!({ "token": token })),
+            Err(_) => internal(),
+        };
+    };
+    if count == 0 || count > MAX_MINT {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "E011001",
+            "Bad request",
+            &format!("count must be between 1 and {MAX_MINT}"),
+        );
     }
+    let mut tokens = Vec::with_capacity(count);
+    let mut spec = spec;
+    let run = crate::util::random_hex(8);
+    for i in 0..count {
+        spec.claims
+            .insert("jti".into(), json!(format!("{run}-{i}")));
+        match st.mint(&issuer, &spec) {
+            Ok(token) => tokens.push(token),
+            Err(_) => return internal(),
+        }
+    }
+    json(StatusCode::OK, &json!({ "tokens": tokens }))
 }
 
 fn set_flag(

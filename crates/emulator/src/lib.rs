@@ -1,4 +1,4 @@
-//! The Descope-API emulator (DESIGN §7): a local, faithful stand-in for the
+//! The Descope-API emulator (docs/emulator.md): a local, faithful stand-in for the
 //! parts of Descope's API that the gateway and the official SDKs use.
 //!
 //! **This is not Descope.** It signs tokens with keys generated at start, keeps

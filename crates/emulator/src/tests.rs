@@ -580,6 +580,32 @@ async fn control_api_needs_the_token_and_sets_faults() {
         .to_owned();
     assert_eq!(verify(&emu, &token).await["drn"], "DSR");
 
+    // Bulk: distinct tokens, each valid.
+    let resp = c
+        .post(format!("{base}/emulator/mint"))
+        .bearer_auth("ctl")
+        .json(&json!({"sub": "U1", "count": 3, "ttlSecs": 600}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 200);
+    let tokens: Vec<String> =
+        serde_json::from_value(resp.json::<Value>().await.expect("json")["tokens"].clone())
+            .expect("tokens");
+    assert_eq!(tokens.len(), 3);
+    assert!(tokens[0] != tokens[1] && tokens[1] != tokens[2]);
+    for t in &tokens {
+        assert_eq!(verify(&emu, t).await["sub"], "U1");
+    }
+    let resp = c
+        .post(format!("{base}/emulator/mint"))
+        .bearer_auth("ctl")
+        .json(&json!({"sub": "U1", "count": 0}))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(resp.status(), 400);
+
     let resp = c
         .post(format!("{base}/emulator/faults"))
         .bearer_auth("ctl")

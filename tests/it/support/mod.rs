@@ -4,10 +4,12 @@
 #![allow(dead_code)]
 
 mod apps;
+mod op;
 mod raw;
 mod redis;
 
 pub use apps::*;
+pub use op::*;
 pub use raw::*;
 pub use redis::*;
 

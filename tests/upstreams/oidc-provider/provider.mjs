@@ -11,7 +11,7 @@
 //
 // Test-only endpoints (not part of the provider):
 //   GET  /__counts             calls by endpoint and grant type, as JSON
-//   POST /__fault?path=&status=&times=   answer `status` on `path` for the next `times` calls
+//   POST /__fault?path=&status=&times=&error=   answer `status` on `path` for the next `times` calls
 //   POST /__roles?account=&roles=a,b     change an account's roles
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -55,6 +55,7 @@ const provider = new Provider(issuer, {
     { ...common, client_id: 'gw-hs256', client_secret: 'gw-hs256-secret-0123456789abcdef0123456789', token_endpoint_auth_method: 'client_secret_basic', id_token_signed_response_alg: 'HS256' },
   ],
   jwks: { keys: [jwk] },
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'ES256', 'HS256'] },
   cookies: { keys: ['portcullis-test-op-cookie-key'] },
   pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
   scopes: ['openid', 'offline_access', 'email', 'profile', 'roles'],
@@ -72,7 +73,9 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     rpInitiatedLogout: { enabled: true, logoutSource: async (ctx, form) => {
       // Confirm automatically: the test (or browser) lands on post_logout_redirect_uri.
-      ctx.body = `<!doctype html><html><body>${form}<script>document.forms[0].submit()</script></body></html>`;
+      // logout=yes ends the provider's session too (not only the client's).
+      const yes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"/></form>');
+      ctx.body = `<!doctype html><html><body>${yes}<script>document.forms[0].submit()</script></body></html>`;
     } },
     resourceIndicators: {
       enabled: true,
@@ -95,7 +98,7 @@ provider.proxy = false;
 provider.use(async (ctx, next) => {
   if (ctx.path === '/__counts') { ctx.body = counts; return; }
   if (ctx.path === '/__fault' && ctx.method === 'POST') {
-    faults[ctx.query.path] = { status: Number(ctx.query.status), times: Number(ctx.query.times ?? 1) };
+    faults[ctx.query.path] = { status: Number(ctx.query.status), times: Number(ctx.query.times ?? 1), error: ctx.query.error ?? 'temporarily_unavailable' };
     ctx.status = 204; return;
   }
   if (ctx.path === '/__roles' && ctx.method === 'POST') {
@@ -106,9 +109,14 @@ provider.use(async (ctx, next) => {
   if (f && f.times > 0) {
     f.times -= 1;
     count(`fault ${ctx.path}`);
-    ctx.status = f.status; ctx.body = { error: 'temporarily_unavailable' }; return;
+    ctx.status = f.status; ctx.body = { error: f.error }; return;
   }
   await next();
+  // The built-in login pages import a web font; pages here load nothing
+  // from outside loopback (the e2e suite counts such requests).
+  if (typeof ctx.body === 'string' && ctx.body.includes('fonts.googleapis.com')) {
+    ctx.body = ctx.body.replace(/@import url\(https:\/\/fonts\.googleapis\.com[^)]*\);?/g, '');
+  }
   const grant = ctx.oidc?.params?.grant_type;
   count(grant ? `${ctx.path} ${grant}` : ctx.path);
 });

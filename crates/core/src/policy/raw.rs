@@ -1,4 +1,4 @@
-//! Serde mirror of `[[routes]]` and `[policy]` (DESIGN §3 "Route fields").
+//! Serde mirror of `[[routes]]` and `[policy]` (docs/configuration.md).
 //!
 //! Every table denies unknown fields: a typo such as `requried_roles` must fail
 //! the load instead of silently dropping a rule. Enumerated values (`access`,
