@@ -37,11 +37,11 @@ pub use sealed::{SealedSession, Sealer};
 pub use tokens::{OidcRefresh, TokenError, TokenResponse};
 
 use crate::claims::Claims;
-use portcullis_core::secret::Secret;
 use crate::metrics::Metrics;
 use crate::session::cache::ClaimsCache;
 use crate::session::jwks::{JwksCache, JwksSource, KeySet};
 use crate::single_flight::SingleFlight;
+use portcullis_core::secret::Secret;
 
 /// The leeway on a session's expiry, in seconds (as for tokens).
 pub fn tokens_leeway() -> i64 {
