@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 pub use crate::state::{AppState, Generation, Idp};
 
@@ -42,6 +43,8 @@ pub enum StartError {
     Tls(crate::server::TlsError),
     #[error("oidc: {0}")]
     Oidc(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     #[error("login endpoints: {0}")]
     Login(#[from] crate::login::LoginSetupError),
 }
@@ -69,6 +72,10 @@ pub struct StartOptions {
 
 pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, StartError> {
     let metrics = Arc::new(Metrics::new());
+    let store = match &config.store {
+        Some(s) => crate::store::Store::connect(s, metrics.clone()).await?,
+        None => crate::store::Store::local(metrics.clone()),
+    };
     let (idp, refresher, idp_task) = match &config.idp {
         IdpConfig::Descope(d) => {
             let descope = DescopeClient::new(DescopeSettings {
@@ -92,11 +99,15 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
                 cache_capacity: crate::config::DEFAULT_CLAIMS_CACHE_CAPACITY,
                 metrics: metrics.clone(),
             })?;
-            let refresher = Refresher::new(
-                descope.clone(),
-                validator.clone(),
+            let refresher = Refresher::cluster_wide(
+                Arc::new(crate::refresh::DescopeRefresh {
+                    client: descope.clone(),
+                    verifier: validator.clone(),
+                }),
                 config.session.refresh_reuse,
                 metrics.clone(),
+                store.clone(),
+                d.timeout + Duration::from_secs(1),
             );
             let task = validator.spawn_refresher();
             (
@@ -158,6 +169,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
         idp,
         refresher,
         metrics,
+        store,
         draining: AtomicBool::new(false),
         assertion,
     });

@@ -89,6 +89,8 @@ pub struct Config {
     /// The identity provider: Descope's session API or an OpenID Provider.
     pub idp: IdpConfig,
     pub session: SessionConfig,
+    /// `[store]`: shared state on Redis; `None` keeps every replica on its own.
+    pub store: Option<StoreConfig>,
     pub login: LoginConfig,
     pub forward_auth: ForwardAuthConfig,
     pub upstreams: HashMap<String, UpstreamConfig>,
@@ -141,6 +143,8 @@ pub struct DescopeConfig {
     pub jwks_refresh: Duration,
     pub ca_file: Option<PathBuf>,
 }
+
+pub use crate::store::{DEFAULT_STORE_KEY_PREFIX, DEFAULT_STORE_TIMEOUT, StoreConfig};
 
 #[derive(Debug)]
 pub struct SessionConfig {
@@ -254,6 +258,9 @@ impl RestartOnly<'_> {
         keys.extend(idp_changes(&a.idp, &b.idp));
         if a.session.refresh_reuse != b.session.refresh_reuse {
             keys.push("session.refresh_reuse");
+        }
+        if a.store != b.store {
+            keys.push("store");
         }
         keys
     }

@@ -548,7 +548,16 @@ pub async fn resolve_session(
     generation: &Generation,
     headers: &HeaderMap,
 ) -> SessionState {
-    match authenticate(state, generation, headers).await {
+    let found = match authenticate(state, generation, headers).await {
+        Found::Valid { claims, token, .. } if signed_out(state, &token, &claims).await => {
+            return SessionState::Anonymous {
+                reason: "signed out",
+                cookies: generation.config.session.cookies.clear_all(headers),
+            };
+        }
+        other => other,
+    };
+    match found {
         Found::Valid {
             claims,
             token,
@@ -599,6 +608,17 @@ pub async fn resolve_session(
             cookies: Vec::new(),
         },
     }
+}
+
+/// Whether the session was signed out (`/logout` of this token, or
+/// `/logout-all` of its user after it was issued), on this replica or, with
+/// a `[store]`, on any.
+async fn signed_out(state: &AppState, token: &str, claims: &Claims) -> bool {
+    !token.is_empty()
+        && state
+            .store
+            .is_revoked(token, claims.subject(), claims.issued_at())
+            .await
 }
 
 /// Whether a valid session is close enough to its expiry for an early refresh.

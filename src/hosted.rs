@@ -244,6 +244,7 @@ fn login_deps(state: &AppState) -> Option<crate::login::Deps<'_>> {
     Some(crate::login::Deps {
         descope: state.descope()?,
         validator: state.validator()?,
+        store: &state.store,
     })
 }
 

@@ -42,6 +42,7 @@ pub mod reload;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 
 pub use portcullis_core::{

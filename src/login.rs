@@ -122,6 +122,8 @@ pub struct LoginCore {
 pub struct Deps<'a> {
     pub descope: &'a DescopeClient,
     pub validator: &'a SessionValidator,
+    /// Shared login rate limits (`[store]`), on top of the local ones.
+    pub store: &'a crate::store::Store,
 }
 
 /// One request's view: the core plus the shared clients.
@@ -421,7 +423,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::MagicLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req) {
+        let (email, return_to) = match self.start_checks(req).await {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -536,7 +538,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::EnchantedLink) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req) {
+        let (email, return_to) = match self.start_checks(req).await {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -700,7 +702,7 @@ impl LoginService<'_> {
         if !self.enabled(LoginKind::Otp) {
             return self.not_found();
         }
-        let (email, return_to) = match self.start_checks(req) {
+        let (email, return_to) = match self.start_checks(req).await {
             Ok(v) => v,
             Err(resp) => return *resp,
         };
@@ -874,7 +876,7 @@ impl LoginService<'_> {
             }
         };
         // OAuth and SSO send no message: only the per-IP limit applies.
-        if let Err(spec) = self.rate_ok(req, None) {
+        if let Err(spec) = self.rate_ok(req, None).await {
             return self.rate_limited(req, &return_to, spec);
         }
         let state = match StateCodec::issue(
@@ -1022,7 +1024,7 @@ impl LoginService<'_> {
     /// Checks common to the e-mail login starts (POST form): same-origin when
     /// the browser says, the e-mail's shape and domain, the rate limit.
     /// Returns `(email, return_to)`; `email` is `None` when it is not valid.
-    fn start_checks(
+    async fn start_checks(
         &self,
         req: &Req<'_>,
     ) -> Result<(Option<String>, String), Box<Response<Bytes>>> {
@@ -1053,7 +1055,7 @@ impl LoginService<'_> {
                 "That email address cannot sign in here.",
             )));
         }
-        if let Err(spec) = self.rate_ok(req, Some(&email)) {
+        if let Err(spec) = self.rate_ok(req, Some(&email)).await {
             return Err(Box::new(self.rate_limited(req, &return_to, spec)));
         }
         Ok((Some(email), return_to))
@@ -1062,7 +1064,9 @@ impl LoginService<'_> {
     /// Every start counts against its client IP (`ip_rate_limit`); a start
     /// that sends a message counts against its e-mail too
     /// (`start_rate_limit`). All or nothing: a refused start charges neither.
-    fn rate_ok(&self, req: &Req<'_>, message_to: Option<&str>) -> Result<(), RateSpec> {
+    /// The local limiter is a floor; with a `[store]` the same limits hold
+    /// across every replica too.
+    async fn rate_ok(&self, req: &Req<'_>, message_to: Option<&str>) -> Result<(), RateSpec> {
         let s = &self.core.settings;
         let ip = format!("ip:{}", req.client_ip);
         let email = message_to.map(|e| format!("email:{}", e.to_lowercase()));
@@ -1070,7 +1074,8 @@ impl LoginService<'_> {
         if let Some(e) = &email {
             keys.push((e.as_str(), s.start_rate_limit));
         }
-        self.core.limiter.try_acquire_each(&keys)
+        self.core.limiter.try_acquire_each(&keys)?;
+        self.deps.store.rate_ok(&keys).await
     }
 
     fn email_allowed(&self, email: &str) -> bool {

@@ -27,6 +27,10 @@ pub const REFRESHES: &str = "portcullis_refresh_total";
 pub const JWKS_FETCHES: &str = "portcullis_jwks_fetches_total";
 /// Config reloads by result (ok, error).
 pub const RELOADS: &str = "portcullis_config_reloads_total";
+/// 1 while the shared store (`[store]`) answers, 0 while replicas fall back to local state.
+pub const STORE_UP: &str = "portcullis_store_up";
+/// Shared-store calls that failed or timed out, by operation.
+pub const STORE_ERRORS: &str = "portcullis_store_errors_total";
 
 pub struct Metrics {
     registry: Registry,
@@ -40,6 +44,8 @@ pub struct Metrics {
     pub refreshes: IntCounterVec,
     pub jwks_fetches: IntCounterVec,
     pub reloads: IntCounterVec,
+    pub store_up: IntGauge,
+    pub store_errors: IntCounterVec,
     /// What was registered: `(name, help, labels)`, for the docs check.
     registered: Vec<(String, String, Vec<String>)>,
 }
@@ -94,6 +100,16 @@ impl Metrics {
             &["result"],
         )
         .expect("static metric definition is valid");
+        let store_up = IntGauge::new(
+            STORE_UP,
+            "1 while the shared store answers, 0 while down (local state only).",
+        )
+        .expect("static metric definition is valid");
+        let store_errors = IntCounterVec::new(
+            Opts::new(STORE_ERRORS, "Shared-store calls that failed or timed out."),
+            &["op"],
+        )
+        .expect("static metric definition is valid");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -104,6 +120,8 @@ impl Metrics {
             Box::new(refreshes.clone()),
             Box::new(jwks_fetches.clone()),
             Box::new(reloads.clone()),
+            Box::new(store_up.clone()),
+            Box::new(store_errors.clone()),
         ] {
             for d in c.desc() {
                 registered.push((d.fq_name.clone(), d.help.clone(), d.variable_labels.clone()));
@@ -121,6 +139,8 @@ impl Metrics {
             refreshes,
             jwks_fetches,
             reloads,
+            store_up,
+            store_errors,
             registered,
         }
     }

@@ -33,6 +33,9 @@ use crate::descope::{DescopeClient, DescopeError};
 use crate::metrics::Metrics;
 use crate::session::{SessionError, SessionValidator};
 use crate::single_flight::SingleFlight;
+use crate::store::Store;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Pause after a 429 that carried no usable `Retry-After`.
 pub const DEFAULT_RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(10);
@@ -108,6 +111,47 @@ pub trait Provider: Send + Sync + 'static {
         token: &'a str,
         old: Option<&'a Claims>,
     ) -> BoxFuture<'a, Result<Refreshed, RedeemError>>;
+
+    /// Takes a result another replica got for `token` (through the
+    /// `[store]`), verified here as [`Self::redeem`] verifies its answer.
+    /// Providers that cannot re-verify a result keep the default: their
+    /// refresh stays single-flight per replica.
+    fn adopt<'a>(
+        &'a self,
+        token: &'a str,
+        shared: SharedTokens,
+        old: Option<&'a Claims>,
+    ) -> BoxFuture<'a, Result<Refreshed, RedeemError>> {
+        let _ = (token, shared, old);
+        Box::pin(async {
+            Err(RedeemError::BadAnswer(
+                "this provider shares no refresh results",
+            ))
+        })
+    }
+
+    /// Whether [`Self::adopt`] is implemented (the cluster-wide single-flight applies).
+    fn shares_results(&self) -> bool {
+        false
+    }
+}
+
+/// A refresh result as stored for the other replicas (sealed, see
+/// [`seal_result`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SharedTokens {
+    #[serde(rename = "s")]
+    pub session: String,
+    #[serde(rename = "r")]
+    pub refresh: String,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+enum SharedOutcome {
+    #[serde(rename = "ok")]
+    Tokens(SharedTokens),
+    #[serde(rename = "revoked")]
+    Revoked,
 }
 
 type Outcome = Result<Arc<Refreshed>, RefreshError>;
@@ -116,6 +160,10 @@ type Key = [u8; 32];
 pub struct Refresher {
     provider: Arc<dyn Provider>,
     metrics: Arc<Metrics>,
+    /// The cluster-wide single-flight (`[store]`), and how long to wait for
+    /// another replica's result (the provider timeout and a margin).
+    shared: Option<(Arc<Store>, Duration)>,
+    reuse: Duration,
     flights: SingleFlight<Key, Outcome>,
     /// No calls before this instant (after a 429).
     blocked_until: Arc<Mutex<Option<Instant>>>,
@@ -154,9 +202,34 @@ impl Refresher {
         reuse: Duration,
         metrics: Arc<Metrics>,
     ) -> Arc<Self> {
+        Self::build(provider, reuse, metrics, None)
+    }
+
+    /// A refresher whose calls are single-flight across every replica that
+    /// shares `store` (when the provider can share results); `wait` bounds
+    /// how long a replica waits for another's call.
+    pub fn cluster_wide(
+        provider: Arc<dyn Provider>,
+        reuse: Duration,
+        metrics: Arc<Metrics>,
+        store: Arc<Store>,
+        wait: Duration,
+    ) -> Arc<Self> {
+        let shared = (store.is_shared() && provider.shares_results()).then_some((store, wait));
+        Self::build(provider, reuse, metrics, shared)
+    }
+
+    fn build(
+        provider: Arc<dyn Provider>,
+        reuse: Duration,
+        metrics: Arc<Metrics>,
+        shared: Option<(Arc<Store>, Duration)>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             provider,
             metrics,
+            shared,
+            reuse,
             flights: SingleFlight::with_keep(move |o: &Outcome| keep_for(o, reuse), MAX_ENTRIES),
             blocked_until: Arc::new(Mutex::new(None)),
         })
@@ -197,8 +270,22 @@ impl Refresher {
         let metrics = Arc::clone(&self.metrics);
         let block = Arc::clone(&self.blocked_until);
         let token = refresh_jwt.to_owned();
+        let shared = self.shared.clone();
+        let reuse = self.reuse;
         let (joined, leader) = self.flights.run_leading(key, move || async move {
-            redeem(provider.as_ref(), &token, old.as_deref(), &metrics, &block).await
+            match shared {
+                Some((store, wait)) => {
+                    let cx = Leader {
+                        provider: provider.as_ref(),
+                        token: &token,
+                        old: old.as_deref(),
+                        metrics: &metrics,
+                        blocked_until: &block,
+                    };
+                    redeem_shared(&cx, &store, wait, reuse).await
+                }
+                None => redeem(provider.as_ref(), &token, old.as_deref(), &metrics, &block).await,
+            }
         });
         let outcome = joined.await;
         if leader {
@@ -236,6 +323,194 @@ impl Refresher {
 /// A flight that died unanswered (a panic) is an outage, never a sign-out.
 fn flatten(outcome: Result<Outcome, crate::single_flight::FlightAborted>) -> Outcome {
     outcome.unwrap_or(Err(RefreshError::Unavailable { retry_after: None }))
+}
+
+/// Longest a refresh lease lives unrenewed: a crashed holder delays the
+/// other replicas at most this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(2);
+/// How often the holder renews its lease while the provider call runs.
+pub const LEASE_RENEW: Duration = Duration::from_millis(500);
+/// How often a replica that waits on another's lease looks for its result.
+pub const LEASE_POLL: Duration = Duration::from_millis(20);
+
+struct Leader<'a> {
+    provider: &'a dyn Provider,
+    token: &'a str,
+    old: Option<&'a Claims>,
+    metrics: &'a Metrics,
+    blocked_until: &'a Mutex<Option<Instant>>,
+}
+
+/// The cluster-wide single-flight: the result another replica stored, or
+/// the lease to call the provider, or (lease held elsewhere) a wait for its
+/// result. The store down at any point → this replica's own call.
+async fn redeem_shared(cx: &Leader<'_>, store: &Store, wait: Duration, reuse: Duration) -> Outcome {
+    let id = URL_SAFE_NO_PAD.encode(token_key(cx.token));
+    let holder = lease_holder();
+    let deadline = Instant::now() + wait;
+    loop {
+        match store.get_result(&id).await {
+            None => return redeem_local(cx).await,
+            Some(Some(sealed)) => {
+                if let Some(outcome) = adopt(cx, &id, &sealed).await {
+                    return outcome;
+                }
+            }
+            Some(None) => {}
+        }
+        match store.try_lease(&id, &holder, LEASE_TTL).await {
+            None => return redeem_local(cx).await,
+            Some(true) => {
+                // The previous holder may have stored its result just before
+                // releasing: look once more before calling.
+                if let Some(Some(sealed)) = store.get_result(&id).await
+                    && let Some(outcome) = adopt(cx, &id, &sealed).await
+                {
+                    store.release_lease(&id, &holder).await;
+                    return outcome;
+                }
+                return lead(cx, store, &id, &holder, reuse).await;
+            }
+            Some(false) => {
+                if Instant::now() >= deadline {
+                    tracing::warn!("another replica's refresh call did not finish in time");
+                    return Err(RefreshError::Unavailable { retry_after: None });
+                }
+                tokio::time::sleep(LEASE_POLL).await;
+            }
+        }
+    }
+}
+
+async fn redeem_local(cx: &Leader<'_>) -> Outcome {
+    redeem(cx.provider, cx.token, cx.old, cx.metrics, cx.blocked_until).await
+}
+
+/// Holds the lease (renewed while the call runs), calls the provider,
+/// stores the result for the others, releases the lease.
+async fn lead(cx: &Leader<'_>, store: &Store, id: &str, holder: &str, reuse: Duration) -> Outcome {
+    let call = redeem_local(cx);
+    tokio::pin!(call);
+    let mut renewing = true;
+    let outcome = loop {
+        tokio::select! {
+            o = &mut call => break o,
+            () = tokio::time::sleep(LEASE_RENEW), if renewing => {
+                // Lost (or the store is down): the call goes on regardless.
+                renewing = store.renew_lease(id, holder, LEASE_TTL).await == Some(true);
+            }
+        }
+    };
+    let stored = match &outcome {
+        Ok(r) => Some((
+            SharedOutcome::Tokens(SharedTokens {
+                session: r.session_jwt.clone(),
+                refresh: r.refresh_jwt.clone(),
+            }),
+            keep_for(&outcome, reuse),
+        )),
+        Err(RefreshError::Revoked) => Some((SharedOutcome::Revoked, reuse)),
+        Err(_) => None,
+    };
+    if let Some((shared, ttl)) = stored
+        && let Some(sealed) = seal_result(cx.token, id, &shared)
+    {
+        store.put_result(id, &sealed, ttl).await;
+    }
+    store.release_lease(id, holder).await;
+    outcome
+}
+
+/// Another replica's result, re-verified here; `None` when it cannot be
+/// opened (then this replica takes over).
+async fn adopt(cx: &Leader<'_>, id: &str, sealed: &str) -> Option<Outcome> {
+    let count = |label: &str| cx.metrics.refreshes.with_label_values(&[label]).inc();
+    match open_result(cx.token, id, sealed)? {
+        SharedOutcome::Revoked => {
+            count("shared");
+            Some(Err(RefreshError::Revoked))
+        }
+        SharedOutcome::Tokens(t) => match cx.provider.adopt(cx.token, t, cx.old).await {
+            Ok(r) => {
+                count("shared");
+                Some(Ok(Arc::new(r)))
+            }
+            Err(e) => {
+                tracing::error!(reason = ?e, "a shared refresh result failed verification");
+                count("unavailable");
+                Some(Err(RefreshError::Unavailable { retry_after: None }))
+            }
+        },
+    }
+}
+
+fn lease_holder() -> String {
+    let mut b = [0u8; 16];
+    // A failing RNG still yields a holder; only its uniqueness suffers.
+    let _ = aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut b);
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+const SEAL_SALT: &[u8] = b"portcullis store refresh result salt v1";
+const SEAL_INFO: &[u8] = b"portcullis store refresh result key v1";
+
+struct KeyLen;
+
+impl aws_lc_rs::hkdf::KeyType for KeyLen {
+    fn len(&self) -> usize {
+        32
+    }
+}
+
+/// The AES-256-GCM key for results of one refresh token: HKDF-SHA256 of
+/// the token itself, so only a holder of the old token can read them.
+fn result_key(token: &str) -> Option<aws_lc_rs::aead::LessSafeKey> {
+    use aws_lc_rs::{aead, hkdf};
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, SEAL_SALT).extract(token.as_bytes());
+    let okm = prk.expand(&[SEAL_INFO], KeyLen).ok()?;
+    let mut key = [0u8; 32];
+    okm.fill(&mut key).ok()?;
+    aead::UnboundKey::new(&aead::AES_256_GCM, &key)
+        .ok()
+        .map(aead::LessSafeKey::new)
+}
+
+/// Seals a result under the old token's key; bound to its store id.
+fn seal_result(token: &str, id: &str, outcome: &SharedOutcome) -> Option<String> {
+    use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+    use aws_lc_rs::rand::SecureRandom;
+    let key = result_key(token)?;
+    let mut plain = serde_json::to_vec(outcome).ok()?;
+    let mut nonce = [0u8; NONCE_LEN];
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut nonce).ok()?;
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(id.as_bytes()),
+        &mut plain,
+    )
+    .ok()?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&plain);
+    Some(URL_SAFE_NO_PAD.encode(out))
+}
+
+fn open_result(token: &str, id: &str, sealed: &str) -> Option<SharedOutcome> {
+    use aws_lc_rs::aead::{Aad, NONCE_LEN, Nonce};
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < NONCE_LEN + 16 {
+        return None;
+    }
+    let (nonce, body) = raw.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+    let mut buf = body.to_vec();
+    let plain = result_key(token)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(id.as_bytes()),
+            &mut buf,
+        )
+        .ok()?;
+    serde_json::from_slice(plain).ok()
 }
 
 /// The leader's call: the provider, the 429 pause, the counters.
@@ -408,6 +683,27 @@ impl Provider for DescopeRefresh {
                 .await
                 .map_err(RedeemError::BadAnswer)
         })
+    }
+
+    fn adopt<'a>(
+        &'a self,
+        token: &'a str,
+        shared: SharedTokens,
+        old: Option<&'a Claims>,
+    ) -> BoxFuture<'a, Result<Refreshed, RedeemError>> {
+        Box::pin(async move {
+            let pair = crate::descope::TokenPair {
+                session_jwt: shared.session,
+                refresh_jwt: Some(shared.refresh),
+            };
+            self.accept(token, old.and_then(Claims::subject), pair)
+                .await
+                .map_err(RedeemError::BadAnswer)
+        })
+    }
+
+    fn shares_results(&self) -> bool {
+        true
     }
 }
 

@@ -110,6 +110,8 @@ pub struct AppState {
     /// Session refresh for the provider (single-flight per refresh token).
     pub refresher: Arc<Refresher>,
     pub metrics: Arc<Metrics>,
+    /// Logout memory, shared rate limits and refresh leases (`[store]`, or local only).
+    pub store: Arc<crate::store::Store>,
     pub draining: AtomicBool,
     /// Signs identity assertions when `[identity.assertion]` is enabled.
     pub assertion: crate::assertion::AssertionSigner,

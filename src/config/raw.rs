@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub descope: Option<RawDescope>,
     /// The OpenID Connect relying-party mode (instead of `[descope]`).
     pub oidc: Option<RawOidc>,
+    /// Shared state across replicas; `None` without a `[store]` table.
+    pub store: Option<RawStore>,
     #[serde(default)]
     pub session: RawSession,
     #[serde(default)]
@@ -101,6 +103,16 @@ pub struct RawOidc {
     pub userinfo: Option<bool>,
     pub audiences: Option<Vec<String>>,
     pub bearer: Option<String>,
+    pub timeout: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub redis_url: Option<String>,
+    pub redis_url_file: Option<String>,
+    pub key_prefix: Option<String>,
     pub timeout: Option<String>,
     pub ca_file: Option<String>,
 }

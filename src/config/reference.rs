@@ -447,6 +447,49 @@ pub const KEYS: &[KeyDoc] = &[
         R,
         "Extra CA trusted for the provider's endpoints.",
     ),
+    // [store]
+    k(
+        "store",
+        Table,
+        "",
+        R,
+        "Shared state across replicas on Redis: refresh single-flight, login rate limits, logout memory. Absent: each replica keeps its own.",
+    ),
+    k(
+        "store.redis_url",
+        Secret,
+        "— (required in `[store]`)",
+        R,
+        "`redis://` or `rediss://` (TLS with rustls) URL, with password and database when needed; e.g. `env:PORTCULLIS_REDIS_URL`.",
+    ),
+    k(
+        "store.redis_url_file",
+        Text("path"),
+        "—",
+        R,
+        "The same, read from a file.",
+    ),
+    k(
+        "store.key_prefix",
+        Text("string"),
+        "`portcullis:`",
+        R,
+        "Prefix of every Redis key (several gateways may share one Redis).",
+    ),
+    k(
+        "store.timeout",
+        Duration,
+        "`250ms`",
+        R,
+        "Longest wait for one Redis call on the request path; beyond it the replica falls back to its local state.",
+    ),
+    k(
+        "store.ca_file",
+        Text("path to PEM CA certificates"),
+        "—",
+        R,
+        "CA trusted for a `rediss://` server instead of the webpki roots.",
+    ),
     // [session]
     k(
         "session",

@@ -318,6 +318,7 @@ pub(super) fn validate(
     let login = login(&mut cx, &raw.login, &server);
     let oidc_mode = matches!(idp, IdpConfig::Oidc(_));
     let session = session(&mut cx, &raw.session, &server, &login, opts, oidc_mode);
+    let store = raw.store.as_ref().and_then(|s| store(&mut cx, s));
     let forward_auth = forward_auth(&mut cx, &raw.forward_auth);
     let upstreams = upstreams(&mut cx, &raw.upstreams);
     let identity = identity(&mut cx, &raw.identity);
@@ -378,6 +379,7 @@ pub(super) fn validate(
             admin,
             idp,
             session,
+            store,
             login,
             forward_auth,
             upstreams,
@@ -387,6 +389,77 @@ pub(super) fn validate(
         }),
         _ => Err(ConfigErrors(cx.issues)),
     }
+}
+
+/// `[store]`: a Redis URL (secret), a key prefix, a per-call timeout.
+fn store(cx: &mut Ctx<'_>, s: &super::raw::RawStore) -> Option<super::StoreConfig> {
+    let url = cx.secret(
+        "store.redis_url",
+        s.redis_url.as_deref(),
+        s.redis_url_file.as_deref(),
+    );
+    let timeout = cx.duration(
+        "store.timeout",
+        s.timeout.as_deref(),
+        super::DEFAULT_STORE_TIMEOUT,
+    );
+    if timeout.is_zero() || timeout > Duration::from_secs(5) {
+        cx.error(ConfigIssue::new(
+            "store.timeout",
+            "must be more than 0 and at most 5s (it is added to requests while Redis is slow)",
+            "write a duration such as \"250ms\"",
+        ));
+    }
+    let ca_file = s.ca_file.as_deref().map(|p| cx.path(p));
+    if let Some(p) = &ca_file
+        && !p.is_file()
+    {
+        cx.error(
+            ConfigIssue::new(
+                "store.ca_file",
+                format!("{} is not a readable file", p.display()),
+                "point it at a PEM file with the CA that signed the Redis server's certificate",
+            )
+            .with_value(format!("{:?}", p.display().to_string())),
+        );
+    }
+    let key_prefix = s
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| super::DEFAULT_STORE_KEY_PREFIX.to_owned());
+    let Some(url) = url else {
+        if s.redis_url.is_none() && s.redis_url_file.is_none() {
+            cx.error(ConfigIssue::new(
+                "store.redis_url",
+                "[store] needs a Redis URL",
+                "set redis_url = \"env:PORTCULLIS_REDIS_URL\" (or redis_url_file), or remove the [store] table",
+            ));
+        }
+        return None;
+    };
+    match url::Url::parse(url.expose()) {
+        Ok(u) if u.scheme() == "redis" || u.scheme() == "rediss" => {
+            if ca_file.is_some() && u.scheme() != "rediss" {
+                cx.error(ConfigIssue::new(
+                    "store.ca_file",
+                    "a CA file only applies to rediss:// (TLS)",
+                    "use a rediss:// URL, or remove ca_file",
+                ));
+            }
+        }
+        // The value is secret: never echoed.
+        _ => cx.error(ConfigIssue::new(
+            "store.redis_url",
+            "not a redis:// or rediss:// URL",
+            "write redis://[:password@]host:6379[/db] or rediss://… for TLS",
+        )),
+    }
+    Some(super::StoreConfig {
+        redis_url: url,
+        key_prefix,
+        timeout,
+        ca_file,
+    })
 }
 
 fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {

@@ -131,6 +131,7 @@ async fn logout(
             {
                 return resp;
             }
+            remember_descope(state, validator, cookie_tokens.session.as_deref(), scope).await;
         }
         Idp::Oidc(oidc) => {
             if let Some(end) = revoke_oidc(state, generation, oidc, headers, &cookie_tokens).await {
@@ -170,6 +171,11 @@ async fn revoke_descope(
         match validator.verify_refresh(token).await {
             Ok(claims) => {
                 state.refresher.forget(token);
+                if scope == Scope::All
+                    && let Some(sub) = claims.subject()
+                {
+                    state.store.revoke_user(sub).await;
+                }
                 match client.logout(token, scope == Scope::All).await {
                     Ok(()) => {
                         tracing::info!(
@@ -221,6 +227,28 @@ async fn revoke_descope(
     Ok(())
 }
 
+/// Remembers the signed-out session token until it expires (and, for
+/// logout-all, its user), so no replica accepts it again.
+async fn remember_descope(
+    state: &AppState,
+    validator: &crate::session::SessionValidator,
+    session: Option<&str>,
+    scope: Scope,
+) {
+    let Some(token) = session else { return };
+    let Ok(claims) = validator.verify_session(token).await else {
+        return;
+    };
+    if let Some(exp) = claims.expires_at() {
+        state.store.revoke_session(token, exp).await;
+    }
+    if scope == Scope::All
+        && let Some(sub) = claims.subject()
+    {
+        state.store.revoke_user(sub).await;
+    }
+}
+
 /// The OIDC mode: the refresh token in the sealed session is revoked at the
 /// provider when it can (best effort: the browser is signed out either way);
 /// returns the provider's end-session URL to go on to, when it has one.
@@ -238,6 +266,9 @@ async fn revoke_oidc(
         .and_then(|v| generation.sealer.as_ref()?.open(v));
     let id_token = sealed.as_ref().and_then(|s| s.id_token.clone());
     if let Some(s) = &sealed {
+        if let Some(id) = &s.id_token {
+            state.store.revoke_session(id, s.expires_at).await;
+        }
         if let Some(rt) = &s.refresh_token {
             state.refresher.forget(rt);
             oidc.revoke(rt).await;

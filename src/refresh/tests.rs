@@ -419,3 +419,31 @@ fn token_key_is_sha256() {
         "SHA-256(\"abc\") starts with ba7816bf"
     );
 }
+
+#[test]
+fn a_stored_refresh_result_opens_only_with_the_old_refresh_token() {
+    let old = "old-refresh-token";
+    let id = URL_SAFE_NO_PAD.encode(token_key(old));
+    let outcome = SharedOutcome::Tokens(SharedTokens {
+        session: "new-session-jwt".into(),
+        refresh: "new-refresh-jwt".into(),
+    });
+    let sealed = seal_result(old, &id, &outcome).expect("sealed");
+    // What Redis holds names neither token.
+    assert!(!sealed.contains("new-session-jwt") && !sealed.contains("new-refresh-jwt"));
+    let raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains("new-"));
+    match open_result(old, &id, &sealed) {
+        Some(SharedOutcome::Tokens(t)) => {
+            assert_eq!(t.session, "new-session-jwt");
+            assert_eq!(t.refresh, "new-refresh-jwt");
+        }
+        other => panic!("expected the tokens, got {other:?}"),
+    }
+    // Another token (or the id alone, which a dump shows) opens nothing.
+    assert!(open_result("another-token", &id, &sealed).is_none());
+    assert!(open_result(&id, &id, &sealed).is_none());
+    // Moved to another token's id, it does not open either.
+    let other_id = URL_SAFE_NO_PAD.encode(token_key("another-token"));
+    assert!(open_result(old, &other_id, &sealed).is_none());
+}

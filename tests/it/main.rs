@@ -46,6 +46,9 @@ mod refresh;
 mod reload;
 /// Ways around the gateway: smuggling, host and header desync, hosted-prefix tricks.
 mod security;
+/// Several replicas sharing state on a real Redis: refresh, rate limits,
+/// logout, outages.
+mod store;
 /// TLS (rustls, ALPN, certificate reload) and h2c.
 mod tls;
 /// Token attacks and JWKS behaviour.

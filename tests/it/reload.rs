@@ -253,3 +253,21 @@ async fn a_generation_that_cannot_be_built_is_not_installed() {
     );
     gw.handle.shutdown().await;
 }
+
+#[test]
+fn a_store_change_needs_a_restart() {
+    let with = |store: &str| {
+        config(&format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"http://gw.test\"\n[descope]\nproject_id = \"P2testproject0000000000000000\"\nbase_url = \"http://127.0.0.1:1\"\n[upstreams.default]\nurl = \"http://127.0.0.1:2\"\n{store}"
+        ))
+    };
+    let none = with("");
+    let one = with("[store]\nredis_url = \"redis://127.0.0.1:1\"\n");
+    let slower = with("[store]\nredis_url = \"redis://127.0.0.1:1\"\ntimeout = \"1s\"\n");
+    assert_eq!(none.restart_only().changed(&one.restart_only()), ["store"]);
+    assert_eq!(
+        one.restart_only().changed(&slower.restart_only()),
+        ["store"]
+    );
+    assert!(one.restart_only().changed(&one.restart_only()).is_empty());
+}

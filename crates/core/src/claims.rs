@@ -41,6 +41,11 @@ impl Claims {
         self.map.get("exp").and_then(Value::as_i64)
     }
 
+    /// `iat` in seconds since the epoch.
+    pub fn issued_at(&self) -> Option<i64> {
+        self.map.get("iat").and_then(Value::as_i64)
+    }
+
     /// `drn`: `"DS"` for a session token, `"DSR"` for a refresh token.
     pub fn drn(&self) -> Option<&str> {
         self.str_claim("drn")

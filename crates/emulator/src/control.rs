@@ -16,6 +16,8 @@
 //! | `DELETE calls` / `POST calls/reset` | — | `{}` |
 //! | `POST revoke` | `{userId}` or `{loginId}` | `{}` |
 //! | `POST cookie-mode`, `POST rotation` | `{enabled}` | `{}` |
+//! | `POST refresh-family-revocation` | `{enabled}` | `{}` (with rotation: reusing a rotated refresh token revokes its family) |
+//! | `GET refresh-family-revocation` | — | `{enabled, revocations}` |
 //! | `POST session-ttl`, `POST refresh-ttl` | `{seconds}` | `{}` |
 //! | `GET users` | — | `{users: [{userId, loginIds, name, email, roles, tenants}]}` |
 //! | `POST users` | a seed-file user (`loginId`, `name`, `email`, `roles`, `tenants`, ...) | `{userId}` |
@@ -165,6 +167,19 @@ pub(crate) fn handle(shared: &Shared, req: &Req, rest: &str) -> Resp {
         }
         (&Method::POST, "cookie-mode") => set_flag(shared, &body, |st, on| st.cookie_mode = on),
         (&Method::POST, "rotation") => set_flag(shared, &body, |st, on| st.refresh_rotation = on),
+        (&Method::POST, "refresh-family-revocation") => {
+            set_flag(shared, &body, |st, on| st.refresh_family_revocation = on)
+        }
+        (&Method::GET, "refresh-family-revocation") => {
+            let st = shared.lock();
+            json(
+                StatusCode::OK,
+                &json!({
+                    "enabled": st.refresh_family_revocation,
+                    "revocations": st.family_revocations,
+                }),
+            )
+        }
         (&Method::POST, "session-ttl") => match body.get("seconds").and_then(Value::as_u64) {
             Some(s) => {
                 shared.lock().session_ttl = Duration::from_secs(s);

@@ -141,6 +141,17 @@ impl Emulator {
         self.shared.lock().refresh_rotation = on;
     }
 
+    /// With rotation on: reusing an already-rotated refresh token revokes
+    /// every refresh token descended from the same sign-in.
+    pub fn set_refresh_family_revocation(&self, on: bool) {
+        self.shared.lock().refresh_family_revocation = on;
+    }
+
+    /// How many times a reused refresh token revoked its family.
+    pub fn family_revocations(&self) -> u64 {
+        self.shared.lock().family_revocations
+    }
+
     /// Lifetime of session tokens issued from now on.
     pub fn set_session_ttl(&self, ttl: Duration) {
         self.shared.lock().session_ttl = ttl;

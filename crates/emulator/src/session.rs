@@ -86,8 +86,16 @@ pub(crate) fn refresh(shared: &Shared, req: &Req, lenient: bool) -> Resp {
     let mut st = shared.lock();
     let claims = match authenticate_in(&st, req) {
         Ok(c) => c,
-        Err(_) if lenient => return ok_empty(),
-        Err(resp) => return resp,
+        Err(resp) => {
+            // A rotated token used again: with family revocation on, its
+            // whole family (the sign-in's current token too) is revoked.
+            if let Some(token) = refresh_token(req)
+                && st.revoke_family_on_reuse(&token)
+            {
+                st.family_revocations += 1;
+            }
+            return if lenient { ok_empty() } else { resp };
+        }
     };
     let old = refresh_token(req).unwrap_or_default();
     let sub = claims
@@ -107,9 +115,11 @@ pub(crate) fn refresh(shared: &Shared, req: &Req, lenient: bool) -> Resp {
         return internal();
     };
     let (refresh, refresh_exp, new_refresh) = if st.refresh_rotation {
-        st.revoke_token(&claims);
         match st.issue_refresh(&issuer, &sub, &amr, dct.as_deref(), &carried) {
-            Ok((t, e)) => (t, e, true),
+            Ok((t, e)) => {
+                st.rotate_token(&claims, &t);
+                (t, e, true)
+            }
             Err(_) => return internal(),
         }
     } else {

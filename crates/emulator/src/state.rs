@@ -220,6 +220,11 @@ pub(crate) struct Permission {
 pub(crate) struct RefreshRecord {
     pub(crate) sub: String,
     pub(crate) revoked: bool,
+    /// The `jti` of the sign-in's first refresh token: every token rotated
+    /// from it shares it.
+    pub(crate) family: String,
+    /// Revoked because a refresh rotated it (not by a logout).
+    pub(crate) rotated: bool,
 }
 
 /// A login waiting for its second half (link click, code entry, consent).
@@ -290,6 +295,11 @@ pub(crate) struct State {
     pub(crate) faults: HashMap<String, Fault>,
     pub(crate) cookie_mode: bool,
     pub(crate) refresh_rotation: bool,
+    /// With rotation: reusing an already-rotated refresh token revokes its
+    /// whole family (every token descended from the same sign-in).
+    pub(crate) refresh_family_revocation: bool,
+    /// How many times a reused token revoked its family.
+    pub(crate) family_revocations: u64,
     pub(crate) session_ttl: Duration,
     pub(crate) refresh_ttl: Duration,
 }
@@ -429,6 +439,8 @@ impl State {
             faults: HashMap::new(),
             cookie_mode: opts.cookie_mode,
             refresh_rotation: opts.refresh_rotation,
+            refresh_family_revocation: false,
+            family_revocations: 0,
             session_ttl: opts.session_ttl,
             refresh_ttl: opts.refresh_ttl,
         })
@@ -754,6 +766,8 @@ impl State {
                 RefreshRecord {
                     sub,
                     revoked: false,
+                    family: jti.to_owned(),
+                    rotated: false,
                 },
             );
         }
@@ -862,9 +876,65 @@ impl State {
                 .to_owned();
             self.refresh_tokens
                 .entry(jti.to_owned())
-                .or_insert(RefreshRecord { sub, revoked: true })
+                .or_insert(RefreshRecord {
+                    sub,
+                    revoked: true,
+                    family: jti.to_owned(),
+                    rotated: false,
+                })
                 .revoked = true;
         }
+    }
+
+    /// A rotation: the old token (by its claims) is revoked as rotated and
+    /// `new_token` joins its family.
+    pub(crate) fn rotate_token(&mut self, old: &Map<String, Value>, new_token: &str) {
+        self.revoke_token(old);
+        let Some(old_jti) = old.get("jti").and_then(Value::as_str) else {
+            return;
+        };
+        let family = match self.refresh_tokens.get_mut(old_jti) {
+            Some(r) => {
+                r.rotated = true;
+                r.family.clone()
+            }
+            None => return,
+        };
+        if let Ok(new) = self.keys.verify(new_token)
+            && let Some(jti) = new.get("jti").and_then(Value::as_str)
+            && let Some(r) = self.refresh_tokens.get_mut(jti)
+        {
+            r.family = family;
+        }
+    }
+
+    /// Family revocation: when `token` is a refresh token that a refresh
+    /// already rotated, revokes every token of its family. Returns whether
+    /// it did.
+    pub(crate) fn revoke_family_on_reuse(&mut self, token: &str) -> bool {
+        if !(self.refresh_rotation && self.refresh_family_revocation) {
+            return false;
+        }
+        let Ok(claims) = self.keys.verify(token) else {
+            return false;
+        };
+        let Some(jti) = claims.get("jti").and_then(Value::as_str) else {
+            return false;
+        };
+        let Some(family) = self
+            .refresh_tokens
+            .get(jti)
+            .filter(|r| r.rotated)
+            .map(|r| r.family.clone())
+        else {
+            return false;
+        };
+        for r in self.refresh_tokens.values_mut() {
+            if r.family == family {
+                r.revoked = true;
+            }
+        }
+        true
     }
 
     /// Forgets expired single-use tokens, codes and pending logins, so that a

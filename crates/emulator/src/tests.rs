@@ -332,6 +332,33 @@ async fn refresh_rotation_refuses_the_old_token() {
 }
 
 #[tokio::test]
+async fn reusing_a_rotated_refresh_token_revokes_its_family_when_on() {
+    let emu = spawn(KeyType::Ec).await;
+    emu.set_refresh_rotation(true);
+    emu.set_refresh_family_revocation(true);
+    let first = login(&emu, "alice@example.com").await["refreshJwt"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let other = login(&emu, "alice@example.com").await["refreshJwt"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let body: Value = refresh(&emu, &first).await.json().await.expect("json");
+    let second = body["refreshJwt"].as_str().expect("rotated").to_owned();
+    let body: Value = refresh(&emu, &second).await.json().await.expect("json");
+    let third = body["refreshJwt"].as_str().expect("rotated").to_owned();
+    assert_eq!(emu.family_revocations(), 0);
+    // The first token, rotated long ago, comes back: the whole family dies.
+    assert_eq!(refresh(&emu, &first).await.status(), 401);
+    assert_eq!(emu.family_revocations(), 1);
+    assert_eq!(refresh(&emu, &third).await.status(), 401);
+    // Another sign-in of the same user is another family.
+    assert_eq!(refresh(&emu, &other).await.status(), 200);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn refresh_refuses_expired_missing_and_session_tokens() {
     let emu = spawn(KeyType::Ec).await;
     let expired = emu.mint(&MintSpec {

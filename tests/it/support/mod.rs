@@ -6,10 +6,12 @@
 mod apps;
 mod op;
 mod raw;
+mod redis;
 
 pub use apps::*;
 pub use op::*;
 pub use raw::*;
+pub use redis::*;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
