@@ -147,3 +147,35 @@ async fn descope_down_during_an_exchange_is_503_not_a_sign_in() {
     assert_eq!(r.status(), 503);
     assert_eq!(gw.upstream.count(), 0);
 }
+
+/// The exchange limit is per client: one client guessing keys does not lock
+/// out another (clients told apart by X-Forwarded-For from a trusted proxy).
+#[tokio::test]
+async fn one_clients_guessing_does_not_lock_out_another() {
+    let emu = Arc::new(spawn_emulator().await);
+    let upstream = spawn_upstream().await;
+    let toml = base_toml(&emu, &upstream, ROUTES).replace(
+        "[server]\n",
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+    );
+    let gw = TestGateway::spawn_with(emu, upstream, &toml).await;
+    for i in 0..40 {
+        let r = gw
+            .get("/x")
+            .bearer_auth(format!("K2guess{i:04}"))
+            .header("x-forwarded-for", "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let (_, good) = key(&gw, &["admin"]);
+    let r = gw
+        .get("/admin/x")
+        .bearer_auth(&good)
+        .header("x-forwarded-for", "198.51.100.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
