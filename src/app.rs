@@ -114,6 +114,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
                 Idp::Descope {
                     client: descope,
                     validator,
+                    access_keys: Arc::new(crate::access_keys::AccessKeys::new()),
                 },
                 refresher,
                 task,

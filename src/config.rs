@@ -156,6 +156,8 @@ pub struct SessionConfig {
     pub refresh_reuse: Duration,
     pub refresh_before: Option<Duration>,
     pub accept_bearer: bool,
+    /// Exchange non-JWT Bearer credentials as Descope access keys.
+    pub accept_access_keys: bool,
 }
 
 pub use crate::pages::LoginMethod;

@@ -57,6 +57,9 @@ pub struct Facts<'a> {
     /// Lower-case, without port (see `crate::host`).
     pub host: Option<String>,
     pub headers: &'a HeaderMap,
+    /// The client address believed (trusted proxies honoured), for the
+    /// access-key exchange limit; set by the caller.
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl<'a> Facts<'a> {
@@ -96,6 +99,7 @@ impl<'a> Facts<'a> {
             query,
             host,
             headers,
+            client_ip: None,
         })
     }
 
@@ -333,7 +337,7 @@ pub async fn decide<'g>(
         };
         return Ok(anonymous(target, reason, Vec::new()));
     }
-    let session = match resolve_session(state, generation, facts.headers).await {
+    let session = match resolve_session(state, generation, facts.headers, facts.client_ip).await {
         SessionState::Valid(s) => s,
         SessionState::Unavailable { .. } if access == Access::Optional => {
             return Ok(anonymous(
@@ -547,8 +551,9 @@ pub async fn resolve_session(
     state: &AppState,
     generation: &Generation,
     headers: &HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
 ) -> SessionState {
-    let found = match authenticate(state, generation, headers).await {
+    let found = match authenticate(state, generation, headers, client_ip).await {
         Found::Valid { claims, token, .. } if signed_out(state, &token, &claims).await => {
             return SessionState::Anonymous {
                 reason: "signed out",
@@ -638,9 +643,42 @@ fn near_expiry(generation: &Generation, exp: Option<i64>) -> bool {
 
 /// Phase 2: a Bearer token (when accepted; a failing one is not retried
 /// from the cookie) or the session cookie, verified locally.
-async fn authenticate(state: &AppState, generation: &Generation, headers: &HeaderMap) -> Found {
+async fn authenticate(
+    state: &AppState,
+    generation: &Generation,
+    headers: &HeaderMap,
+    client_ip: Option<std::net::IpAddr>,
+) -> Found {
     match &state.idp {
-        Idp::Descope { validator, .. } => {
+        Idp::Descope {
+            client,
+            validator,
+            access_keys,
+        } => {
+            if generation.config.session.accept_access_keys
+                && let Some(key) = bearer_token(headers)
+                && !crate::access_keys::looks_like_jwt(key)
+            {
+                return match access_keys
+                    .authenticate(client, validator, key, client_ip)
+                    .await
+                {
+                    Ok((claims, token)) => Found::Valid {
+                        claims,
+                        token,
+                        refresh_early: None,
+                    },
+                    Err(crate::access_keys::KeyError::Unavailable) => Found::KeysUnavailable,
+                    Err(e) => {
+                        tracing::debug!(reason = %e, "access key rejected");
+                        Found::Missing {
+                            reason: "invalid access key",
+                            refresh: None,
+                            subject: None,
+                        }
+                    }
+                };
+            }
             authenticate_descope(validator, generation, headers).await
         }
         Idp::Oidc(oidc) => authenticate_oidc(oidc, generation, headers).await,

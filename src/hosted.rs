@@ -75,7 +75,7 @@ pub async fn dispatch(
     }
     let get = matches!(method, Method::GET | Method::HEAD);
     let outcome = match sub {
-        "/me" if get => Ok(me(state, generation, req.headers()).await),
+        "/me" if get => Ok(me(state, generation, req.headers(), info.client_ip).await),
         "/jwks.json" if get => match &generation.config.identity.assertion {
             Some(_) => Ok(respond(
                 StatusCode::OK,
@@ -118,8 +118,13 @@ pub async fn dispatch(
 }
 
 /// `GET /me`: the verified claims (never raw tokens).
-async fn me(state: &AppState, generation: &Generation, headers: &HeaderMap) -> Response<Body> {
-    let session = resolve_session(state, generation, headers).await;
+async fn me(
+    state: &AppState,
+    generation: &Generation,
+    headers: &HeaderMap,
+    client_ip: std::net::IpAddr,
+) -> Response<Body> {
+    let session = resolve_session(state, generation, headers, Some(client_ip)).await;
     let none = HeaderMap::new();
     let ctx = |generation| answer::Ctx {
         mode: Mode::Proxy,
@@ -180,7 +185,7 @@ async fn login_page(
         Some(core) => core.sanitize_return_to(raw.as_deref()),
         None => raw.map_or_else(|| "/".to_string(), |r| safe_return_to(cfg, &r)),
     };
-    let session = resolve_session(state, generation, req.headers()).await;
+    let session = resolve_session(state, generation, req.headers(), Some(client_ip)).await;
     let cookies = session.cookies().to_vec();
     if session.claims().is_some() {
         let mut r = answer::redirect(StatusCode::FOUND, &return_to);

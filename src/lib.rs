@@ -19,6 +19,7 @@
 //! and `emulator` do I/O. Production code never imports `emulator`; only the
 //! CLI (`dev`, `emulator`) and the tests do.
 
+pub mod access_keys;
 pub mod admin;
 pub mod answer;
 pub mod app;

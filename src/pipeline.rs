@@ -136,6 +136,7 @@ async fn handle_inner(
         Ok(f) => f,
         Err(r) => return refuse(r, Mode::Proxy, log),
     };
+    facts.client_ip = Some(info.client_ip);
     log.path = facts.canon.match_path().to_owned();
     let hosted = crate::hosted::sub_path(&facts.canon, &cfg.server.auth_prefix);
     // A `/verify` request is answered in its ingress's terms from the start.

@@ -99,6 +99,8 @@ pub enum Idp {
     Descope {
         client: DescopeClient,
         validator: Arc<SessionValidator>,
+        /// Exchanged access keys (`[session] accept_access_keys`).
+        access_keys: Arc<crate::access_keys::AccessKeys>,
     },
     Oidc(Arc<crate::oidc::Oidc>),
 }

@@ -133,6 +133,7 @@ pub struct RawSession {
     pub refresh_reuse: Option<String>,
     pub refresh_before: Option<String>,
     pub accept_bearer: Option<bool>,
+    pub accept_access_keys: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -589,6 +589,13 @@ pub const KEYS: &[KeyDoc] = &[
         L,
         "Accept `Authorization: Bearer <session jwt>`.",
     ),
+    k(
+        "session.accept_access_keys",
+        Bool,
+        "`false`",
+        L,
+        "Descope mode: a Bearer credential that is not a JWT is exchanged as a Descope access key; the session JWT it yields is verified and kept until it expires (one exchange per key at a time; at most 30 exchanges of unknown keys per client IP and minute).",
+    ),
     // [login]
     k(
         "login",

@@ -1391,6 +1391,7 @@ fn session(
         ),
         refresh_before,
         accept_bearer: s.accept_bearer.unwrap_or(true),
+        accept_access_keys: s.accept_access_keys.unwrap_or(false),
     }
 }
 

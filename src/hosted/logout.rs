@@ -115,7 +115,9 @@ async fn logout(
 
     let mut target = after_logout_target(cfg);
     match &state.idp {
-        Idp::Descope { client, validator } => {
+        Idp::Descope {
+            client, validator, ..
+        } => {
             if let Err(resp) = revoke_descope(
                 state,
                 generation,

@@ -89,7 +89,7 @@ async fn decide<'g>(
     let original = original.ok_or(Reject::BadRequest(
         "verify: missing or malformed original URI",
     ))?;
-    let facts = Facts::new(
+    let mut facts = Facts::new(
         Mode::ForwardAuth(cfg.forward_auth.mode),
         &original.method,
         &original.path,
@@ -97,6 +97,7 @@ async fn decide<'g>(
         original.host.clone(),
         req.headers(),
     )?;
+    facts.client_ip = Some(info.client_ip);
     log.path = facts.canon.match_path().to_owned();
     // `;parameters` on the prefix (`/_auth;x/admin`) are dropped for
     // matching, but an ingress routes that spelling to the app, not to us:

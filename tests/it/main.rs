@@ -3,6 +3,9 @@
 
 mod support;
 
+/// Descope access keys for machine clients: one exchange, rules on its claims, limits.
+mod access_keys;
+
 /// The answer table: pages for browsers, JSON for APIs, for every error.
 mod answers;
 /// The binary itself: `run`, signals, exit codes.
