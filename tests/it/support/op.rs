@@ -66,9 +66,9 @@ impl Op {
         }
         let mut child = cmd.spawn().expect("node starts the provider");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        let first = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
             .await
-            .expect("the provider printed its port within 30 s")
+            .expect("the provider printed its port within 90 s")
             .expect("read stdout")
             .expect("the provider printed its port");
         let port: u16 = first
