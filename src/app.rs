@@ -123,10 +123,12 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
         IdpConfig::Oidc(o) => {
             let oidc = crate::oidc::Oidc::new(o.clone(), metrics.clone())
                 .map_err(|e| StartError::Oidc(e.to_string()))?;
-            let refresher = Refresher::with_provider(
+            let refresher = Refresher::cluster_wide(
                 Arc::new(crate::oidc::OidcRefresh(oidc.clone())),
                 config.session.refresh_reuse,
                 metrics.clone(),
+                store.clone(),
+                o.timeout + Duration::from_secs(1),
             );
             let task = oidc.spawn();
             (Idp::Oidc(oidc), refresher, task)

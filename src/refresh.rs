@@ -67,6 +67,9 @@ pub struct Refreshed {
     /// Whether `refresh_jwt` changed (a new refresh cookie must be set).
     pub refresh_rotated: bool,
     pub claims: Arc<Claims>,
+    /// OIDC: the access token of the answer, so another replica adopting
+    /// the result can fetch the same userinfo (shared sealed, like the rest).
+    pub access_token: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -144,6 +147,8 @@ pub struct SharedTokens {
     pub session: String,
     #[serde(rename = "r")]
     pub refresh: String,
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -406,6 +411,7 @@ async fn lead(cx: &Leader<'_>, store: &Store, id: &str, holder: &str, reuse: Dur
             SharedOutcome::Tokens(SharedTokens {
                 session: r.session_jwt.clone(),
                 refresh: r.refresh_jwt.clone(),
+                access: r.access_token.clone(),
             }),
             keep_for(&outcome, reuse),
         )),
@@ -743,6 +749,7 @@ impl DescopeRefresh {
             refresh_jwt,
             refresh_rotated,
             claims,
+            access_token: None,
         })
     }
 }

@@ -556,22 +556,57 @@ impl crate::refresh::Provider for OidcRefresh {
     ) -> BoxFuture<'a, Result<Refreshed, RedeemError>> {
         Box::pin(async move {
             let answer = self.0.refresh_grant(token).await.map_err(redeem_error)?;
-            let (claims, _exp) = self
-                .0
-                .session_claims(&answer, None)
-                .await
-                .map_err(redeem_error)?;
-            let id_token = answer.id_token.clone().unwrap_or_default();
-            let (refresh_jwt, refresh_rotated) = match answer.refresh_token {
-                Some(new) if new != token => (new, true),
-                Some(_) | None => (token.to_owned(), false),
+            self.refreshed(token, answer).await
+        })
+    }
+
+    /// Another replica's answer: its ID token verified here, its userinfo
+    /// fetched here with its access token, exactly as for our own answer.
+    fn adopt<'a>(
+        &'a self,
+        token: &'a str,
+        shared: crate::refresh::SharedTokens,
+        _old: Option<&'a Claims>,
+    ) -> BoxFuture<'a, Result<Refreshed, RedeemError>> {
+        Box::pin(async move {
+            let answer = TokenResponse {
+                access_token: shared.access,
+                id_token: Some(shared.session),
+                refresh_token: Some(shared.refresh),
+                expires_in: None,
             };
-            Ok(Refreshed {
-                session_jwt: id_token,
-                refresh_jwt,
-                refresh_rotated,
-                claims: Arc::new(Claims::from_verified(claims)),
-            })
+            self.refreshed(token, answer).await
+        })
+    }
+
+    fn shares_results(&self) -> bool {
+        true
+    }
+}
+
+impl OidcRefresh {
+    /// The session a refresh answer stands for, verified.
+    async fn refreshed(
+        &self,
+        token: &str,
+        answer: TokenResponse,
+    ) -> Result<Refreshed, RedeemError> {
+        let (claims, _exp) = self
+            .0
+            .session_claims(&answer, None)
+            .await
+            .map_err(redeem_error)?;
+        let id_token = answer.id_token.clone().unwrap_or_default();
+        let (refresh_jwt, refresh_rotated) = match answer.refresh_token {
+            Some(new) if new != token => (new, true),
+            Some(_) | None => (token.to_owned(), false),
+        };
+        Ok(Refreshed {
+            session_jwt: id_token,
+            refresh_jwt,
+            refresh_rotated,
+            claims: Arc::new(Claims::from_verified(claims)),
+            access_token: answer.access_token,
         })
     }
 }

@@ -427,6 +427,7 @@ fn a_stored_refresh_result_opens_only_with_the_old_refresh_token() {
     let outcome = SharedOutcome::Tokens(SharedTokens {
         session: "new-session-jwt".into(),
         refresh: "new-refresh-jwt".into(),
+        access: Some("new-access-token".into()),
     });
     let sealed = seal_result(old, &id, &outcome).expect("sealed");
     // What Redis holds names neither token.

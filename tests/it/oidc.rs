@@ -1109,3 +1109,95 @@ fn bad_oidc_configs_name_the_key() {
         assert!(err.contains("fix"), "{key}: names no fix: {err}");
     }
 }
+
+// === several replicas ===
+
+/// With `[store]`, the refresh grant is single-flight across replicas too:
+/// 48 requests on one expired session spread over three gateways, against a
+/// provider that revokes the whole grant when a rotated refresh token is
+/// reused, make one grant call and sign nobody out. The replicas that did
+/// not call verify the shared ID token and fetch userinfo themselves.
+#[tokio::test]
+async fn refresh_is_shared_across_replicas_with_a_store() {
+    let Some(op) = op(&[("OP_ROTATE", "1")]).await else {
+        return;
+    };
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let store = format!("[store]\nredis_url = \"{}\"\n{ROUTES}", redis.url());
+    let mut gws = Vec::new();
+    for _ in 0..3 {
+        gws.push(OidcGateway::spawn(op.clone(), BASIC, &store).await);
+    }
+    let mut b = signed_in(&gws[0], "alice", "/home").await;
+    expire_session(&mut b);
+    let cookie = b.cookie_header(&url::Url::parse("http://gw.test/").unwrap());
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let answers = join_all((0..48).map(|i| {
+        client
+            .get(format!("http://{}/admin/x", gws[i % 3].handle.addr))
+            .header("host", "gw.test")
+            .header("cookie", &cookie)
+            .send()
+    }))
+    .await;
+    for r in answers {
+        assert_eq!(r.unwrap().status(), 200, "nobody is signed out, roles kept");
+    }
+    assert_eq!(
+        op.count("/token refresh_token").await,
+        1,
+        "one grant for three replicas"
+    );
+    for gw in &gws {
+        assert_eq!(header(&gw.upstream.last(), "x-auth-user-id"), Some("alice"));
+        assert_eq!(
+            header(&gw.upstream.last(), "x-auth-roles"),
+            Some("admin,staff")
+        );
+    }
+}
+
+/// A signed-out session's cookie, replayed before it would have expired, is
+/// refused (the logout is remembered), here and on another replica.
+#[tokio::test]
+async fn a_replayed_cookie_after_logout_is_refused_on_every_replica() {
+    let Some(op) = op(&[]).await else { return };
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let store = format!("[store]\nredis_url = \"{}\"\n{ROUTES}", redis.url());
+    let a = OidcGateway::spawn(op.clone(), BASIC, &store).await;
+    let other = OidcGateway::spawn(op.clone(), BASIC, &store).await;
+    let mut b = signed_in(&a, "alice", "/home").await;
+    let old = b.gateway_cookies();
+    let r = b
+        .send(
+            Method::POST,
+            "http://gw.test/_auth/logout",
+            None,
+            &[("origin", "http://gw.test")],
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    for gw in [&a, &other] {
+        let mut replay = gw.browser();
+        replay.set_gateway_cookies(old.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let r = replay
+                .send(Method::GET, "http://gw.test/api/x", None, &[])
+                .await;
+            if r.status == 401 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "old cookie still accepted: {}",
+                r.status
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
