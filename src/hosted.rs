@@ -48,6 +48,35 @@ pub fn sub_path(canon: &CanonicalPath, prefix: &str) -> Result<Option<String>, R
     Ok(Some(mp[prefix.len()..].to_owned()))
 }
 
+/// Whether the request names `public_url`'s host and port (no port: the
+/// public URL's default port, as behind a TLS-terminating load balancer).
+fn on_public_origin(public: &url::Url, req: &Request<Incoming>) -> bool {
+    let raw = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
+    let Some(raw) = raw else {
+        return true; // refused elsewhere (no host at all)
+    };
+    let Ok(hp) = crate::host::parse(&raw) else {
+        return true; // refused elsewhere (bad host)
+    };
+    let want_host = public
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let want_port = public.port_or_known_default();
+    hp.normalized() == want_host.to_ascii_lowercase()
+        && hp.port.is_none_or(|p| Some(p) == want_port)
+}
+
 /// Whether a sub-path is the forward-auth endpoint.
 pub fn is_verify(sub: &str) -> bool {
     sub == "/verify" || sub.starts_with("/verify/")
@@ -65,6 +94,23 @@ pub async fn dispatch(
     if is_verify(sub) {
         let mut resp = verify::handle(state, generation, req, info, log).await;
         answer::harden(&mut resp);
+        return resp;
+    }
+    // A sign-in started on another origin than `public_url`'s (the user
+    // opened http://localhost:8080 for http://127.0.0.1:8080) would set its
+    // state cookie where the provider's callback never lands: send the
+    // browser to the public origin first.
+    let starts_sign_in = matches!(sub, "/login" | "/oauth/start" | "/sso/start");
+    if starts_sign_in
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+        && !on_public_origin(&generation.config.server.public_url, &req)
+    {
+        let mut target = generation.config.server.public_url.clone();
+        target.set_path(req.uri().path());
+        target.set_query(req.uri().query());
+        let mut resp = answer::redirect(StatusCode::FOUND, target.as_str());
+        answer::harden(&mut resp);
+        log.reason = "sign-in moved to the public origin";
         return resp;
     }
     // What an error answer depends on (a page for browsers, JSON else).

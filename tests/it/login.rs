@@ -174,6 +174,11 @@ async fn outbox(gw: &TestGateway, kind: &str) -> Vec<Value> {
 }
 
 impl TestGateway {
+    /// A request as a browser on the public origin (`http://gw.test`) sends it.
+    fn get_public(&self, path: &str) -> reqwest::RequestBuilder {
+        self.get(path).header(header::HOST, "gw.test")
+    }
+
     async fn post_form(
         &self,
         path: &str,
@@ -184,6 +189,7 @@ impl TestGateway {
         let mut req = self
             .client
             .post(self.url(path))
+            .header(header::HOST, "gw.test")
             .header(header::COOKIE, jar.header())
             .form(fields);
         if let Some(o) = origin {
@@ -193,7 +199,8 @@ impl TestGateway {
     }
 
     async fn get_with(&self, path: &str, jar: &Jar) -> reqwest::Response {
-        self.get(path)
+        // The browser is on the public origin (`public_url` is http://gw.test).
+        self.get_public(path)
             .header(header::COOKIE, jar.header())
             .header(header::ACCEPT, "text/html")
             .send()
@@ -408,7 +415,7 @@ allow_signup = true"#,
     assert_eq!(outbox(&gw, "magiclink").await.len(), 1);
     assert_eq!(gw.emu.calls("/v1/auth/magiclink/signup-in/email"), 1);
     let resp = gw
-        .get("/_auth/oauth/start?provider=google")
+        .get_public("/_auth/oauth/start?provider=google")
         .send()
         .await
         .unwrap();
@@ -419,7 +426,7 @@ allow_signup = true"#,
 /// Starts an OAuth or SSO login, picks `user_id` on the emulator's page and
 /// returns the callback path plus the jar holding the state cookie.
 async fn provider_round(gw: &TestGateway, start: &str, user_id: &str) -> (String, Jar) {
-    let resp = gw.get(start).send().await.unwrap();
+    let resp = gw.get_public(start).send().await.unwrap();
     assert_eq!(resp.status(), 302, "start {start}");
     assert_hosted_headers(resp.headers());
     let mut jar = Jar::default();
@@ -489,7 +496,7 @@ async fn oauth_round_trip_requires_the_matching_state_cookie() {
 
     // Unknown providers are refused before Descope is asked.
     let resp = gw
-        .get("/_auth/oauth/start?provider=github")
+        .get_public("/_auth/oauth/start?provider=github")
         .send()
         .await
         .unwrap();
@@ -515,7 +522,7 @@ async fn sso_round_trip_and_legacy_saml_paths() {
     assert_eq!(gw.emu.calls("/v1/auth/sso/exchange"), 1);
     // An organisation without SSO: back to the login page, with a notice.
     let resp = gw
-        .get("/_auth/sso/start?tenant=carol%40nowhere.test")
+        .get_public("/_auth/sso/start?tenant=carol%40nowhere.test")
         .send()
         .await
         .unwrap();
@@ -823,7 +830,7 @@ allowed_email_domains = ["example.com"]"#,
         .await;
     assert_eq!(resp.status(), 400);
     let resp = gw
-        .get("/_auth/sso/start?tenant=bob%40acme.test")
+        .get_public("/_auth/sso/start?tenant=bob%40acme.test")
         .send()
         .await
         .unwrap();
@@ -862,7 +869,7 @@ ip_rate_limit = "4/min""#,
             .await
         }
     };
-    let oauth = || gw.get("/_auth/oauth/start?provider=google").send();
+    let oauth = || gw.get_public("/_auth/oauth/start?provider=google").send();
     assert_eq!(start("alice@example.com").await.status(), 200);
     assert_eq!(start("alice@example.com").await.status(), 200);
     // The e-mail is exhausted (start_rate_limit) ...
@@ -899,7 +906,7 @@ async fn an_office_behind_one_address_signs_in_with_the_defaults() {
             .await;
         assert_eq!(resp.status(), 200, "magic link start {n}");
         let resp = gw
-            .get("/_auth/oauth/start?provider=google")
+            .get_public("/_auth/oauth/start?provider=google")
             .send()
             .await
             .unwrap();
@@ -916,7 +923,7 @@ async fn unlisted_methods_and_wrong_verbs() {
         "/_auth/sso/start?tenant=T-acme",
         "/_auth/oauth/callback?state=x&code=y",
     ] {
-        let resp = gw.get(path).send().await.unwrap();
+        let resp = gw.get_public(path).send().await.unwrap();
         assert_eq!(resp.status(), 404, "{path}");
         assert_hosted_headers(resp.headers());
     }
@@ -929,7 +936,7 @@ async fn unlisted_methods_and_wrong_verbs() {
         )
         .await;
     assert_eq!(resp.status(), 404);
-    let resp = gw.get("/_auth/magiclink").send().await.unwrap();
+    let resp = gw.get_public("/_auth/magiclink").send().await.unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()[header::ALLOW], "POST");
     // A cross-site form post to a login start is refused.
@@ -1275,4 +1282,51 @@ async fn sign_out_pages_confirm_with_a_way_back_and_can_sign_in_again() {
     let resp = browser_post("/_auth/logout", &jar).await.unwrap();
     assert_eq!(resp.status(), 303);
     assert_eq!(location(resp.headers()), "/");
+}
+
+/// A sign-in started on another origin than `public_url`'s (the user typed
+/// `localhost` for `127.0.0.1`, or an internal name) is first sent to the
+/// public origin, so its state cookie lands where the callback arrives.
+#[tokio::test]
+async fn sign_in_starts_move_to_the_public_origin() {
+    let gw = spawn(ALL_METHODS).await;
+    for (host, path) in [
+        (gw.handle.addr.to_string(), "/_auth/login?return_to=%2Fdocs"),
+        ("localhost".to_owned(), "/_auth/login"),
+        (
+            "GW.test:8080".to_owned(),
+            "/_auth/oauth/start?provider=google",
+        ),
+        (
+            "internal.gw.test".to_owned(),
+            "/_auth/sso/start?tenant=T-acme",
+        ),
+    ] {
+        let r = gw
+            .get(path)
+            .header(header::HOST, host.as_str())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{host} {path}");
+        assert_eq!(
+            r.headers()[header::LOCATION].to_str().unwrap(),
+            format!("http://gw.test{path}"),
+            "{host}"
+        );
+        assert!(
+            r.headers().get(header::SET_COOKIE).is_none(),
+            "no state cookie on {host}"
+        );
+    }
+    // On the public origin (any letter case, the default port spelled out) the page is served.
+    for host in ["gw.test", "GW.Test", "gw.test:80"] {
+        let r = gw
+            .get("/_auth/login")
+            .header(header::HOST, host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
 }

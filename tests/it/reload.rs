@@ -245,7 +245,13 @@ async fn a_generation_that_cannot_be_built_is_not_installed() {
     // must fail rather than serve with login turned off.
     broken.session.secret = Some(portcullis::config::Secret::new("short".into()));
     assert!(gw.handle.state.install(broken).is_err());
-    let page = gw.client.get(gw.url("/_auth/login")).send().await.unwrap();
+    let page = gw
+        .client
+        .get(gw.url("/_auth/login"))
+        .header("host", "gw.test")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status(), 200);
     assert!(
         gw.handle.state.current().login.is_some(),
