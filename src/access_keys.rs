@@ -101,7 +101,7 @@ impl AccessKeys {
                     .await?
             }
         };
-        match validator.verify_session(&jwt).await {
+        match verify_exchanged(validator, &jwt).await {
             Ok(claims) => Ok((claims, jwt)),
             Err(SessionError::KeysUnavailable) => Err(KeyError::Unavailable),
             Err(_) => {
@@ -194,13 +194,27 @@ async fn exchange_once(
         .filter(|s| !s.is_empty())
         .ok_or(KeyError::Unavailable)?
         .to_owned();
-    let claims = validator.verify_session(&jwt).await.map_err(|e| match e {
+    let claims = verify_exchanged(validator, &jwt).await.map_err(|e| match e {
         SessionError::KeysUnavailable => KeyError::Unavailable,
         _ => KeyError::Refused,
     })?;
     let exp = claims.expires_at().unwrap_or(0);
     tracing::info!(user = %claims.subject().unwrap_or(""), "access key exchanged");
     Ok((jwt, exp))
+}
+
+/// Verifies a JWT that came from our own exchange. Descope marks some
+/// access-key sessions with the refresh token's `drn` (`DSR`); such a JWT
+/// is accepted here — it was handed to the gateway by Descope for this key,
+/// never presented by a client as a cookie or Bearer.
+async fn verify_exchanged(
+    validator: &SessionValidator,
+    jwt: &str,
+) -> Result<Arc<Claims>, SessionError> {
+    match validator.verify_session(jwt).await {
+        Err(SessionError::WrongTokenKind) => validator.verify_refresh(jwt).await,
+        other => other,
+    }
 }
 
 fn hash(access_key: &str) -> Key {
