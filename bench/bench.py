@@ -352,7 +352,7 @@ def mint_session(emu_base: str) -> str:
 
 WORKERS = len([c for c in PROXY_CPU.split(",") if c]) if "-" not in PROXY_CPU else 2
 COLD_RS256 = int(os.environ.get("COLD_RS256", "10000"))
-COLD_ES256 = int(os.environ.get("COLD_ES256", "20000"))
+COLD_ES384 = int(os.environ.get("COLD_ES384", "20000"))
 IDLE = int(os.environ.get("IDLE_CONNECTIONS", "10000"))
 STORM = int(os.environ.get("STORM", "128"))
 
@@ -542,10 +542,10 @@ def main() -> int:
             # Cold path: a new token on every request (RS256; ES256 on its own emulator + gateway).
             if COLD_RS256 and (not ONLY or "portcullis-cold-rs256" in ONLY):
                 cold.append(("portcullis-cold-rs256", cold_target("portcullis-cold-rs256", emu_base, gw_port, gw.pid, COLD_RS256, scratch)))
-            if COLD_ES256 and (not ONLY or "portcullis-cold-es256" in ONLY):
+            if COLD_ES384 and (not ONLY or "portcullis-cold-es384" in ONLY):
                 es_base = start_emulator(procs, gateway, scratch, "emulator-ec", "ec")
                 gw_es, gw_es_port, _ = start_gateway(procs, gateway, scratch, "portcullis-es256", es_base, up_port, None)
-                cold.append(("portcullis-cold-es256", cold_target("portcullis-cold-es256", es_base, gw_es_port, gw_es.pid, COLD_ES256, scratch)))
+                cold.append(("portcullis-cold-es384", cold_target("portcullis-cold-es384", es_base, gw_es_port, gw_es.pid, COLD_ES384, scratch)))
         else:
             log("PORTCULLIS_BIN not set: Portcullis rows skipped (reference proxies only)")
 
@@ -583,7 +583,7 @@ def main() -> int:
             # wrk runs its full duration even after the script stops at the
             # last token, so its req/s is meaningless here: the row's req/s is
             # the one-core capacity, 1e6 / CPU us per request.
-            n = COLD_RS256 if name.endswith("rs256") else COLD_ES256
+            n = COLD_RS256 if name.endswith("rs256") else COLD_ES384
             r = run_wrk(t.url, f"{max(3, n // 1500)}s", t.headers, t.pid, script=t.note)
             if r.cpu_us_per_req:
                 r.rps = 1e6 / r.cpu_us_per_req
@@ -761,7 +761,7 @@ REFERENCE = {
     "portcullis-public-nolog": "nginx-nolog",
     "portcullis-auth-nolog": "nginx-nolog+cookie",
     "portcullis-cold-rs256": "nginx+cookie",
-    "portcullis-cold-es256": "nginx+cookie",
+    "portcullis-cold-es384": "nginx+cookie",
 }
 
 
