@@ -194,10 +194,12 @@ async fn exchange_once(
         .filter(|s| !s.is_empty())
         .ok_or(KeyError::Unavailable)?
         .to_owned();
-    let claims = verify_exchanged(validator, &jwt).await.map_err(|e| match e {
-        SessionError::KeysUnavailable => KeyError::Unavailable,
-        _ => KeyError::Refused,
-    })?;
+    let claims = verify_exchanged(validator, &jwt)
+        .await
+        .map_err(|e| match e {
+            SessionError::KeysUnavailable => KeyError::Unavailable,
+            _ => KeyError::Refused,
+        })?;
     let exp = claims.expires_at().unwrap_or(0);
     tracing::info!(user = %claims.subject().unwrap_or(""), "access key exchanged");
     Ok((jwt, exp))

@@ -769,9 +769,74 @@ fn descope(cx: &mut Ctx<'_>, d: &RawDescope) -> DescopeConfig {
 }
 
 fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::OidcConfig {
-    use crate::oidc::{BearerMode, ClientAuth, DEFAULT_ID_TOKEN_ALGS, DEFAULT_SCOPES};
-    use jsonwebtoken::Algorithm;
     let _ = server;
+    let issuer = oidc_issuer(cx, o);
+    let (client_id, client_secret, auth_method, pkce) = oidc_client(cx, o);
+    let public = client_secret.is_none();
+    let scopes: Vec<String> = o.scopes.clone().unwrap_or_else(|| {
+        crate::oidc::DEFAULT_SCOPES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect()
+    });
+    if !scopes.iter().any(|s| s == "openid") {
+        cx.error(
+            ConfigIssue::new(
+                "oidc.scopes",
+                "must include \"openid\"",
+                "add \"openid\" to scopes",
+            )
+            .with_value(format!("{scopes:?}")),
+        );
+    }
+    let id_token_algs = oidc_algs(cx, o, public);
+    let bearer = oidc_bearer(cx, o, public);
+    let (roles_claim, permissions_claim, tenants_claim) = oidc_claim_paths(cx, o);
+    let auth_params = oidc_auth_params(cx, o);
+    let ca_file = o.ca_file.as_deref().map(|p| cx.path(p));
+    if let Some(p) = &ca_file
+        && !p.is_file()
+    {
+        cx.error(
+            ConfigIssue::new(
+                "oidc.ca_file",
+                "file does not exist",
+                "point it at a PEM bundle",
+            )
+            .with_value(p.display()),
+        );
+    }
+    let audiences = o
+        .audiences
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| vec![client_id.clone()]);
+    crate::oidc::OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        auth_method,
+        scopes,
+        auth_params,
+        pkce,
+        id_token_algs,
+        roles_claim,
+        permissions_claim,
+        tenants_claim,
+        userinfo: o.userinfo.unwrap_or(true),
+        audiences,
+        bearer,
+        timeout: cx.duration(
+            "oidc.timeout",
+            o.timeout.as_deref(),
+            crate::oidc::DEFAULT_TIMEOUT,
+        ),
+        ca_file,
+    }
+}
+
+/// `oidc.issuer`: https (plain http on loopback only), no query or fragment.
+fn oidc_issuer(cx: &mut Ctx<'_>, o: &RawOidc) -> String {
     let issuer = o.issuer.clone().unwrap_or_default();
     match url::Url::parse(&issuer) {
         Ok(u) if crate::oidc::is_secure(&u) && u.query().is_none() && u.fragment().is_none() => {}
@@ -792,6 +857,20 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             .with_value(format!("{issuer:?}")),
         ),
     }
+    issuer
+}
+
+/// The client: id, secret, token endpoint auth method and PKCE, checked together.
+fn oidc_client(
+    cx: &mut Ctx<'_>,
+    o: &RawOidc,
+) -> (
+    String,
+    Option<Secret>,
+    Option<crate::oidc::ClientAuth>,
+    bool,
+) {
+    use crate::oidc::ClientAuth;
     let client_id = match o.client_id.as_deref() {
         Some(v) => cx
             .env_or_literal("oidc.client_id", v, false)
@@ -850,20 +929,13 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             "remove pkce = false, or configure a client secret",
         ));
     }
-    let scopes: Vec<String> = o
-        .scopes
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
-    if !scopes.iter().any(|s| s == "openid") {
-        cx.error(
-            ConfigIssue::new(
-                "oidc.scopes",
-                "must include \"openid\"",
-                "add \"openid\" to scopes",
-            )
-            .with_value(format!("{scopes:?}")),
-        );
-    }
+    (client_id, client_secret, auth_method, pkce)
+}
+
+/// `oidc.id_token_algs`: known algorithms only; HMAC only with a secret.
+fn oidc_algs(cx: &mut Ctx<'_>, o: &RawOidc, public: bool) -> Vec<jsonwebtoken::Algorithm> {
+    use crate::oidc::DEFAULT_ID_TOKEN_ALGS;
+    use jsonwebtoken::Algorithm;
     let mut id_token_algs = Vec::new();
     for (i, a) in o.id_token_algs.iter().flatten().enumerate() {
         let alg = match a.as_str() {
@@ -914,7 +986,13 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             "list the algorithms the provider signs ID tokens with, e.g. [\"RS256\"]",
         ));
     }
-    let bearer = match o.bearer.as_deref() {
+    id_token_algs
+}
+
+/// `oidc.bearer`: how Bearer access tokens are checked.
+fn oidc_bearer(cx: &mut Ctx<'_>, o: &RawOidc, public: bool) -> crate::oidc::BearerMode {
+    use crate::oidc::BearerMode;
+    match o.bearer.as_deref() {
         None | Some("jwt") => BearerMode::Jwt,
         Some("introspect") => {
             if public {
@@ -938,7 +1016,11 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             );
             BearerMode::Jwt
         }
-    };
+    }
+}
+
+/// `oidc.roles_claim`, `permissions_claim`, `tenants_claim`: dotted paths.
+fn oidc_claim_paths(cx: &mut Ctx<'_>, o: &RawOidc) -> (String, String, Option<String>) {
     let claim_path = |cx: &mut Ctx<'_>, key: &str, v: Option<&String>, default: &str| -> String {
         let p = v.cloned().unwrap_or_else(|| default.to_owned());
         if p.is_empty() || p.starts_with('.') || p.ends_with('.') || p.contains("..") {
@@ -969,8 +1051,12 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             "",
         )),
     };
-    let auth_params = o
-        .auth_params
+    (roles_claim, permissions_claim, tenants_claim)
+}
+
+/// `oidc.auth_params`: never a parameter the gateway sets itself.
+fn oidc_auth_params(cx: &mut Ctx<'_>, o: &RawOidc) -> Vec<(String, String)> {
+    o.auth_params
         .iter()
         .flatten()
         .filter_map(|(k, v)| {
@@ -999,47 +1085,7 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
                 Some((k.clone(), v.clone()))
             }
         })
-        .collect();
-    let ca_file = o.ca_file.as_deref().map(|p| cx.path(p));
-    if let Some(p) = &ca_file
-        && !p.is_file()
-    {
-        cx.error(
-            ConfigIssue::new(
-                "oidc.ca_file",
-                "file does not exist",
-                "point it at a PEM bundle",
-            )
-            .with_value(p.display()),
-        );
-    }
-    let audiences = o
-        .audiences
-        .clone()
-        .filter(|a| !a.is_empty())
-        .unwrap_or_else(|| vec![client_id.clone()]);
-    crate::oidc::OidcConfig {
-        issuer,
-        client_id,
-        client_secret,
-        auth_method,
-        scopes,
-        auth_params,
-        pkce,
-        id_token_algs,
-        roles_claim,
-        permissions_claim,
-        tenants_claim,
-        userinfo: o.userinfo.unwrap_or(true),
-        audiences,
-        bearer,
-        timeout: cx.duration(
-            "oidc.timeout",
-            o.timeout.as_deref(),
-            crate::oidc::DEFAULT_TIMEOUT,
-        ),
-        ca_file,
-    }
+        .collect()
 }
 
 fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
