@@ -267,6 +267,77 @@ struct Forwarding<'a> {
 type LegError = Box<(Reject, http::request::Parts)>;
 
 impl Forwarding<'_> {
+    /// The headers the upstream gets: hop-by-hop and special headers
+    /// removed, the verified identity injected, the gateway's cookies and a
+    /// consumed credential dropped, forwarding headers set. Returns the
+    /// upgrade the client asked for, if any.
+    fn rewrite_headers(
+        &self,
+        req: &mut Request<Body>,
+        verdict: &Verdict<'_>,
+        upstream: &crate::proxy::Upstream,
+    ) -> Option<HeaderValue> {
+        let Self {
+            state,
+            generation,
+            info,
+            request_id,
+            ..
+        } = *self;
+        let cfg = &generation.config;
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+        let headers = req.headers_mut();
+        let upgrade = strip_hop_by_hop(headers);
+        crate::inbound::scrub(headers, info.trusted, &generation.identity);
+        let identity = verdict.identity.as_ref();
+        generation.identity.inject(
+            headers,
+            identity.map(|i| (i.claims.as_ref(), i.tenant.as_deref())),
+        );
+        strip_gateway_cookies(generation, headers);
+        // The consumed Authorization header (a session JWT or an access
+        // key) never goes on, unless forwarding the session is asked for.
+        if (cfg.session.accept_bearer || cfg.session.accept_access_keys)
+            && crate::decide::bearer_token(headers).is_some()
+        {
+            headers.remove(header::AUTHORIZATION);
+        }
+        if let (Some(_), Some(jwt)) = (identity, verdict.session_jwt.as_deref()) {
+            match &cfg.identity.forward_token {
+                ForwardToken::None => {}
+                ForwardToken::Authorization => {
+                    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {jwt}")) {
+                        headers.insert(header::AUTHORIZATION, v);
+                    }
+                }
+                ForwardToken::Header(h) => {
+                    if let Ok(v) = HeaderValue::from_str(jwt) {
+                        headers.insert(h.clone(), v);
+                    }
+                }
+            }
+        }
+        if let (Some(a), Some(id)) = (&cfg.identity.assertion, identity)
+            && let Some(jwt) = state.assertion.sign(
+                &cfg.server.public_origin,
+                upstream.cfg.url.as_str(),
+                &id.claims,
+                id.tenant.as_deref(),
+                a.ttl,
+            )
+            && let Ok(v) = HeaderValue::from_str(&jwt)
+        {
+            headers.insert(a.header.clone(), v);
+        }
+        set_forwarding_headers(headers, info, host.as_deref(), request_id);
+        upgrade
+    }
+
     async fn send(
         &self,
         req: Request<Incoming>,
@@ -276,9 +347,8 @@ impl Forwarding<'_> {
         let Self {
             state,
             generation,
-            info,
-            request_id,
             path_and_query,
+            ..
         } = *self;
         let cfg = &generation.config;
         let (parts, body) = req.into_parts();
@@ -314,53 +384,7 @@ impl Forwarding<'_> {
                 parts,
             );
         };
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
-        let headers = req.headers_mut();
-        let upgrade = strip_hop_by_hop(headers);
-        crate::inbound::scrub(headers, info.trusted, &generation.identity);
-        let identity = verdict.identity.as_ref();
-        generation.identity.inject(
-            headers,
-            identity.map(|i| (i.claims.as_ref(), i.tenant.as_deref())),
-        );
-        strip_gateway_cookies(generation, headers);
-        // The consumed Authorization header never goes on, unless asked.
-        if cfg.session.accept_bearer && crate::decide::bearer_token(headers).is_some() {
-            headers.remove(header::AUTHORIZATION);
-        }
-        if let (Some(_), Some(jwt)) = (identity, verdict.session_jwt.as_deref()) {
-            match &cfg.identity.forward_token {
-                ForwardToken::None => {}
-                ForwardToken::Authorization => {
-                    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {jwt}")) {
-                        headers.insert(header::AUTHORIZATION, v);
-                    }
-                }
-                ForwardToken::Header(h) => {
-                    if let Ok(v) = HeaderValue::from_str(jwt) {
-                        headers.insert(h.clone(), v);
-                    }
-                }
-            }
-        }
-        if let (Some(a), Some(id)) = (&cfg.identity.assertion, identity)
-            && let Some(jwt) = state.assertion.sign(
-                &cfg.server.public_origin,
-                upstream.cfg.url.as_str(),
-                &id.claims,
-                id.tenant.as_deref(),
-                a.ttl,
-            )
-            && let Ok(v) = HeaderValue::from_str(&jwt)
-        {
-            headers.insert(a.header.clone(), v);
-        }
-        set_forwarding_headers(headers, info, host.as_deref(), request_id);
+        let upgrade = self.rewrite_headers(&mut req, &verdict, upstream);
         // Kept to answer an upstream failure: a page for browsers, JSON else.
         let mut head = http::Request::builder()
             .method(req.method().clone())

@@ -179,3 +179,20 @@ async fn one_clients_guessing_does_not_lock_out_another() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// The consumed key never reaches the app, also when JWT bearers are off.
+#[tokio::test]
+async fn the_key_is_not_forwarded_to_the_app() {
+    let gw = TestGateway::spawn(&ROUTES.replace(
+        "accept_access_keys = true",
+        "accept_access_keys = true\naccept_bearer = false",
+    ))
+    .await;
+    let (_, k) = key(&gw, &["admin"]);
+    assert_eq!(with_key(&gw, "/admin/x", &k).await.status(), 200);
+    let seen = gw.upstream.last();
+    assert!(
+        seen.headers.get("authorization").is_none(),
+        "the access key reached the app"
+    );
+}
