@@ -70,13 +70,14 @@ pub struct StartOptions {
     pub signals: bool,
 }
 
-pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, StartError> {
-    let metrics = Arc::new(Metrics::new());
-    let store = match &config.store {
-        Some(s) => crate::store::Store::connect(s, metrics.clone()).await?,
-        None => crate::store::Store::local(metrics.clone()),
-    };
-    let (idp, refresher, idp_task) = match &config.idp {
+/// The identity provider, its refresher (cluster-wide with a shared store)
+/// and its background task (key or discovery refresh).
+fn build_idp(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    store: &Arc<crate::store::Store>,
+) -> Result<(Idp, Arc<Refresher>, tokio::task::JoinHandle<()>), StartError> {
+    let built = match &config.idp {
         IdpConfig::Descope(d) => {
             let descope = DescopeClient::new(DescopeSettings {
                 base_url: d.base_url.clone(),
@@ -134,6 +135,16 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, 
             (Idp::Oidc(oidc), refresher, task)
         }
     };
+    Ok(built)
+}
+
+pub async fn start(config: Config, opts: StartOptions) -> Result<GatewayHandle, StartError> {
+    let metrics = Arc::new(Metrics::new());
+    let store = match &config.store {
+        Some(s) => crate::store::Store::connect(s, metrics.clone()).await?,
+        None => crate::store::Store::local(metrics.clone()),
+    };
+    let (idp, refresher, idp_task) = build_idp(&config, &metrics, &store)?;
     let assertion = crate::assertion::AssertionSigner::new();
     let listen = config.server.listen;
     let admin_listen = config.admin.listen;

@@ -542,8 +542,7 @@ impl Upstream {
                 other => other,
             }
         };
-        let mut resp = match tokio::time::timeout(self.cfg.response_header_timeout, exchange).await
-        {
+        let resp = match tokio::time::timeout(self.cfg.response_header_timeout, exchange).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Err(e)) => {
                 return Err(match fault.get() {
@@ -561,37 +560,47 @@ impl Upstream {
             return Err(UpstreamError::HeadersTooLarge);
         }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            // Dropping `resp` without taking its upgrade closes the upstream
-            // connection: it is never reused and never becomes a tunnel.
-            let (Some(hs), Some(down)) = (handshake, downstream_upgrade) else {
-                return Err(UpstreamError::BadUpgrade);
-            };
-            if !hs.accepted_by(resp.headers()) {
-                return Err(UpstreamError::BadUpgrade);
-            }
-            let up = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                if let (Ok(d), Ok(u)) = tokio::join!(down, up) {
-                    let mut d = TokioIo::new(d);
-                    let mut u = TokioIo::new(u);
-                    let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
-                }
-            });
-            let (mut parts, _) = resp.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            parts
-                .headers
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            return Ok(Response::from_parts(parts, crate::http_util::empty()));
+            return tunnel(resp, handshake, downstream_upgrade);
         }
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let body = IdleTimeout::new(body, self.cfg.body_idle_timeout).boxed_unsync();
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// A 101 from the upstream: a tunnel only for the WebSocket handshake the
+/// client asked for and the upstream accepted correctly, else 502.
+fn tunnel(
+    mut resp: Response<hyper::body::Incoming>,
+    handshake: Option<websocket::Handshake>,
+    downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, UpstreamError> {
+    // Dropping `resp` without taking its upgrade closes the upstream
+    // connection: it is never reused and never becomes a tunnel.
+    let (Some(hs), Some(down)) = (handshake, downstream_upgrade) else {
+        return Err(UpstreamError::BadUpgrade);
+    };
+    if !hs.accepted_by(resp.headers()) {
+        return Err(UpstreamError::BadUpgrade);
+    }
+    let up = hyper::upgrade::on(&mut resp);
+    tokio::spawn(async move {
+        if let (Ok(d), Ok(u)) = tokio::join!(down, up) {
+            let mut d = TokioIo::new(d);
+            let mut u = TokioIo::new(u);
+            let _ = tokio::io::copy_bidirectional(&mut d, &mut u).await;
+        }
+    });
+    let (mut parts, _) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    Ok(Response::from_parts(parts, crate::http_util::empty()))
 }
 
 /// The size of `headers` as header lines (`name: value` + CRLF).

@@ -462,20 +462,9 @@ fn store(cx: &mut Ctx<'_>, s: &super::raw::RawStore) -> Option<super::StoreConfi
     })
 }
 
-fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {
-    let listen_s = s.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = listen_s.parse::<SocketAddr>().unwrap_or_else(|_| {
-        cx.error(
-            ConfigIssue::new(
-                "server.listen",
-                "not an IP:port address",
-                "write e.g. \"0.0.0.0:8080\" or \"127.0.0.1:8080\"",
-            )
-            .with_value(format!("{listen_s:?}")),
-        );
-        SocketAddr::from(([127, 0, 0, 1], 8080))
-    });
-    let public_url = match s.public_url.as_deref() {
+/// `server.public_url`: an http(s) origin, no path or query.
+fn server_public_url(cx: &mut Ctx<'_>, s: &RawServer, listen: SocketAddr) -> url::Url {
+    match s.public_url.as_deref() {
         Some(v) => match url::Url::parse(v) {
             Ok(u)
                 if matches!(u.scheme(), "http" | "https")
@@ -505,41 +494,11 @@ fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {
             ));
             fallback_public_url(listen)
         }
-    };
-    let auth_prefix = s
-        .auth_prefix
-        .clone()
-        .unwrap_or_else(|| DEFAULT_AUTH_PREFIX.to_string());
-    let prefix_ok = auth_prefix.starts_with('/')
-        && auth_prefix.len() > 1
-        && !auth_prefix.ends_with('/')
-        && crate::canon::CanonicalPath::parse(&auth_prefix)
-            .map(|c| c.match_path() == auth_prefix && !c.has_encoded_slash())
-            .unwrap_or(false);
-    if !prefix_ok {
-        cx.error(
-            ConfigIssue::new(
-                "server.auth_prefix",
-                "must be a canonical path below / without a trailing slash",
-                "use e.g. \"/_auth\"",
-            )
-            .with_value(format!("{auth_prefix:?}")),
-        );
     }
-    let mut trusted = Vec::new();
-    for (i, v) in s.trusted_proxies.iter().flatten().enumerate() {
-        match parse_cidr(v) {
-            Some(n) => trusted.push(n),
-            None => cx.error(
-                ConfigIssue::new(
-                    format!("server.trusted_proxies[{i}]"),
-                    "not a CIDR or IP address",
-                    "write e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
-                )
-                .with_value(format!("{v:?}")),
-            ),
-        }
-    }
+}
+
+/// `server.tls`: both files, each existing.
+fn server_tls(cx: &mut Ctx<'_>, s: &RawServer) -> Option<TlsConfig> {
     let tls = s
         .tls
         .as_ref()
@@ -574,6 +533,58 @@ fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {
             }
         }
     }
+    tls
+}
+
+fn server(cx: &mut Ctx<'_>, s: &RawServer) -> ServerConfig {
+    let listen_s = s.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_s.parse::<SocketAddr>().unwrap_or_else(|_| {
+        cx.error(
+            ConfigIssue::new(
+                "server.listen",
+                "not an IP:port address",
+                "write e.g. \"0.0.0.0:8080\" or \"127.0.0.1:8080\"",
+            )
+            .with_value(format!("{listen_s:?}")),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    });
+    let public_url = server_public_url(cx, s, listen);
+    let auth_prefix = s
+        .auth_prefix
+        .clone()
+        .unwrap_or_else(|| DEFAULT_AUTH_PREFIX.to_string());
+    let prefix_ok = auth_prefix.starts_with('/')
+        && auth_prefix.len() > 1
+        && !auth_prefix.ends_with('/')
+        && crate::canon::CanonicalPath::parse(&auth_prefix)
+            .map(|c| c.match_path() == auth_prefix && !c.has_encoded_slash())
+            .unwrap_or(false);
+    if !prefix_ok {
+        cx.error(
+            ConfigIssue::new(
+                "server.auth_prefix",
+                "must be a canonical path below / without a trailing slash",
+                "use e.g. \"/_auth\"",
+            )
+            .with_value(format!("{auth_prefix:?}")),
+        );
+    }
+    let mut trusted = Vec::new();
+    for (i, v) in s.trusted_proxies.iter().flatten().enumerate() {
+        match parse_cidr(v) {
+            Some(n) => trusted.push(n),
+            None => cx.error(
+                ConfigIssue::new(
+                    format!("server.trusted_proxies[{i}]"),
+                    "not a CIDR or IP address",
+                    "write e.g. \"10.0.0.0/8\" or \"192.0.2.7\"",
+                )
+                .with_value(format!("{v:?}")),
+            ),
+        }
+    }
+    let tls = server_tls(cx, s);
     let max_header_bytes = match s.max_header_bytes {
         None => DEFAULT_MAX_HEADER_BYTES,
         Some(n) if (1024..=1024 * 1024).contains(&n) => n as usize,
@@ -1088,7 +1099,8 @@ fn oidc_auth_params(cx: &mut Ctx<'_>, o: &RawOidc) -> Vec<(String, String)> {
         .collect()
 }
 
-fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
+/// `login.methods`: known methods, each once.
+fn login_methods(cx: &mut Ctx<'_>, l: &RawLogin) -> Vec<LoginMethod> {
     let mut methods = Vec::new();
     for (i, m) in l.methods.iter().flatten().enumerate() {
         let parsed = match m.as_str() {
@@ -1119,6 +1131,11 @@ fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
             ),
         }
     }
+    methods
+}
+
+fn login(cx: &mut Ctx<'_>, l: &RawLogin, server: &ServerConfig) -> LoginConfig {
+    let methods = login_methods(cx, l);
     let start_rate_limit = parse_rate(
         cx,
         "login.start_rate_limit",
@@ -1288,6 +1305,66 @@ fn parse_rate(cx: &mut Ctx<'_>, key: &str, v: &str) -> RateSpec {
     })
 }
 
+/// `session.secret` (required when login methods or [oidc] use it; random
+/// in `dev`) and `previous_secrets`.
+fn session_secrets(
+    cx: &mut Ctx<'_>,
+    s: &RawSession,
+    login: &LoginConfig,
+    opts: LoadOptions,
+    oidc_mode: bool,
+) -> (Option<Secret>, Vec<Secret>) {
+    let mut secret = cx.secret(
+        "session.secret",
+        s.secret.as_deref(),
+        s.secret_file.as_deref(),
+    );
+    if let Some(sec) = &secret {
+        if sec.expose().len() < MIN_SECRET_BYTES {
+            cx.error(ConfigIssue::new(
+                "session.secret",
+                format!(
+                    "is {} bytes; at least {MIN_SECRET_BYTES} are required",
+                    sec.expose().len()
+                ),
+                "generate one with: openssl rand -base64 48",
+            ));
+        }
+    } else if opts.dev {
+        secret = Some(Secret::new(random_secret()));
+    } else if oidc_mode
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.key.starts_with("session.secret"))
+    {
+        cx.error(ConfigIssue::new(
+            "session.secret",
+            "not set, and [oidc] is configured (it seals the session cookie)",
+            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
+        ));
+    } else if !oidc_mode
+        && !login.methods.is_empty()
+        && !cx
+            .issues
+            .iter()
+            .any(|i| i.key.starts_with("session.secret"))
+    {
+        cx.error(ConfigIssue::new(
+            "session.secret",
+            "not set, and login methods are on (it signs the login state)",
+            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
+        ));
+    }
+    let mut previous = Vec::new();
+    for (i, p) in s.previous_secrets.iter().flatten().enumerate() {
+        if let Some(sec) = cx.env_or_literal(&format!("session.previous_secrets[{i}]"), p, true) {
+            previous.push(sec);
+        }
+    }
+    (secret, previous)
+}
+
 fn session(
     cx: &mut Ctx<'_>,
     s: &RawSession,
@@ -1365,54 +1442,7 @@ fn session(
             "give the two cookies different names",
         ));
     }
-    let mut secret = cx.secret(
-        "session.secret",
-        s.secret.as_deref(),
-        s.secret_file.as_deref(),
-    );
-    if let Some(sec) = &secret {
-        if sec.expose().len() < MIN_SECRET_BYTES {
-            cx.error(ConfigIssue::new(
-                "session.secret",
-                format!(
-                    "is {} bytes; at least {MIN_SECRET_BYTES} are required",
-                    sec.expose().len()
-                ),
-                "generate one with: openssl rand -base64 48",
-            ));
-        }
-    } else if opts.dev {
-        secret = Some(Secret::new(random_secret()));
-    } else if oidc_mode
-        && !cx
-            .issues
-            .iter()
-            .any(|i| i.key.starts_with("session.secret"))
-    {
-        cx.error(ConfigIssue::new(
-            "session.secret",
-            "not set, and [oidc] is configured (it seals the session cookie)",
-            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
-        ));
-    } else if !oidc_mode
-        && !login.methods.is_empty()
-        && !cx
-            .issues
-            .iter()
-            .any(|i| i.key.starts_with("session.secret"))
-    {
-        cx.error(ConfigIssue::new(
-            "session.secret",
-            "not set, and login methods are on (it signs the login state)",
-            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
-        ));
-    }
-    let mut previous = Vec::new();
-    for (i, p) in s.previous_secrets.iter().flatten().enumerate() {
-        if let Some(sec) = cx.env_or_literal(&format!("session.previous_secrets[{i}]"), p, true) {
-            previous.push(sec);
-        }
-    }
+    let (secret, previous) = session_secrets(cx, s, login, opts, oidc_mode);
     let refresh_before = s
         .refresh_before
         .as_deref()
