@@ -128,15 +128,7 @@ pub fn start(
     ) {
         Ok(u) => u,
         Err(_) => {
-            let mut r = page(
-                generation,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in temporarily unavailable",
-                "The sign-in service cannot be reached just now. Please try again in a few seconds.",
-            );
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, 5u64.into());
-            return r;
+            return provider_unavailable(generation);
         }
     };
     let mut cookies =
@@ -243,17 +235,7 @@ pub async fn callback(
 fn sign_in_failed(generation: &Generation, e: &TokenError) -> Response<Body> {
     let refused = |text: &str| page(generation, StatusCode::BAD_REQUEST, "Sign-in failed", text);
     match e {
-        TokenError::Unavailable | TokenError::RateLimited(_) => {
-            let mut r = page(
-                generation,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in temporarily unavailable",
-                "The sign-in service cannot be reached just now. Please try again in a few seconds.",
-            );
-            r.headers_mut()
-                .insert(http::header::RETRY_AFTER, 5u64.into());
-            r
-        }
+        TokenError::Unavailable | TokenError::RateLimited(_) => provider_unavailable(generation),
         TokenError::InvalidGrant => {
             refused("This sign-in was already used or has expired. Please sign in again.")
         }
@@ -261,6 +243,19 @@ fn sign_in_failed(generation: &Generation, e: &TokenError) -> Response<Body> {
             refused("The sign-in could not be verified. Please try again.")
         }
     }
+}
+
+/// 503 + `Retry-After`: the provider cannot be reached just now.
+fn provider_unavailable(generation: &Generation) -> Response<Body> {
+    let mut r = page(
+        generation,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in temporarily unavailable",
+        "The sign-in service cannot be reached just now. Please try again in a few seconds.",
+    );
+    r.headers_mut()
+        .insert(http::header::RETRY_AFTER, 5u64.into());
+    r
 }
 
 /// Seals the verified session into its cookie and sends the browser on.
