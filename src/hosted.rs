@@ -48,6 +48,9 @@ pub fn sub_path(canon: &CanonicalPath, prefix: &str) -> Result<Option<String>, R
     Ok(Some(mp[prefix.len()..].to_owned()))
 }
 
+/// Marks a sign-in start already sent to the public origin once.
+const MOVED_PARAM: &str = "_portcullis_moved";
+
 /// Whether the request names `public_url`'s host and port (no port: the
 /// public URL's default port, as behind a TLS-terminating load balancer).
 fn on_public_origin(public: &url::Url, req: &Request<Incoming>) -> bool {
@@ -100,14 +103,25 @@ pub async fn dispatch(
     // opened http://localhost:8080 for http://127.0.0.1:8080) would set its
     // state cookie where the provider's callback never lands: send the
     // browser to the public origin first.
+    // Once only: behind a proxy that rewrites Host (nginx's proxy_pass
+    // without `proxy_set_header Host $host`) the public origin arrives under
+    // another name too, and a second redirect would loop.
     let starts_sign_in = matches!(sub, "/login" | "/oauth/start" | "/sso/start");
+    let query = req.uri().query().unwrap_or("");
+    let moved_once = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == MOVED_PARAM);
     if starts_sign_in
+        && !moved_once
         && matches!(*req.method(), Method::GET | Method::HEAD)
         && !on_public_origin(&generation.config.server.public_url, &req)
     {
         let mut target = generation.config.server.public_url.clone();
         target.set_path(req.uri().path());
-        target.set_query(req.uri().query());
+        let marked = if query.is_empty() {
+            format!("{MOVED_PARAM}=1")
+        } else {
+            format!("{query}&{MOVED_PARAM}=1")
+        };
+        target.set_query(Some(&marked));
         let mut resp = answer::redirect(StatusCode::FOUND, target.as_str());
         answer::harden(&mut resp);
         log.reason = "sign-in moved to the public origin";

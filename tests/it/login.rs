@@ -1309,14 +1309,34 @@ async fn sign_in_starts_move_to_the_public_origin() {
             .await
             .unwrap();
         assert_eq!(r.status(), 302, "{host} {path}");
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let moved = format!("http://gw.test{path}{sep}_portcullis_moved=1");
         assert_eq!(
             r.headers()[header::LOCATION].to_str().unwrap(),
-            format!("http://gw.test{path}"),
+            moved,
             "{host}"
         );
         assert!(
             r.headers().get(header::SET_COOKIE).is_none(),
             "no state cookie on {host}"
+        );
+        // Behind a proxy that rewrites Host the moved request arrives under
+        // the other name again: served, never a redirect loop.
+        let again = moved.trim_start_matches("http://gw.test");
+        let r = gw
+            .get(again)
+            .header(header::HOST, host.as_str())
+            .send()
+            .await
+            .unwrap();
+        let location = r
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            !location.starts_with("http://gw.test/_auth/"),
+            "{host} {again}: a second move would loop ({location})"
         );
     }
     // On the public origin (any letter case, the default port spelled out) the page is served.
