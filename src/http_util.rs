@@ -93,3 +93,19 @@ pub fn new_request_id() -> String {
     let n: u128 = rand::random();
     format!("{n:032x}")
 }
+
+/// An error and its sources, `: `-joined (reqwest's own message leaves out
+/// the cause, e.g. "connection refused").
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

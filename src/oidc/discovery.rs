@@ -67,7 +67,7 @@ pub async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<Metadata, Dis
         .get(&url)
         .send()
         .await
-        .map_err(|e| DiscoveryError::Transport(crate::oidc::tokens::error_chain(&e)))?;
+        .map_err(|e| DiscoveryError::Transport(crate::http_util::error_chain(&e)))?;
     if !resp.status().is_success() {
         return Err(DiscoveryError::Status(resp.status().as_u16()));
     }

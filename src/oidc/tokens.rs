@@ -145,7 +145,7 @@ impl Oidc {
             ClientAuth::None => form.push(("client_id", self.cfg.client_id.clone())),
         }
         let resp = req.form(&form).send().await.map_err(|e| {
-            tracing::warn!(error = %error_chain(&e), endpoint = %url, "OpenID Provider unreachable");
+            tracing::warn!(error = %crate::http_util::error_chain(&e), endpoint = %url, "OpenID Provider unreachable");
             TokenError::Unavailable
         })?;
         let status = resp.status();
@@ -626,19 +626,4 @@ fn redeem_error(e: TokenError) -> RedeemError {
 fn constant_eq(a: &[u8], b: &[u8]) -> bool {
     #[allow(deprecated)] // the constant-time comparison aws-lc-rs offers
     aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
-}
-
-/// An error and its sources, `: `-joined.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

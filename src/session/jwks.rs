@@ -481,7 +481,7 @@ impl JwksCache {
                     .jwks_fetches
                     .with_label_values(&["error"])
                     .inc();
-                let cause = error_chain(&e);
+                let cause = crate::http_util::error_chain(&e);
                 if self.keys.load().is_empty() {
                     warn!(
                         error = %cause,
@@ -534,22 +534,6 @@ pub fn retry_delay(failures: u32, jitter: f64) -> Duration {
         .saturating_mul(1u32 << failures.min(16))
         .min(MAX_RETRY_DELAY);
     base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
-}
-
-/// An error and its sources, `: `-joined (reqwest's own message leaves out
-/// the cause, e.g. "connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
