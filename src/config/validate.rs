@@ -149,6 +149,12 @@ impl Ctx<'_> {
         self.issues.push(issue);
     }
 
+    /// Whether an error was already reported for `key` or one of its
+    /// sub-keys (`key[0]`, `key.x`), so a follow-up error is not stacked on it.
+    fn reported(&self, key: &str) -> bool {
+        self.issues.iter().any(|i| i.key.starts_with(key))
+    }
+
     fn lint(&mut self, issue: ConfigIssue) {
         self.lints.push(issue);
     }
@@ -985,12 +991,7 @@ fn oidc_algs(cx: &mut Ctx<'_>, o: &RawOidc, public: bool) -> Vec<jsonwebtoken::A
     }
     if o.id_token_algs.is_none() {
         id_token_algs = DEFAULT_ID_TOKEN_ALGS.to_vec();
-    } else if id_token_algs.is_empty()
-        && !cx
-            .issues
-            .iter()
-            .any(|i| i.key.starts_with("oidc.id_token_algs"))
-    {
+    } else if id_token_algs.is_empty() && !cx.reported("oidc.id_token_algs") {
         cx.error(ConfigIssue::new(
             "oidc.id_token_algs",
             "empty",
@@ -1332,29 +1333,21 @@ fn session_secrets(
         }
     } else if opts.dev {
         secret = Some(Secret::new(random_secret()));
-    } else if oidc_mode
-        && !cx
-            .issues
-            .iter()
-            .any(|i| i.key.starts_with("session.secret"))
-    {
-        cx.error(ConfigIssue::new(
-            "session.secret",
-            "not set, and [oidc] is configured (it seals the session cookie)",
-            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
-        ));
-    } else if !oidc_mode
-        && !login.methods.is_empty()
-        && !cx
-            .issues
-            .iter()
-            .any(|i| i.key.starts_with("session.secret"))
-    {
-        cx.error(ConfigIssue::new(
-            "session.secret",
-            "not set, and login methods are on (it signs the login state)",
-            "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
-        ));
+    } else if !cx.reported("session.secret") {
+        let needed_by = if oidc_mode {
+            Some("not set, and [oidc] is configured (it seals the session cookie)")
+        } else if !login.methods.is_empty() {
+            Some("not set, and login methods are on (it signs the login state)")
+        } else {
+            None
+        };
+        if let Some(problem) = needed_by {
+            cx.error(ConfigIssue::new(
+                "session.secret",
+                problem,
+                "set secret = \"env:PORTCULLIS_SECRET\" with at least 32 random bytes, or secret_file",
+            ));
+        }
     }
     let mut previous = Vec::new();
     for (i, p) in s.previous_secrets.iter().flatten().enumerate() {
