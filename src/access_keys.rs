@@ -154,18 +154,6 @@ impl AccessKeys {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(key);
     }
-
-    /// Keys currently kept.
-    pub fn len(&self) -> usize {
-        self.kept
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One exchange: the session JWT and its expiry, verified.

@@ -41,10 +41,31 @@ impl OidcGateway {
 
     /// `session` is appended inside `[session]`.
     async fn spawn_with(op: Arc<Op>, oidc: &str, session: &str, extra: &str) -> Self {
-        init();
-        let upstream = spawn_upstream().await;
-        let toml = format!(
-            r#"
+        let (handle, upstream) = start_gateway(&op.issuer, oidc, session, extra).await;
+        Self {
+            handle,
+            op,
+            upstream,
+        }
+    }
+
+    fn browser(&self) -> Browser {
+        Browser::new(self.handle.addr)
+    }
+}
+
+/// A gateway in `[oidc]` mode for `issuer` in front of a recording upstream:
+/// `oidc` goes inside `[oidc]`, `session` inside `[session]`, `extra` after.
+async fn start_gateway(
+    issuer: &str,
+    oidc: &str,
+    session: &str,
+    extra: &str,
+) -> (GatewayHandle, Upstream) {
+    init();
+    let upstream = spawn_upstream().await;
+    let toml = format!(
+        r#"
 [server]
 listen = "127.0.0.1:0"
 public_url = "http://gw.test"
@@ -66,23 +87,13 @@ response_header_timeout = "2s"
 
 {extra}
 "#,
-            issuer = op.issuer,
-            up = upstream.url(),
-        );
-        let handle = portcullis::app::start(config(&toml), StartOptions::default())
-            .await
-            .expect("gateway starts");
-        wait_ready(&handle).await;
-        Self {
-            handle,
-            op,
-            upstream,
-        }
-    }
-
-    fn browser(&self) -> Browser {
-        Browser::new(self.handle.addr)
-    }
+        up = upstream.url(),
+    );
+    let handle = portcullis::app::start(config(&toml), StartOptions::default())
+        .await
+        .expect("gateway starts");
+    wait_ready(&handle).await;
+    (handle, upstream)
 }
 
 async fn op(env: &[(&str, &str)]) -> Option<Arc<Op>> {
@@ -894,36 +905,11 @@ fn unsigned(claims: &Value) -> String {
 
 #[tokio::test]
 async fn every_id_token_check_refuses() {
-    init();
     let fake = FakeOp::spawn().await;
-    let upstream = spawn_upstream().await;
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-public_url = "http://gw.test"
-
-[oidc]
-issuer = "{iss}"
-client_id = "fake-client"
-client_secret = "{FAKE_SECRET}"
-id_token_algs = ["HS256"]
-userinfo = false
-
-[session]
-secret = "{SECRET}"
-
-[upstreams.default]
-url = "{up}"
-{ROUTES}
-"#,
-        iss = fake.issuer,
-        up = upstream.url(),
+    let oidc = format!(
+        "client_id = \"fake-client\"\nclient_secret = \"{FAKE_SECRET}\"\nid_token_algs = [\"HS256\"]\nuserinfo = false"
     );
-    let handle = portcullis::app::start(config(&toml), StartOptions::default())
-        .await
-        .expect("gateway starts");
-    wait_ready(&handle).await;
+    let (handle, upstream) = start_gateway(&fake.issuer, &oidc, "", ROUTES).await;
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
