@@ -494,12 +494,7 @@ impl Upstream {
         }
         let has_body = !body.is_end_stream();
         if handshake.is_some() {
-            parts
-                .headers
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            set_websocket_upgrade(&mut parts.headers);
         } else if has_body || parts.method == http::Method::HEAD {
             // See the module docs: nothing may follow a body (which the
             // upstream may not read) or a HEAD (which it may answer with a
@@ -594,13 +589,15 @@ fn tunnel(
     });
     let (mut parts, _) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    parts
-        .headers
-        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    parts
-        .headers
-        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    set_websocket_upgrade(&mut parts.headers);
     Ok(Response::from_parts(parts, crate::http_util::empty()))
+}
+
+/// `Upgrade: websocket` + `Connection: upgrade`, the only upgrade the
+/// gateway passes on (request to the upstream, 101 back to the client).
+fn set_websocket_upgrade(headers: &mut HeaderMap) {
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
 }
 
 /// The size of `headers` as header lines (`name: value` + CRLF).
