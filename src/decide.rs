@@ -123,8 +123,8 @@ pub enum Target<'g> {
     DefaultAuthenticated,
 }
 
-impl Target<'_> {
-    pub fn name(&self) -> &str {
+impl<'g> Target<'g> {
+    pub fn name(&self) -> &'g str {
         match self {
             Self::Route(r, _) => &r.name,
             Self::DefaultAuthenticated => "(default)",
@@ -276,9 +276,10 @@ impl Reject {
 
 /// What the access log line records (never tokens, cookies, queries or
 /// claims beyond the user id); filled from the outcome, once.
+/// Borrows the route name from the generation the request was decided on.
 #[derive(Debug)]
-pub struct AccessLog {
-    pub route: String,
+pub struct AccessLog<'g> {
+    pub route: &'g str,
     pub decision: Decision,
     pub reason: &'static str,
     pub user: Option<String>,
@@ -286,22 +287,22 @@ pub struct AccessLog {
     pub upstream_status: Option<u16>,
 }
 
-impl Default for AccessLog {
+impl Default for AccessLog<'_> {
     fn default() -> Self {
         Self {
-            route: "-".into(),
+            route: "-",
             decision: Decision::Invalid,
             reason: "",
             user: None,
-            path: "-".into(),
+            path: String::new(),
             upstream_status: None,
         }
     }
 }
 
-impl AccessLog {
-    pub fn verdict(&mut self, v: &Verdict<'_>) {
-        self.route = v.target.name().to_owned();
+impl<'g> AccessLog<'g> {
+    pub fn verdict(&mut self, v: &Verdict<'g>) {
+        self.route = v.target.name();
         self.decision = Decision::Allowed;
         self.reason = v.reason;
         self.user = v

@@ -86,13 +86,13 @@ pub fn is_verify(sub: &str) -> bool {
 }
 
 /// Routes `{auth_prefix}{sub}` to its handler.
-pub async fn dispatch(
+pub async fn dispatch<'g>(
     state: &AppState,
-    generation: &Generation,
+    generation: &'g Generation,
     req: Request<Incoming>,
     info: &ClientInfo,
     sub: &str,
-    log: &mut AccessLog,
+    log: &mut AccessLog<'g>,
 ) -> Response<Body> {
     if is_verify(sub) {
         let mut resp = verify::handle(state, generation, req, info, log).await;

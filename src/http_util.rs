@@ -89,9 +89,14 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// A fresh request id (128 random bits, hex).
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> http::HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n: u128 = rand::random();
-    format!("{n:032x}")
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((n >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    http::HeaderValue::from_bytes(&out).unwrap_or_else(|_| http::HeaderValue::from_static("-"))
 }
 
 /// An error and its sources, `: `-joined (reqwest's own message leaves out

@@ -24,7 +24,7 @@ use crate::config::ForwardToken;
 use crate::decide::{AccessLog, Facts, Mode, Reject, Target, Verdict};
 use crate::http_util::Body;
 use crate::policy::Route;
-use crate::proxy::{ClientInfo, set_forwarding_headers, strip_hop_by_hop};
+use crate::proxy::{ClientInfo, X_REQUEST_ID, set_forwarding_headers, strip_hop_by_hop};
 use crate::state::{AppState, Generation};
 
 pub async fn handle(
@@ -42,20 +42,23 @@ pub async fn handle(
         &generation.config.server.trusted_proxies,
         req.headers(),
     );
+    // A trusted proxy's request id is kept (printable ASCII, at most 128
+    // bytes); otherwise a new one. One header value, shared by the upstream
+    // request and the answer.
     let request_id = req
         .headers()
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .filter(|_| info.trusted)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
+        .filter(|v| {
+            !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
         .unwrap_or_else(crate::http_util::new_request_id);
     let method = req.method().clone();
     let mut log = AccessLog::default();
     let mut resp = handle_inner(&state, &generation, req, &info, &request_id, &mut log).await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
+    resp.headers_mut()
+        .insert(X_REQUEST_ID.clone(), request_id.clone());
     let elapsed = start.elapsed();
     let status = resp.status().as_u16();
     let class = match status {
@@ -67,18 +70,19 @@ pub async fn handle(
     };
     let m = &state.metrics;
     m.requests
-        .with_label_values(&[&log.route, log.decision.as_str(), class])
+        .with_label_values(&[log.route, log.decision.as_str(), class])
         .inc();
     m.request_seconds
-        .with_label_values(&[&log.route])
+        .with_label_values(&[log.route])
         .observe(elapsed.as_secs_f64());
     m.in_flight.dec();
     crate::telemetry::access(&crate::telemetry::AccessLine {
-        request_id: &request_id,
+        // Printable ASCII by construction (see above).
+        request_id: request_id.to_str().unwrap_or("-"),
         client: info.client_ip,
         method: method.as_str(),
-        path: &log.path,
-        route: &log.route,
+        path: if log.path.is_empty() { "-" } else { &log.path },
+        route: log.route,
         decision: log.decision.as_str(),
         reason: log.reason,
         user: log.user.as_deref().unwrap_or("-"),
@@ -89,13 +93,13 @@ pub async fn handle(
     resp
 }
 
-async fn handle_inner(
+async fn handle_inner<'g>(
     state: &AppState,
-    generation: &Generation,
+    generation: &'g Generation,
     req: Request<Incoming>,
     info: &ClientInfo,
-    request_id: &str,
-    log: &mut AccessLog,
+    request_id: &HeaderValue,
+    log: &mut AccessLog<'g>,
 ) -> Response<Body> {
     let cfg = &generation.config;
     let here = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -154,8 +158,13 @@ async fn handle_inner(
         Ok(Some(sub)) => {
             drop(facts);
             log.decision = crate::decide::Decision::Hosted;
-            log.route = "(hosted)".into();
-            return crate::hosted::dispatch(state, generation, req, info, &sub, log).await;
+            log.route = "(hosted)";
+            // Boxed: the hosted endpoints' futures are large and rare; the
+            // proxy path's future stays small (it is moved per request).
+            return Box::pin(crate::hosted::dispatch(
+                state, generation, req, info, &sub, log,
+            ))
+            .await;
         }
         Ok(None) => {}
     }
@@ -174,7 +183,7 @@ async fn handle_inner(
             }
             // The route that refused, for logs and metrics.
             if let Ok(t) = crate::decide::route(generation, &facts) {
-                log.route = t.name().to_owned();
+                log.route = t.name();
             }
             return refuse(r, Mode::Proxy, log);
         }
@@ -259,7 +268,7 @@ struct Forwarding<'a> {
     state: &'a AppState,
     generation: &'a Generation,
     info: &'a ClientInfo,
-    request_id: &'a str,
+    request_id: &'a HeaderValue,
     path_and_query: &'a str,
 }
 
@@ -285,12 +294,17 @@ impl Forwarding<'_> {
             ..
         } = *self;
         let cfg = &generation.config;
+        // The Host the decision was made on (validated by then).
         let host = req
             .headers()
             .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()));
+            .filter(|v| v.to_str().is_ok())
+            .cloned()
+            .or_else(|| {
+                req.uri()
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
         let headers = req.headers_mut();
         let upgrade = strip_hop_by_hop(headers);
         crate::inbound::scrub(headers, info.trusted, &generation.identity);
@@ -334,7 +348,7 @@ impl Forwarding<'_> {
         {
             headers.insert(a.header.clone(), v);
         }
-        set_forwarding_headers(headers, info, host.as_deref(), request_id);
+        set_forwarding_headers(headers, info, host, request_id);
         upgrade
     }
 
@@ -342,7 +356,7 @@ impl Forwarding<'_> {
         &self,
         req: Request<Incoming>,
         verdict: Verdict<'_>,
-        log: &mut AccessLog,
+        log: &mut AccessLog<'_>,
     ) -> Result<Response<Body>, LegError> {
         let Self {
             state,
@@ -363,7 +377,7 @@ impl Forwarding<'_> {
             && let Some(kind) =
                 crate::method_override::body_to_inspect(route, req.method(), req.headers())
         {
-            req = match inspect_body(req, route, &kind).await {
+            req = match Box::pin(inspect_body(req, route, &kind)).await {
                 Ok(r) => r,
                 Err(failed) => {
                     let (r, parts) = *failed;
@@ -386,13 +400,11 @@ impl Forwarding<'_> {
         };
         let upgrade = self.rewrite_headers(&mut req, &verdict, upstream);
         // Kept to answer an upstream failure: a page for browsers, JSON else.
-        let mut head = http::Request::builder()
-            .method(req.method().clone())
-            .uri(req.uri().clone());
-        if let Some(accept) = req.headers().get(header::ACCEPT) {
-            head = head.header(header::ACCEPT, accept.clone());
-        }
-        let head = head.body(()).map(|r| r.into_parts().0);
+        let head = (
+            req.method().clone(),
+            req.uri().clone(),
+            req.headers().get(header::ACCEPT).cloned(),
+        );
         match upstream
             .forward(
                 req,
@@ -427,10 +439,14 @@ impl Forwarding<'_> {
                     message,
                     cookies: verdict.cookies,
                 };
-                match head {
-                    Ok(parts) => Err(Box::new((r, parts))),
-                    Err(_) => Ok(crate::http_util::json_error(e.status(), code, message)),
+                let (method, uri, accept) = head;
+                let mut parts = http::Request::new(()).into_parts().0;
+                parts.method = method;
+                parts.uri = uri;
+                if let Some(accept) = accept {
+                    parts.headers.insert(header::ACCEPT, accept);
                 }
+                Err(Box::new((r, parts)))
             }
         }
     }

@@ -98,16 +98,16 @@ fn replayable(method: &http::Method) -> bool {
 }
 
 /// Headers that describe one hop and never cross the gateway.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// `[upstreams.NAME]`, validated.
@@ -213,6 +213,8 @@ impl UpstreamError {
 /// One upstream: its settings and pooled client.
 pub struct Upstream {
     pub cfg: UpstreamConfig,
+    /// `scheme://authority` of every request to it, parsed once.
+    origin: Option<(http::uri::Scheme, http::uri::Authority)>,
     client: Client<Connector, Body>,
     /// The same client without a pool: a retry after a stale connection
     /// goes on a fresh connection, never on another idle one.
@@ -247,6 +249,7 @@ impl Upstreams {
                 (
                     name.clone(),
                     Upstream {
+                        origin: origin(&cfg.url),
                         cfg: cfg.clone(),
                         client,
                         fresh,
@@ -361,6 +364,12 @@ impl ClientInfo {
 /// Removes `Connection`-nominated headers, then the hop-by-hop list.
 /// Returns whether the message asked for a protocol upgrade (WebSocket).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    // Most messages carry none of these: one pass over the names (no
+    // lookups, no allocation) settles it. `Connection` is in the list, so a
+    // message without any of them nominates nothing either.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return None;
+    }
     let upgrade_requested = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -396,8 +405,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     for n in nominated {
         headers.remove(n);
     }
-    for n in HOP_BY_HOP {
-        headers.remove(*n);
+    for n in &HOP_BY_HOP {
+        headers.remove(n);
     }
     upgrade
 }
@@ -410,47 +419,55 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 pub fn set_forwarding_headers(
     headers: &mut HeaderMap,
     info: &ClientInfo,
-    host: Option<&str>,
-    request_id: &str,
+    host: Option<HeaderValue>,
+    request_id: &HeaderValue,
 ) {
-    let peer_ip = info.peer.ip().to_string();
-    let prior: Vec<String> = if info.trusted {
-        headers
-            .get_all("x-forwarded-for")
+    let xff = if info.trusted && headers.contains_key(&X_FORWARDED_FOR) {
+        let prior: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
             .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_string))
-            .collect()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), info.peer.ip())).ok()
     } else {
-        Vec::new()
+        Some(ip_value(info.peer.ip()))
     };
-    let xff = if prior.is_empty() {
-        peer_ip
-    } else {
-        format!("{}, {peer_ip}", prior.join(", "))
-    };
-    set(headers, "x-forwarded-for", &xff);
-    if !(info.trusted && headers.contains_key("x-forwarded-proto")) {
-        set(
-            headers,
-            "x-forwarded-proto",
-            if info.tls { "https" } else { "http" },
-        );
+    set(headers, &X_FORWARDED_FOR, xff);
+    if !(info.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = HeaderValue::from_static(if info.tls { "https" } else { "http" });
+        headers.insert(X_FORWARDED_PROTO.clone(), proto);
     }
-    match host {
-        Some(h) => set(headers, "x-forwarded-host", h),
-        None => {
-            headers.remove("x-forwarded-host");
-        }
-    }
-    set(headers, "x-real-ip", &info.client_ip.to_string());
-    set(headers, "x-request-id", request_id);
+    set(headers, &X_FORWARDED_HOST, host);
+    set(headers, &X_REAL_IP, Some(ip_value(info.client_ip)));
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
 }
 
-fn set(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), v);
-    } else {
-        headers.remove(name);
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Request-Id`, to the upstream and on every answer.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// An IP address as a header value, printed without a heap string.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    use std::io::Write as _;
+    let mut buf = [0u8; 45]; // the longest IPv6 text form
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Sets `name` to `value`, or removes it when there is none.
+fn set(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {
+    match value {
+        Some(v) => {
+            headers.insert(name.clone(), v);
+        }
+        None => {
+            headers.remove(name);
+        }
     }
 }
 
@@ -467,13 +484,7 @@ impl Upstream {
         max_body: Option<u64>,
         retries: &prometheus::IntCounter,
     ) -> Result<Response<Body>, UpstreamError> {
-        let base = self.cfg.url.path().trim_end_matches('/');
-        let uri = Uri::builder()
-            .scheme(self.cfg.url.scheme())
-            .authority(authority(&self.cfg.url))
-            .path_and_query(format!("{base}{path_and_query}"))
-            .build()
-            .map_err(UpstreamError::Uri)?;
+        let uri = self.uri(path_and_query)?;
         // A handshake has no body: one with a body would leave the body on
         // a kept-alive connection when the upstream refuses the upgrade.
         let handshake = websocket::Handshake::from_request(&req, upgrade.is_some())
@@ -623,6 +634,39 @@ pub fn connect_refused() -> Response<Body> {
     resp
 }
 
+impl Upstream {
+    /// The upstream URI for `path_and_query`: its origin and base path.
+    fn uri(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        let base = self.cfg.url.path().trim_end_matches('/');
+        let pq = if base.is_empty() {
+            path_and_query.to_owned()
+        } else {
+            format!("{base}{path_and_query}")
+        };
+        let mut builder = Uri::builder();
+        builder = match &self.origin {
+            Some((scheme, authority)) => {
+                builder.scheme(scheme.clone()).authority(authority.clone())
+            }
+            None => builder
+                .scheme(self.cfg.url.scheme())
+                .authority(authority(&self.cfg.url)),
+        };
+        builder
+            .path_and_query(pq)
+            .build()
+            .map_err(UpstreamError::Uri)
+    }
+}
+
+/// An upstream URL's scheme and authority as URI parts (`None` if they do
+/// not parse: every request then fails with the parse error, as a 502).
+fn origin(u: &url::Url) -> Option<(http::uri::Scheme, http::uri::Authority)> {
+    let scheme = u.scheme().parse().ok()?;
+    let authority = authority(u).parse().ok()?;
+    Some((scheme, authority))
+}
+
 fn authority(u: &url::Url) -> String {
     let host = u.host_str().unwrap_or("localhost");
     let host = if host.contains(':') && !host.starts_with('[') {
@@ -637,13 +681,15 @@ fn authority(u: &url::Url) -> String {
 }
 
 /// A body that fails when no frame arrives for `idle` (long downloads and
-/// SSE live as long as bytes keep flowing).
+/// SSE live as long as bytes keep flowing). The timer is armed the first
+/// time the body has to wait: an answer read in one go (most of them)
+/// never touches the timer wheel.
 pub struct IdleTimeout<B> {
     inner: B,
     idle: Duration,
-    /// When the last frame arrived; the timer is re-armed lazily from it.
-    last: tokio::time::Instant,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Once armed: the timer, and when the last frame arrived (the timer
+    /// is re-armed lazily from it).
+    timer: Option<(Pin<Box<tokio::time::Sleep>>, tokio::time::Instant)>,
 }
 
 impl<B> IdleTimeout<B> {
@@ -651,8 +697,7 @@ impl<B> IdleTimeout<B> {
         Self {
             inner,
             idle,
-            last: tokio::time::Instant::now(),
-            timer: Box::pin(tokio::time::sleep(idle)),
+            timer: None,
         }
     }
 }
@@ -676,19 +721,29 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(r) => {
-                this.last = tokio::time::Instant::now();
+                if let Some((_, last)) = &mut this.timer {
+                    *last = tokio::time::Instant::now();
+                }
                 Poll::Ready(r.map(|f| f.map_err(Into::into)))
             }
-            Poll::Pending => loop {
-                if this.timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
+            Poll::Pending => {
+                let idle = this.idle;
+                // Armed at the first wait: every frame so far came without one.
+                let (timer, last) = this.timer.get_or_insert_with(|| {
+                    let now = tokio::time::Instant::now();
+                    (Box::pin(tokio::time::sleep_until(now + idle)), now)
+                });
+                loop {
+                    if timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    let deadline = *last + idle;
+                    if deadline <= tokio::time::Instant::now() {
+                        return Poll::Ready(Some(Err(Box::new(BodyIdleTimeout))));
+                    }
+                    timer.as_mut().reset(deadline);
                 }
-                let deadline = this.last + this.idle;
-                if deadline <= tokio::time::Instant::now() {
-                    return Poll::Ready(Some(Err(Box::new(BodyIdleTimeout))));
-                }
-                this.timer.as_mut().reset(deadline);
-            },
+            }
         }
     }
 

@@ -139,7 +139,6 @@ static JSON: AtomicBool = AtomicBool::new(false);
 
 /// One access-log line: never tokens, cookies, query strings or
 /// claims beyond the user id.
-#[derive(serde::Serialize)]
 pub struct AccessLine<'a> {
     pub request_id: &'a str,
     pub client: std::net::IpAddr,
@@ -177,6 +176,8 @@ pub fn access(line: &AccessLine<'_>) {
         );
         return;
     }
+    /// The same shape as the `tracing` JSON events, in one flat struct
+    /// (serde's `flatten` goes through a generic map serializer).
     #[derive(serde::Serialize)]
     struct Envelope<'a> {
         #[serde(serialize_with = "display")]
@@ -184,8 +185,17 @@ pub fn access(line: &AccessLine<'_>) {
         level: &'static str,
         message: &'static str,
         target: &'static str,
-        #[serde(flatten)]
-        line: &'a AccessLine<'a>,
+        request_id: &'a str,
+        client: std::net::IpAddr,
+        method: &'a str,
+        path: &'a str,
+        route: &'a str,
+        decision: &'a str,
+        reason: &'a str,
+        user: &'a str,
+        status: u16,
+        upstream_status: u16,
+        latency_ms: f64,
     }
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -198,7 +208,17 @@ pub fn access(line: &AccessLine<'_>) {
             level: "INFO",
             message: "request",
             target: "portcullis::access",
-            line,
+            request_id: line.request_id,
+            client: line.client,
+            method: line.method,
+            path: line.path,
+            route: line.route,
+            decision: line.decision,
+            reason: line.reason,
+            user: line.user,
+            status: line.status,
+            upstream_status: line.upstream_status,
+            latency_ms: line.latency_ms,
         };
         if serde_json::to_writer(&mut *buf, &env).is_ok() {
             buf.push(b'\n');

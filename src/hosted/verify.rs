@@ -26,12 +26,12 @@ struct Original {
     host: Option<String>,
 }
 
-pub async fn handle(
+pub async fn handle<'g>(
     state: &AppState,
-    generation: &Generation,
+    generation: &'g Generation,
     req: Request<Incoming>,
     info: &ClientInfo,
-    log: &mut AccessLog,
+    log: &mut AccessLog<'g>,
 ) -> Response<Body> {
     let cfg = &generation.config;
     let mode = cfg.forward_auth.mode;
@@ -72,7 +72,7 @@ async fn decide<'g>(
     req: &Request<Incoming>,
     info: &ClientInfo,
     original: Option<Original>,
-    log: &mut AccessLog,
+    log: &mut AccessLog<'g>,
 ) -> Result<Option<Verdict<'g>>, Reject> {
     let cfg = &generation.config;
     if !cfg
@@ -122,7 +122,7 @@ async fn decide<'g>(
     }
     let verdict = crate::decide::decide(state, generation, &facts).await;
     if let Ok(t) = crate::decide::route(generation, &facts) {
-        log.route = t.name().to_owned();
+        log.route = t.name();
     }
     verdict.map(Some)
 }

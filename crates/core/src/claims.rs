@@ -7,18 +7,63 @@
 //! treated as absent (never substring-matched), and a tenant that is only the
 //! `dct` grants membership but no tenant roles or permissions.
 
+use std::sync::OnceLock;
+
+use http::{HeaderName, HeaderValue};
 use serde_json::{Map, Value};
 
 /// The claims of a verified Descope JWT.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Claims {
     map: Map<String, Value>,
+    /// The identity headers last computed from these claims (see
+    /// [`crate::identity::IdentityHeaders::inject`]): a cached session's
+    /// headers are built once, not on every request.
+    headers: OnceLock<HeaderMemo>,
+}
+
+/// Identity header values computed for one header configuration and tenant.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderMemo {
+    /// [`crate::identity::IdentityHeaders`]' instance id.
+    pub config: u64,
+    pub tenant: Option<String>,
+    pub values: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Claims are equal when their claim sets are (the memo is derived).
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.map == other.map
+    }
 }
 
 impl Claims {
     /// Wraps a verified claim set. Callers must have verified the signature.
     pub fn from_verified(map: Map<String, Value>) -> Self {
-        Self { map }
+        Self {
+            map,
+            headers: OnceLock::new(),
+        }
+    }
+
+    /// The memoised identity headers for `config` and `tenant`, if these
+    /// are the ones computed first.
+    pub(crate) fn header_memo(
+        &self,
+        config: u64,
+        tenant: Option<&str>,
+    ) -> Option<&[(HeaderName, HeaderValue)]> {
+        self.headers
+            .get()
+            .filter(|m| m.config == config && m.tenant.as_deref() == tenant)
+            .map(|m| m.values.as_slice())
+    }
+
+    /// Keeps the first computed identity headers (later ones, for another
+    /// tenant or after a reload, are computed per request).
+    pub(crate) fn remember_headers(&self, memo: HeaderMemo) {
+        let _ = self.headers.set(memo);
     }
 
     /// The raw claim map (for `/me` and `[identity.headers]`).

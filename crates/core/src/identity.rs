@@ -154,6 +154,9 @@ pub fn normalize_name(name: &str) -> String {
 /// Compiled strip/inject rules for one config generation.
 #[derive(Debug)]
 pub struct IdentityHeaders {
+    /// Unique per instance (per configuration generation): keys the
+    /// per-session header memo in [`Claims`].
+    id: u64,
     preset: Preset,
     strip_exact: HashSet<String>,
     extra: Vec<(HeaderName, String)>,
@@ -193,7 +196,9 @@ impl IdentityHeaders {
         if let Some(a) = &cfg.assertion {
             all_names.push(a.header.clone());
         }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Self {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             preset: cfg.preset,
             strip_exact,
             extra: cfg.extra_headers.clone(),
@@ -302,11 +307,24 @@ impl IdentityHeaders {
     /// inbound ones first, with every other special header, in
     /// `inbound::scrub`).
     pub fn inject(&self, headers: &mut HeaderMap, identity: Option<(&Claims, Option<&str>)>) {
-        if let Some((claims, tenant)) = identity {
-            for (h, v) in self.values(claims, tenant) {
-                headers.insert(h, v);
+        let Some((claims, tenant)) = identity else {
+            return;
+        };
+        if let Some(values) = claims.header_memo(self.id, tenant) {
+            for (h, v) in values {
+                headers.insert(h.clone(), v.clone());
             }
+            return;
         }
+        let values = self.values(claims, tenant);
+        for (h, v) in &values {
+            headers.insert(h.clone(), v.clone());
+        }
+        claims.remember_headers(crate::claims::HeaderMemo {
+            config: self.id,
+            tenant: tenant.map(str::to_owned),
+            values,
+        });
     }
 }
 
@@ -415,6 +433,46 @@ mod tests {
         assert_eq!(h["x-auth-tenant"], "T1");
         assert_eq!(h["x-auth-tenant-roles"], "owner");
         assert_eq!(h["x-employee-id"], "42");
+    }
+
+    /// The per-session memo never hands one tenant's, configuration's or
+    /// session's headers to another.
+    #[test]
+    fn memoised_headers_follow_the_tenant_the_configuration_and_the_session() {
+        let id = IdentityHeaders::new(&cfg(Preset::Portcullis));
+        let c = claims();
+        let injected = |id: &IdentityHeaders, c: &Claims, tenant: Option<&str>| {
+            let mut h = HeaderMap::new();
+            id.apply(&mut h, Some((c, tenant)));
+            h
+        };
+        let first = injected(&id, &c, Some("T1"));
+        assert_eq!(first["x-auth-tenant"], "T1");
+        // Served from the memo: the same headers.
+        assert_eq!(injected(&id, &c, Some("T1")), first);
+        // Another tenant (or none) on the same session: computed for it.
+        let other = injected(&id, &c, Some("T9"));
+        assert_eq!(other["x-auth-tenant"], "T9");
+        assert_eq!(other["x-auth-tenant-roles"], "");
+        assert!(!injected(&id, &c, None).contains_key("x-auth-tenant"));
+        // Another configuration (a reload): its own preset's headers.
+        let h = injected(
+            &IdentityHeaders::new(&cfg(Preset::OAuth2Proxy)),
+            &c,
+            Some("T1"),
+        );
+        assert_eq!(h["x-forwarded-user"], "U1");
+        assert!(!h.contains_key("x-auth-user-id"));
+        // Another session under the first configuration: its own claims.
+        let bob = match json!({"sub": "U2", "roles": ["viewer"]}) {
+            serde_json::Value::Object(m) => Claims::from_verified(m),
+            _ => unreachable!(),
+        };
+        let h = injected(&id, &bob, Some("T1"));
+        assert_eq!(h["x-auth-user-id"], "U2");
+        assert_eq!(h["x-auth-roles"], "viewer");
+        assert!(!h.contains_key("x-auth-email"));
+        assert_eq!(injected(&id, &c, Some("T1")), first);
     }
 
     #[test]
