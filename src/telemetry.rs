@@ -176,55 +176,91 @@ pub fn access(line: &AccessLine<'_>) {
         );
         return;
     }
-    /// The same shape as the `tracing` JSON events, in one flat struct
-    /// (serde's `flatten` goes through a generic map serializer).
-    #[derive(serde::Serialize)]
-    struct Envelope<'a> {
-        #[serde(serialize_with = "display")]
-        timestamp: humantime::Rfc3339Timestamp,
-        level: &'static str,
-        message: &'static str,
-        target: &'static str,
-        request_id: &'a str,
-        client: std::net::IpAddr,
-        method: &'a str,
-        path: &'a str,
-        route: &'a str,
-        decision: &'a str,
-        reason: &'a str,
-        user: &'a str,
-        status: u16,
-        upstream_status: u16,
-        latency_ms: f64,
-    }
     thread_local! {
-        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        static BUF: std::cell::RefCell<(Vec<u8>, Clock)> =
+            const { std::cell::RefCell::new((Vec::new(), Clock { second: u64::MAX, text: [0; 19] })) };
     }
-    BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
+    BUF.with(|cell| {
+        let (buf, clock) = &mut *cell.borrow_mut();
         buf.clear();
-        let env = Envelope {
-            timestamp: humantime::format_rfc3339_micros(std::time::SystemTime::now()),
-            level: "INFO",
-            message: "request",
-            target: "portcullis::access",
-            request_id: line.request_id,
-            client: line.client,
-            method: line.method,
-            path: line.path,
-            route: line.route,
-            decision: line.decision,
-            reason: line.reason,
-            user: line.user,
-            status: line.status,
-            upstream_status: line.upstream_status,
-            latency_ms: line.latency_ms,
-        };
-        if serde_json::to_writer(&mut *buf, &env).is_ok() {
-            buf.push(b'\n');
-            write_line(&buf);
-        }
+        access_json(line, std::time::SystemTime::now(), clock, buf);
+        write_line(buf);
     });
+}
+
+/// The date and time to the second, formatted once per second.
+struct Clock {
+    second: u64,
+    /// `YYYY-MM-DDTHH:MM:SS`
+    text: [u8; 19],
+}
+
+/// One access line as JSON, the same shape as the `tracing` JSON events
+/// (`timestamp`, `level`, `message`, `target`, then the fields), ending in
+/// a newline. Keys are constants; string values are copied as they are
+/// when they need no escaping (the common case) and escaped by serde_json
+/// otherwise.
+fn access_json(
+    line: &AccessLine<'_>,
+    now: std::time::SystemTime,
+    clock: &mut Clock,
+    buf: &mut Vec<u8>,
+) {
+    use std::io::Write as _;
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if since.as_secs() != clock.second {
+        clock.second = since.as_secs();
+        let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs());
+        let text = humantime::format_rfc3339_seconds(whole).to_string();
+        if let Some(t) = text.as_bytes().get(..19) {
+            clock.text.copy_from_slice(t);
+        }
+    }
+    buf.extend_from_slice(b"{\"timestamp\":\"");
+    buf.extend_from_slice(&clock.text);
+    let _ = write!(buf, ".{:06}Z", since.subsec_micros());
+    buf.extend_from_slice(
+        b"\",\"level\":\"INFO\",\"message\":\"request\",\"target\":\"portcullis::access\"",
+    );
+    let field = |buf: &mut Vec<u8>, key: &str, value: &str| {
+        buf.extend_from_slice(b",\"");
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(b"\":");
+        json_str(buf, value);
+    };
+    field(buf, "request_id", line.request_id);
+    let _ = write!(buf, ",\"client\":\"{}\"", line.client);
+    field(buf, "method", line.method);
+    field(buf, "path", line.path);
+    field(buf, "route", line.route);
+    field(buf, "decision", line.decision);
+    field(buf, "reason", line.reason);
+    field(buf, "user", line.user);
+    let _ = write!(
+        buf,
+        ",\"status\":{},\"upstream_status\":{},\"latency_ms\":",
+        line.status, line.upstream_status
+    );
+    if serde_json::to_writer(&mut *buf, &line.latency_ms).is_err() {
+        buf.extend_from_slice(b"null");
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+/// A JSON string: copied when nothing in it needs escaping, else escaped by
+/// serde_json.
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else if serde_json::to_writer(&mut *buf, s).is_err() {
+        buf.extend_from_slice(b"\"\"");
+    }
 }
 
 /// Hands one finished line to the writer thread (stderr directly when
@@ -236,10 +272,6 @@ fn write_line(line: &[u8]) {
             let _ = std::io::stderr().lock().write_all(line);
         }
     }
-}
-
-fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(v)
 }
 
 /// Installs the global subscriber writing through the batching writer.
@@ -278,4 +310,71 @@ pub fn init() -> LogGuard {
         builder.try_init()
     };
     LogGuard(writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(path: &'a str, user: &'a str) -> AccessLine<'a> {
+        AccessLine {
+            request_id: "0123abcd",
+            client: "2001:db8::1".parse().unwrap(),
+            method: "GET",
+            path,
+            route: "app",
+            decision: "allowed",
+            reason: "",
+            user,
+            status: 200,
+            upstream_status: 204,
+            latency_ms: 1.25,
+        }
+    }
+
+    fn render(
+        l: &AccessLine<'_>,
+        now: std::time::SystemTime,
+        clock: &mut Clock,
+    ) -> serde_json::Value {
+        let mut buf = Vec::new();
+        access_json(l, now, clock, &mut buf);
+        assert_eq!(buf.last(), Some(&b'\n'), "one line");
+        assert_eq!(
+            buf.iter().filter(|b| **b == b'\n').count(),
+            1,
+            "exactly one line"
+        );
+        serde_json::from_slice(&buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn access_lines_are_json_with_every_field_and_hostile_values_escaped() {
+        let mut clock = Clock {
+            second: u64::MAX,
+            text: [0; 19],
+        };
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_700_000_123_456);
+        let hostile = "/a\"b\\c\n\u{1}é\u{7f}";
+        let v = render(&line(hostile, "U\"1\r\n{\"x\":1}"), now, &mut clock);
+        assert_eq!(v["timestamp"], "2025-12-02T18:26:40.123456Z");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["message"], "request");
+        assert_eq!(v["target"], "portcullis::access");
+        assert_eq!(v["request_id"], "0123abcd");
+        assert_eq!(v["client"], "2001:db8::1");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["path"], hostile);
+        assert_eq!(v["route"], "app");
+        assert_eq!(v["decision"], "allowed");
+        assert_eq!(v["reason"], "");
+        assert_eq!(v["user"], "U\"1\r\n{\"x\":1}");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["upstream_status"], 204);
+        assert_eq!(v["latency_ms"], 1.25);
+        // The cached second moves on with the clock.
+        let later = now + std::time::Duration::from_secs(61);
+        let v = render(&line("/", "-"), later, &mut clock);
+        assert_eq!(v["timestamp"], "2025-12-02T18:27:41.123456Z");
+    }
 }
