@@ -232,31 +232,38 @@ fn forward_path(target: &Target<'_>, canon: &CanonicalPath, query: Option<&str>)
     p
 }
 
-/// Removes the gateway's own cookies from `Cookie` (all `Cookie` headers).
+/// Removes the gateway's own cookies from `Cookie` (all `Cookie` headers,
+/// merged into one). A single `Cookie` header without any of them is left
+/// as it came.
 pub fn strip_gateway_cookies(generation: &Generation, headers: &mut HeaderMap) {
     let cookies = &generation.config.session.cookies;
-    let values: Vec<String> = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok().map(str::to_string))
-        .collect();
-    if values.is_empty() {
+    let mut kept = String::new();
+    let mut changed = false;
+    let mut count = 0;
+    for v in headers.get_all(header::COOKIE) {
+        count += 1;
+        let Ok(v) = v.to_str() else {
+            changed = true;
+            continue;
+        };
+        for pair in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n).trim();
+            if cookies.is_gateway_cookie(name) {
+                changed = true;
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
+    }
+    if count == 0 || (count == 1 && !changed) {
         return;
     }
     headers.remove(header::COOKIE);
-    let kept: Vec<String> = values
-        .iter()
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .filter(|pair| {
-            let name = pair.split_once('=').map_or(*pair, |(n, _)| n).trim();
-            !cookies.is_gateway_cookie(name)
-        })
-        .map(str::to_string)
-        .collect();
     if !kept.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+        && let Ok(v) = HeaderValue::from_str(&kept)
     {
         headers.insert(header::COOKIE, v);
     }

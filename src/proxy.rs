@@ -449,14 +449,26 @@ static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `X-Request-Id`, to the upstream and on every answer.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// An IP address as a header value, printed without a heap string.
+/// An IP address as a header value. The last one printed is kept per
+/// thread: a connection's requests (and `X-Forwarded-For` beside
+/// `X-Real-IP`) print the same address again and again.
 fn ip_value(ip: IpAddr) -> HeaderValue {
-    use std::io::Write as _;
-    let mut buf = [0u8; 45]; // the longest IPv6 text form
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(cursor, "{ip}");
-    let len = usize::try_from(cursor.position()).unwrap_or(0);
-    HeaderValue::from_bytes(&buf[..len]).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, v)) = &*last
+            && *cached == ip
+        {
+            return v.clone();
+        }
+        let v = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        *last = Some((ip, v.clone()));
+        v
+    })
 }
 
 /// Sets `name` to `value`, or removes it when there is none.

@@ -23,8 +23,6 @@
 //! is accepted here and recorded; the pipeline refuses it unless the matched
 //! route has `allow_encoded_slash`.
 
-use std::fmt::Write as _;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// Bytes written as-is in a forwarded segment name: RFC 3986 `pchar` minus `;`
@@ -241,9 +239,11 @@ impl CanonicalPath {
         let mut out = String::with_capacity(self.match_path.len() + 16);
         for s in &self.segments {
             out.push('/');
-            // Writing into a String cannot fail.
-            let _ = write!(out, "{}", utf8_percent_encode(&s.decoded, NAME_ENCODE));
-            let _ = write!(out, "{}", utf8_percent_encode(&s.params, PARAMS_ENCODE));
+            // The encoder's chunks pushed directly (no formatting machinery).
+            out.extend(utf8_percent_encode(&s.decoded, NAME_ENCODE));
+            if !s.params.is_empty() {
+                out.extend(utf8_percent_encode(&s.params, PARAMS_ENCODE));
+            }
         }
         if self.trailing_slash {
             out.push('/');
