@@ -422,15 +422,21 @@ pub fn set_forwarding_headers(
     host: Option<HeaderValue>,
     request_id: &HeaderValue,
 ) {
-    let xff = if info.trusted && headers.contains_key(&X_FORWARDED_FOR) {
-        let prior: Vec<&str> = headers
+    let prior: Vec<&str> = if info.trusted {
+        headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
-        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), info.peer.ip())).ok()
+            .collect()
     } else {
+        Vec::new()
+    };
+    // A trusted proxy's chain (its readable values) is extended; otherwise
+    // the chain starts at the peer.
+    let xff = if prior.is_empty() {
         Some(ip_value(info.peer.ip()))
+    } else {
+        HeaderValue::from_str(&format!("{}, {}", prior.join(", "), info.peer.ip())).ok()
     };
     set(headers, &X_FORWARDED_FOR, xff);
     if !(info.trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
@@ -769,3 +775,60 @@ where
 }
 
 use std::future::Future as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(trusted: bool) -> ClientInfo {
+        ClientInfo {
+            peer: "10.0.0.2:4000".parse().unwrap(),
+            trusted,
+            client_ip: "203.0.113.7".parse().unwrap(),
+            tls: false,
+        }
+    }
+
+    fn forwarded(trusted: bool, prior: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for p in prior {
+            h.append(&X_FORWARDED_FOR, HeaderValue::from_bytes(p).unwrap());
+        }
+        let id = HeaderValue::from_static("rid");
+        set_forwarding_headers(
+            &mut h,
+            &info(trusted),
+            Some(HeaderValue::from_static("app.test")),
+            &id,
+        );
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_extend_only_a_trusted_chain() {
+        let h = forwarded(true, &[b"198.51.100.1", b"203.0.113.7"]);
+        assert_eq!(h[&X_FORWARDED_FOR], "198.51.100.1, 203.0.113.7, 10.0.0.2");
+        assert_eq!(h[&X_REAL_IP], "203.0.113.7");
+        assert_eq!(h[&X_FORWARDED_HOST], "app.test");
+        assert_eq!(h[&X_REQUEST_ID], "rid");
+        assert_eq!(h[&X_FORWARDED_PROTO], "http");
+        // An untrusted peer's chain is not extended (scrub removed it before;
+        // here it is simply replaced).
+        assert_eq!(
+            forwarded(false, &[b"198.51.100.1"])[&X_FORWARDED_FOR],
+            "10.0.0.2"
+        );
+        // A trusted chain with nothing readable starts at the peer.
+        assert_eq!(
+            forwarded(true, &[b"\xff\xfe"])[&X_FORWARDED_FOR],
+            "10.0.0.2"
+        );
+        // The peer's cached value never leaks to another peer.
+        let mut other = info(false);
+        other.peer = "[2001:db8::9]:1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        set_forwarding_headers(&mut h, &other, None, &HeaderValue::from_static("r"));
+        assert_eq!(h[&X_FORWARDED_FOR], "2001:db8::9");
+        assert!(!h.contains_key(&X_FORWARDED_HOST));
+    }
+}
