@@ -164,20 +164,22 @@ pub async fn serve(
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let idle = server_cfg.idle_timeout;
         let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let tls_on = acceptor.is_some();
-            let svc = service_fn(move |req: hyper::Request<Incoming>| {
-                let state = state.clone();
-                async move {
-                    Ok::<_, std::convert::Infallible>(
-                        crate::pipeline::handle(state, req, peer, tls_on).await,
-                    )
-                }
-            });
-            match acceptor {
-                Some(acc) => {
+        let tls_on = acceptor.is_some();
+        // hyper keeps room for one request future per connection for the
+        // connection's whole life; boxed, that room is one pointer, and the
+        // request's state exists only while the request does.
+        let svc = service_fn(move |req: hyper::Request<Incoming>| {
+            let state = state.clone();
+            Box::pin(async move {
+                Ok::<_, std::convert::Infallible>(
+                    crate::pipeline::handle(state, req, peer, tls_on).await,
+                )
+            })
+        });
+        match acceptor.clone() {
+            Some(acc) => {
+                tokio::spawn(async move {
+                    let _permit = permit;
                     let Ok(Ok(tls_stream)) =
                         tokio::time::timeout(idle.min(Duration::from_secs(10)), acc.accept(stream))
                             .await
@@ -187,14 +189,20 @@ pub async fn serve(
                     let io = crate::server::IdleIo::new(TokioIo::new(tls_stream), idle);
                     let conn = builder.serve_connection_with_upgrades(io, svc);
                     let _ = watcher.watch(conn.into_owned()).await;
-                }
-                None => {
-                    let io = crate::server::IdleIo::new(TokioIo::new(stream), idle);
-                    let conn = builder.serve_connection_with_upgrades(io, svc);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
+                });
             }
-        });
+            None => {
+                // Built before the spawn: the task holds the connection
+                // alone, not the builder and the handshake's state as well.
+                let io = crate::server::IdleIo::new(TokioIo::new(stream), idle);
+                let conn =
+                    watcher.watch(builder.serve_connection_with_upgrades(io, svc).into_owned());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _ = conn.await;
+                });
+            }
+        }
     }
     drop(listener);
     let grace = state.current().config.server.shutdown_grace;
