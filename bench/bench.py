@@ -19,6 +19,9 @@ Targets, each driven by `wrk -t1 -c64 -dDURATION --latency`:
   portcullis-public Portcullis, a route with access = "public"
   portcullis-auth   Portcullis, an authenticated route with a valid DS cookie
                     (verified once, then served from the claims cache)
+  hyper-floor(+cookie)  a proxy that only proxies, on the gateway's own stack
+                    (hyper + hyper-util client, current-thread tokio,
+                    mimalloc; crates/bench-floor): what hyper allows here
 
 Portcullis runs in its default configuration (access log on, JSON to a
 file as in a container) beside nginx with its access log on (buffered); the
@@ -509,6 +512,19 @@ def main() -> int:
         else:
             log("haproxy not installed (or SKIP_HAPROXY=1): skipped")
 
+        # --- the hyper floor: the gateway's stack with nothing but proxying ---
+        floor = os.environ.get("FLOOR_BIN") or ""
+        floor_port = 0
+        floor_proc = None
+        if floor:
+            floor_port = free_port()
+            floor_proc = procs.start(
+                "hyper-floor", [floor, f"127.0.0.1:{floor_port}", f"127.0.0.1:{up_port}"], PROXY_CPU, scratch
+            )
+            wait_http(f"http://127.0.0.1:{floor_port}/app/x", floor_proc, "hyper-floor")
+        else:
+            log("FLOOR_BIN not set: hyper-floor rows skipped")
+
         # --- Portcullis: default configuration (access log on, to a file) ----
         token = None
         cold: list[tuple[str, Target]] = []
@@ -537,6 +553,11 @@ def main() -> int:
                 Target("portcullis-public-nolog", f"http://127.0.0.1:{gw_off_port}/public/x", gw_off.pid, note="access log off"),
                 Target("portcullis-auth-nolog", f"http://127.0.0.1:{gw_off_port}/app/x", gw_off.pid, headers=[cookie], note="access log off"),
             ]
+            if floor_proc is not None:
+                targets += [
+                    Target("hyper-floor", f"http://127.0.0.1:{floor_port}/public/x", floor_proc.pid, note="proxying only, no log (crates/bench-floor)"),
+                    Target("hyper-floor+cookie", f"http://127.0.0.1:{floor_port}/app/x", floor_proc.pid, headers=[cookie], note="proxying only, same header, no auth work"),
+                ]
             check_portcullis(gw_port, up_port, cookie, gw)
 
             # Cold path: a new token on every request (RS256; ES256 on its own emulator + gateway).
@@ -597,7 +618,10 @@ def main() -> int:
 
         # --- 10,000 idle keep-alive connections: RSS --------------------------
         if IDLE and gateway and (not ONLY or "idle" in ONLY):
-            for name, port, pid in (("nginx", ngx_port, ngx.pid), ("portcullis", gw_port, gw.pid)):
+            idle_targets = [("nginx", ngx_port, ngx.pid), ("portcullis", gw_port, gw.pid)]
+            if floor_proc is not None:
+                idle_targets.append(("hyper-floor", floor_port, floor_proc.pid))
+            for name, port, pid in idle_targets:
                 path = "/app/x" if name == "nginx" else "/public/x"
                 extra_rows.append(idle_row(name, port, path, pid))
 
@@ -762,6 +786,8 @@ REFERENCE = {
     "portcullis-auth-nolog": "nginx-nolog+cookie",
     "portcullis-cold-rs256": "nginx+cookie",
     "portcullis-cold-es384": "nginx+cookie",
+    "hyper-floor": "nginx-nolog",
+    "hyper-floor+cookie": "nginx-nolog+cookie",
 }
 
 
