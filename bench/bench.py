@@ -839,7 +839,9 @@ def report(targets: list[Target], extra_rows: list[list[str]]) -> None:
     for a, b, what in ((auth, auth_off, "auth"), (pub, pub_off, "public")):
         if a and b and a.best() and b.best():
             cost = 1 - a.best().rps / b.best().rps
-            print(f"access log cost ({what}): {cost * 100:+.1f}% of throughput (log on vs off, same binary)")
+            on, off = a.best().cpu_us_per_req, b.best().cpu_us_per_req
+            cpu = f"; {(on / off - 1) * 100:+.1f}% CPU per request (steadier)" if on and off else ""
+            print(f"access log cost ({what}): {cost * 100:+.1f}% of throughput{cpu} (log on vs off, same binary)")
     if extra_rows:
         print()
         for r in extra_rows:
