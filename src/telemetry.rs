@@ -178,7 +178,7 @@ pub fn access(line: &AccessLine<'_>) {
     }
     thread_local! {
         static BUF: std::cell::RefCell<(Vec<u8>, Clock)> =
-            const { std::cell::RefCell::new((Vec::new(), Clock { second: u64::MAX, text: [0; 19] })) };
+            const { std::cell::RefCell::new((Vec::new(), Clock::new())) };
     }
     BUF.with(|cell| {
         let (buf, clock) = &mut *cell.borrow_mut();
@@ -188,11 +188,36 @@ pub fn access(line: &AccessLine<'_>) {
     });
 }
 
-/// The date and time to the second, formatted once per second.
+/// Per-thread formatting state: the date and time to the second,
+/// formatted once per second, and the last client address printed (a
+/// connection's requests print the same one again and again).
 struct Clock {
     second: u64,
     /// `YYYY-MM-DDTHH:MM:SS`
     text: [u8; 19],
+    client: Option<(std::net::IpAddr, String)>,
+}
+
+impl Clock {
+    const fn new() -> Self {
+        Self {
+            second: u64::MAX,
+            text: [0; 19],
+            client: None,
+        }
+    }
+}
+
+/// Appends `n` in decimal, at least `width` digits (zero-padded).
+fn push_decimal(buf: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    while n > 0 || digits.len() - at < width.max(1) {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    buf.extend_from_slice(&digits[at..]);
 }
 
 /// One access line as JSON, the same shape as the `tracing` JSON events
@@ -206,7 +231,6 @@ fn access_json(
     clock: &mut Clock,
     buf: &mut Vec<u8>,
 ) {
-    use std::io::Write as _;
     let since = now
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
@@ -220,7 +244,9 @@ fn access_json(
     }
     buf.extend_from_slice(b"{\"timestamp\":\"");
     buf.extend_from_slice(&clock.text);
-    let _ = write!(buf, ".{:06}Z", since.subsec_micros());
+    buf.push(b'.');
+    push_decimal(buf, u64::from(since.subsec_micros()), 6);
+    buf.push(b'Z');
     buf.extend_from_slice(
         b"\",\"level\":\"INFO\",\"message\":\"request\",\"target\":\"portcullis::access\"",
     );
@@ -231,19 +257,36 @@ fn access_json(
         json_str(buf, value);
     };
     field(buf, "request_id", line.request_id);
-    let _ = write!(buf, ",\"client\":\"{}\"", line.client);
+    if clock
+        .client
+        .as_ref()
+        .is_none_or(|(ip, _)| *ip != line.client)
+    {
+        clock.client = Some((line.client, line.client.to_string()));
+    }
+    if let Some((_, text)) = &clock.client {
+        buf.extend_from_slice(b",\"client\":\"");
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    }
     field(buf, "method", line.method);
     field(buf, "path", line.path);
     field(buf, "route", line.route);
     field(buf, "decision", line.decision);
     field(buf, "reason", line.reason);
     field(buf, "user", line.user);
-    let _ = write!(
-        buf,
-        ",\"status\":{},\"upstream_status\":{},\"latency_ms\":",
-        line.status, line.upstream_status
-    );
-    if serde_json::to_writer(&mut *buf, &line.latency_ms).is_err() {
+    buf.extend_from_slice(b",\"status\":");
+    push_decimal(buf, u64::from(line.status), 1);
+    buf.extend_from_slice(b",\"upstream_status\":");
+    push_decimal(buf, u64::from(line.upstream_status), 1);
+    // Milliseconds to the microsecond: `0.954`, not `0.9536370000000001`.
+    buf.extend_from_slice(b",\"latency_ms\":");
+    if line.latency_ms.is_finite() && line.latency_ms >= 0.0 {
+        let micros = (line.latency_ms * 1000.0).round() as u64;
+        push_decimal(buf, micros / 1000, 1);
+        buf.push(b'.');
+        push_decimal(buf, micros % 1000, 3);
+    } else {
         buf.extend_from_slice(b"null");
     }
     buf.extend_from_slice(b"}\n");
@@ -350,10 +393,7 @@ mod tests {
 
     #[test]
     fn access_lines_are_json_with_every_field_and_hostile_values_escaped() {
-        let mut clock = Clock {
-            second: u64::MAX,
-            text: [0; 19],
-        };
+        let mut clock = Clock::new();
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_764_700_000_123_456);
         let hostile = "/a\"b\\c\n\u{1}é\u{7f}";
         let v = render(&line(hostile, "U\"1\r\n{\"x\":1}"), now, &mut clock);
@@ -376,5 +416,68 @@ mod tests {
         let later = now + std::time::Duration::from_secs(61);
         let v = render(&line("/", "-"), later, &mut clock);
         assert_eq!(v["timestamp"], "2025-12-02T18:27:41.123456Z");
+    }
+
+    #[test]
+    fn access_line_numbers_and_client_are_printed_exactly() {
+        let mut clock = Clock::new();
+        let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_700_000);
+        let text = |l: &AccessLine<'_>, now, clock: &mut Clock| {
+            let mut buf = Vec::new();
+            access_json(l, now, clock, &mut buf);
+            String::from_utf8(buf).expect("UTF-8")
+        };
+        let mut l = line("/", "-");
+        for (micros, latency, want_time, want_latency) in [
+            (0, 0.0, ".000000Z", "\"latency_ms\":0.000}"),
+            (
+                42,
+                0.953_637_000_000_000_1,
+                ".000042Z",
+                "\"latency_ms\":0.954}",
+            ),
+            (
+                999_999,
+                12_345.678_9,
+                ".999999Z",
+                "\"latency_ms\":12345.679}",
+            ),
+            (500_000, 2.5, ".500000Z", "\"latency_ms\":2.500}"),
+            (7, f64::NAN, ".000007Z", "\"latency_ms\":null}"),
+        ] {
+            l.latency_ms = latency;
+            let t = text(
+                &l,
+                start + std::time::Duration::from_micros(micros),
+                &mut clock,
+            );
+            assert!(t.contains(want_time), "{t}");
+            assert!(t.trim_end().ends_with(want_latency), "{t}");
+            let v: serde_json::Value = serde_json::from_str(&t).expect("valid JSON");
+            assert_eq!(v["status"], 200);
+            assert_eq!(v["upstream_status"], 204);
+        }
+        l.latency_ms = 1.0;
+        for (status, upstream) in [(0u16, 0u16), (9, 10), (100, 599), (u16::MAX, 1)] {
+            l.status = status;
+            l.upstream_status = upstream;
+            let v: serde_json::Value =
+                serde_json::from_str(&text(&l, start, &mut clock)).expect("valid JSON");
+            assert_eq!(v["status"], status);
+            assert_eq!(v["upstream_status"], upstream);
+        }
+        // The cached client text follows the address.
+        for ip in [
+            "2001:db8::1",
+            "192.0.2.7",
+            "192.0.2.7",
+            "::1",
+            "2001:db8::1",
+        ] {
+            l.client = ip.parse().expect("an address");
+            let v: serde_json::Value =
+                serde_json::from_str(&text(&l, start, &mut clock)).expect("valid JSON");
+            assert_eq!(v["client"], ip);
+        }
     }
 }
