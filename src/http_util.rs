@@ -114,3 +114,26 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+/// An IP address as a header value (also the access log's `client`). The
+/// last one printed is kept per thread: a connection's requests (and
+/// `X-Forwarded-For` beside `X-Real-IP` and the log line) print the same
+/// address again and again.
+pub fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, v)) = &*last
+            && *cached == ip
+        {
+            return v.clone();
+        }
+        let v = HeaderValue::from_str(&ip.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+        *last = Some((ip, v.clone()));
+        v
+    })
+}

@@ -47,7 +47,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use ipnet::IpNet;
 
-use crate::http_util::{Body, BoxError};
+use crate::http_util::{Body, BoxError, ip_value};
 
 mod body;
 mod conn;
@@ -454,28 +454,6 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `X-Request-Id`, to the upstream and on every answer.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// An IP address as a header value. The last one printed is kept per
-/// thread: a connection's requests (and `X-Forwarded-For` beside
-/// `X-Real-IP`) print the same address again and again.
-fn ip_value(ip: IpAddr) -> HeaderValue {
-    thread_local! {
-        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
-            const { std::cell::RefCell::new(None) };
-    }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if let Some((cached, v)) = &*last
-            && *cached == ip
-        {
-            return v.clone();
-        }
-        let v = HeaderValue::from_str(&ip.to_string())
-            .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-        *last = Some((ip, v.clone()));
-        v
-    })
-}
 
 /// Sets `name` to `value`, or removes it when there is none.
 fn set(headers: &mut HeaderMap, name: &HeaderName, value: Option<HeaderValue>) {

@@ -188,14 +188,11 @@ pub fn access(line: &AccessLine<'_>) {
     });
 }
 
-/// Per-thread formatting state: the date and time to the second,
-/// formatted once per second, and the last client address printed (a
-/// connection's requests print the same one again and again).
+/// The date and time to the second, formatted once per second.
 struct Clock {
     second: u64,
     /// `YYYY-MM-DDTHH:MM:SS`
     text: [u8; 19],
-    client: Option<(std::net::IpAddr, String)>,
 }
 
 impl Clock {
@@ -203,7 +200,6 @@ impl Clock {
         Self {
             second: u64::MAX,
             text: [0; 19],
-            client: None,
         }
     }
 }
@@ -257,18 +253,9 @@ fn access_json(
         json_str(buf, value);
     };
     field(buf, "request_id", line.request_id);
-    if clock
-        .client
-        .as_ref()
-        .is_none_or(|(ip, _)| *ip != line.client)
-    {
-        clock.client = Some((line.client, line.client.to_string()));
-    }
-    if let Some((_, text)) = &clock.client {
-        buf.extend_from_slice(b",\"client\":\"");
-        buf.extend_from_slice(text.as_bytes());
-        buf.push(b'"');
-    }
+    buf.extend_from_slice(b",\"client\":\"");
+    buf.extend_from_slice(crate::http_util::ip_value(line.client).as_bytes());
+    buf.push(b'"');
     field(buf, "method", line.method);
     field(buf, "path", line.path);
     field(buf, "route", line.route);
@@ -466,7 +453,7 @@ mod tests {
             assert_eq!(v["status"], status);
             assert_eq!(v["upstream_status"], upstream);
         }
-        // The cached client text follows the address.
+        // The per-thread address text follows the address.
         for ip in [
             "2001:db8::1",
             "192.0.2.7",
