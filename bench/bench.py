@@ -355,7 +355,9 @@ def mint_session(emu_base: str) -> str:
 
 WORKERS = len([c for c in PROXY_CPU.split(",") if c]) if "-" not in PROXY_CPU else 2
 COLD_RS256 = int(os.environ.get("COLD_RS256", "10000"))
+COLD_ES256 = int(os.environ.get("COLD_ES256", "20000"))
 COLD_ES384 = int(os.environ.get("COLD_ES384", "20000"))
+COLD_N = {"rs256": COLD_RS256, "es256": COLD_ES256, "es384": COLD_ES384}
 IDLE = int(os.environ.get("IDLE_CONNECTIONS", "10000"))
 STORM = int(os.environ.get("STORM", "128"))
 
@@ -560,13 +562,16 @@ def main() -> int:
                 ]
             check_portcullis(gw_port, up_port, cookie, gw)
 
-            # Cold path: a new token on every request (RS256; ES256 on its own emulator + gateway).
+            # Cold path: a new token on every request (RS256 on the main
+            # emulator; ES256 and ES384 each on an emulator + gateway of their own).
             if COLD_RS256 and (not ONLY or "portcullis-cold-rs256" in ONLY):
                 cold.append(("portcullis-cold-rs256", cold_target("portcullis-cold-rs256", emu_base, gw_port, gw.pid, COLD_RS256, scratch)))
-            if COLD_ES384 and (not ONLY or "portcullis-cold-es384" in ONLY):
-                es_base = start_emulator(procs, gateway, scratch, "emulator-ec", "ec")
-                gw_es, gw_es_port, _ = start_gateway(procs, gateway, scratch, "portcullis-es256", es_base, up_port, None)
-                cold.append(("portcullis-cold-es384", cold_target("portcullis-cold-es384", es_base, gw_es_port, gw_es.pid, COLD_ES384, scratch)))
+            for alg, key_type in (("es256", "ec256"), ("es384", "ec")):
+                name = f"portcullis-cold-{alg}"
+                if COLD_N[alg] and (not ONLY or name in ONLY):
+                    ec_base = start_emulator(procs, gateway, scratch, f"emulator-{alg}", key_type)
+                    gw_ec, gw_ec_port, _ = start_gateway(procs, gateway, scratch, f"portcullis-{alg}", ec_base, up_port, None)
+                    cold.append((name, cold_target(name, ec_base, gw_ec_port, gw_ec.pid, COLD_N[alg], scratch)))
         else:
             log("PORTCULLIS_BIN not set: Portcullis rows skipped (reference proxies only)")
 
@@ -604,7 +609,7 @@ def main() -> int:
             # wrk runs its full duration even after the script stops at the
             # last token, so its req/s is meaningless here: the row's req/s is
             # the one-core capacity, 1e6 / CPU us per request.
-            n = COLD_RS256 if name.endswith("rs256") else COLD_ES384
+            n = COLD_N[name.rsplit("-", 1)[-1]]
             r = run_wrk(t.url, f"{max(3, n // 1500)}s", t.headers, t.pid, script=t.note)
             if r.cpu_us_per_req:
                 r.rps = 1e6 / r.cpu_us_per_req
@@ -785,6 +790,7 @@ REFERENCE = {
     "portcullis-public-nolog": "nginx-nolog",
     "portcullis-auth-nolog": "nginx-nolog+cookie",
     "portcullis-cold-rs256": "nginx+cookie",
+    "portcullis-cold-es256": "nginx+cookie",
     "portcullis-cold-es384": "nginx+cookie",
     "hyper-floor": "nginx-nolog",
     "hyper-floor+cookie": "nginx-nolog+cookie",

@@ -33,36 +33,52 @@ pub(crate) struct SigningKey {
 
 impl SigningKey {
     /// A fresh key of the given type: ES384 on P-384 (as Descope's own
-    /// fixtures) or RS256 with a 2048-bit modulus.
+    /// fixtures), ES256 on P-256, or RS256 with a 2048-bit modulus.
     pub(crate) fn generate(key_type: KeyType, kid: String) -> Result<Self, KeyError> {
+        use aws_lc_rs::signature::{
+            ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING,
+        };
         match key_type {
-            KeyType::Ec => Self::generate_ec(kid),
+            KeyType::Ec => {
+                Self::generate_ec(kid, &ECDSA_P384_SHA384_FIXED_SIGNING, Algorithm::ES384)
+            }
+            KeyType::Ec256 => {
+                Self::generate_ec(kid, &ECDSA_P256_SHA256_FIXED_SIGNING, Algorithm::ES256)
+            }
             KeyType::Rsa => Self::generate_rsa(kid),
         }
     }
 
-    fn generate_ec(kid: String) -> Result<Self, KeyError> {
-        use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING)
-            .map_err(|_| KeyError::Generate)?;
+    fn generate_ec(
+        kid: String,
+        curve: &'static aws_lc_rs::signature::EcdsaSigningAlgorithm,
+        alg: Algorithm,
+    ) -> Result<Self, KeyError> {
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair};
+        let (name, crv, len) = match alg {
+            Algorithm::ES256 => ("ES256", "P-256", 32),
+            Algorithm::ES384 => ("ES384", "P-384", 48),
+            _ => return Err(KeyError::Generate),
+        };
+        let pair = EcdsaKeyPair::generate(curve).map_err(|_| KeyError::Generate)?;
         let pkcs8 = pair.to_pkcs8v1().map_err(|_| KeyError::Generate)?;
-        // Uncompressed SEC1 point: 0x04 || x || y, 48 bytes each on P-384.
+        // Uncompressed SEC1 point: 0x04 || x || y, `len` bytes each.
         let point = pair.public_key().as_ref();
-        if point.len() != 97 || point[0] != 4 {
+        if point.len() != 1 + 2 * len || point[0] != 4 {
             return Err(KeyError::Generate);
         }
         let jwk = json!({
             "kty": "EC",
             "kid": kid,
-            "alg": "ES384",
+            "alg": name,
             "use": "sig",
-            "crv": "P-384",
-            "x": URL_SAFE_NO_PAD.encode(&point[1..49]),
-            "y": URL_SAFE_NO_PAD.encode(&point[49..]),
+            "crv": crv,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..1 + len]),
+            "y": URL_SAFE_NO_PAD.encode(&point[1 + len..]),
         });
         Ok(Self {
             kid,
-            alg: Algorithm::ES384,
+            alg,
             encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
             jwk,
         })

@@ -25,6 +25,10 @@ pub enum KeyType {
     /// ES384 on P-384, like Descope's own fixtures.
     #[default]
     Ec,
+    /// ES256 on P-256 (`--key-type ec256`), for gateways and tests that
+    /// need the other curve Descope-compatible issuers use.
+    #[value(name = "ec256")]
+    Ec256,
 }
 
 /// What the `iss` claim of issued tokens looks like.

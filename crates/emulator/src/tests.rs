@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{DecodingKey, Validation, jwk::Jwk};
 use serde_json::{Map, Value, json};
 
@@ -142,8 +144,12 @@ async fn refresh(emu: &Emulator, dsr: &str) -> reqwest::Response {
 // === keys and tokens ===
 
 #[tokio::test]
-async fn jwks_shape_and_minted_tokens_verify_for_both_key_types() {
-    for (key_type, kty, alg) in [(KeyType::Ec, "EC", "ES384"), (KeyType::Rsa, "RSA", "RS256")] {
+async fn jwks_shape_and_minted_tokens_verify_for_every_key_type() {
+    for (key_type, kty, alg) in [
+        (KeyType::Ec, "EC", "ES384"),
+        (KeyType::Ec256, "EC", "ES256"),
+        (KeyType::Rsa, "RSA", "RS256"),
+    ] {
         let emu = spawn(key_type).await;
         let jwks = emu.jwks();
         let key = &jwks["keys"][0];
@@ -152,9 +158,19 @@ async fn jwks_shape_and_minted_tokens_verify_for_both_key_types() {
         assert_eq!(key["use"], "sig");
         assert!(key["kid"].as_str().is_some_and(|k| !k.is_empty()));
         match key_type {
-            KeyType::Ec => {
-                assert_eq!(key["crv"], "P-384");
-                assert!(key["x"].is_string() && key["y"].is_string());
+            KeyType::Ec | KeyType::Ec256 => {
+                let (crv, len) = if key_type == KeyType::Ec {
+                    ("P-384", 48)
+                } else {
+                    ("P-256", 32)
+                };
+                assert_eq!(key["crv"], crv);
+                for c in ["x", "y"] {
+                    let bytes = URL_SAFE_NO_PAD
+                        .decode(key[c].as_str().expect("coordinate"))
+                        .expect("base64url");
+                    assert_eq!(bytes.len(), len, "{c} on {crv}");
+                }
             }
             KeyType::Rsa => assert!(key["n"].is_string() && key["e"].is_string()),
         }
@@ -177,6 +193,12 @@ async fn jwks_shape_and_minted_tokens_verify_for_both_key_types() {
                 .expect("object"),
             ..MintSpec::default()
         });
+        let header = jsonwebtoken::decode_header(&token).expect("header");
+        assert_eq!(
+            format!("{:?}", header.alg),
+            alg,
+            "the token is signed with the key's alg"
+        );
         let claims = verify(&emu, &token).await;
         assert_eq!(claims["drn"], "DS");
         assert_eq!(claims["sub"], "U-x");
