@@ -543,6 +543,9 @@ enum Found {
         reason: &'static str,
         refresh: Option<String>,
         subject: Option<String>,
+        /// When the expired session was issued, when known (a logout-all
+        /// of `subject` after it refuses the refresh).
+        issued_at: Option<i64>,
     },
     KeysUnavailable,
 }
@@ -600,8 +603,19 @@ pub async fn resolve_session(
         Found::Missing {
             refresh: Some(r),
             subject,
+            issued_at,
             ..
         } if generation.config.session.refresh => {
+            if state
+                .store
+                .is_revoked(&r, subject.as_deref(), issued_at)
+                .await
+            {
+                return SessionState::Anonymous {
+                    reason: "signed out",
+                    cookies: generation.config.session.cookies.clear_all(headers),
+                };
+            }
             refresh(state, generation, headers, &r, subject.as_deref()).await
         }
         Found::Missing { reason, .. } => SessionState::Anonymous {
@@ -620,11 +634,12 @@ pub async fn resolve_session(
 /// `/logout-all` of its user after it was issued), on this replica or, with
 /// a `[store]`, on any.
 async fn signed_out(state: &AppState, token: &str, claims: &Claims) -> bool {
-    !token.is_empty()
-        && state
-            .store
-            .is_revoked(token, claims.subject(), claims.issued_at())
-            .await
+    // An empty token (a sealed session without an ID token) still answers
+    // for its user's logout-all; no token is ever remembered as "".
+    state
+        .store
+        .is_revoked(token, claims.subject(), claims.issued_at())
+        .await
 }
 
 /// Whether a valid session is close enough to its expiry for an early refresh.
@@ -676,6 +691,7 @@ async fn authenticate(
                             reason: "invalid access key",
                             refresh: None,
                             subject: None,
+                            issued_at: None,
                         }
                     }
                 };
@@ -709,6 +725,7 @@ async fn authenticate_descope(
                     reason: "invalid bearer token",
                     refresh: None,
                     subject: None,
+                    issued_at: None,
                 }
             }
         };
@@ -719,6 +736,7 @@ async fn authenticate_descope(
             reason: "no session",
             refresh: tokens.refresh,
             subject: None,
+            issued_at: None,
         };
     };
     match validator.verify_session(&session).await {
@@ -742,6 +760,7 @@ async fn authenticate_descope(
                 refresh: tokens.refresh,
                 // The refresh token (a JWT) is checked on its own.
                 subject: None,
+                issued_at: None,
             }
         }
     }
@@ -773,6 +792,7 @@ async fn authenticate_oidc(
                     reason: "invalid bearer token",
                     refresh: None,
                     subject: None,
+                    issued_at: None,
                 }
             }
         };
@@ -782,6 +802,7 @@ async fn authenticate_oidc(
             reason: "no session",
             refresh: None,
             subject: None,
+            issued_at: None,
         };
     };
     let Some(sealed) = generation.sealer.as_ref().and_then(|s| s.open(&value)) else {
@@ -789,6 +810,7 @@ async fn authenticate_oidc(
             reason: "invalid session",
             refresh: None,
             subject: None,
+            issued_at: None,
         };
     };
     let subject = sealed
@@ -798,10 +820,12 @@ async fn authenticate_oidc(
         .map(str::to_owned);
     let expired = sealed.expires_at + crate::oidc::tokens_leeway() <= crate::time::unix_now_i64();
     if expired {
+        let issued_at = sealed.claims.get("iat").and_then(serde_json::Value::as_i64);
         return Found::Missing {
             reason: "session expired",
             refresh: sealed.refresh_token,
             subject,
+            issued_at,
         };
     }
     let early = near_expiry(generation, Some(sealed.expires_at));
@@ -844,6 +868,18 @@ async fn refresh(
             };
         }
     };
+    // A result kept from before a logout (another replica's, shared through
+    // the store) must not sign the user back in.
+    if signed_out(state, &r.session_jwt, &r.claims).await
+        || (r.refresh_jwt != refresh_token
+            && !r.refresh_jwt.is_empty()
+            && state.store.is_revoked(&r.refresh_jwt, None, None).await)
+    {
+        return SessionState::Anonymous {
+            reason: "signed out",
+            cookies: cookies.clear_all(headers),
+        };
+    }
     if subject.is_some_and(|s| r.claims.subject() != Some(s)) {
         tracing::error!("a refresh answered for another user; signing the session out");
         return SessionState::Anonymous {

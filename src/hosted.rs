@@ -253,7 +253,15 @@ async fn login_page(
         return r;
     }
     if let Some(oidc) = state.oidc() {
-        let mut r = oidc_login::start(oidc, generation, req.headers(), &return_to, client_ip);
+        let mut r = oidc_login::start(
+            oidc,
+            &state.store,
+            generation,
+            req.headers(),
+            &return_to,
+            client_ip,
+        )
+        .await;
         append_cookies(&mut r, &cookies);
         return r;
     }

@@ -25,7 +25,8 @@ pub async fn watch(
     signals: bool,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (tx, mut rx) = mpsc::channel::<()>(16);
+    // `true`: SIGHUP (always re-validate); `false`: a file event.
+    let (tx, mut rx) = mpsc::channel::<bool>(16);
     let mut dirs: Vec<PathBuf> = vec![
         path.parent()
             .map(PathBuf::from)
@@ -43,7 +44,7 @@ pub async fn watch(
     let notify_tx = tx.clone();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if res.is_ok() {
-            let _ = notify_tx.try_send(());
+            let _ = notify_tx.try_send(false);
         }
     });
     let _watcher = match watcher {
@@ -67,31 +68,37 @@ pub async fn watch(
             use tokio::signal::unix::{SignalKind, signal};
             if let Ok(mut hup) = signal(SignalKind::hangup()) {
                 while hup.recv().await.is_some() {
-                    let _ = hup_tx.send(()).await;
+                    let _ = hup_tx.send(true).await;
                 }
             }
         });
     }
+    // The text last applied, and the last refusal (text and reason): a file
+    // event that changes neither is not re-validated or logged again. A
+    // SIGHUP always re-validates, so a rotated `*_file` secret or a fixed
+    // referenced file is applied even when the config text is the same.
     let mut last_text = std::fs::read_to_string(&path).ok();
+    let mut last_refusal: Option<(Option<String>, String)> = None;
     loop {
-        tokio::select! {
+        let mut forced = tokio::select! {
             _ = shutdown.changed() => return,
-            got = rx.recv() => if got.is_none() { return },
-        }
+            got = rx.recv() => match got { Some(f) => f, None => return },
+        };
         // Debounce a burst of events (editors and symlink swaps write several).
         tokio::time::sleep(DEBOUNCE).await;
-        while rx.try_recv().is_ok() {}
+        while let Ok(f) = rx.try_recv() {
+            forced |= f;
+        }
         if let Some(t) = &tls
             && let Err(e) = t.reload()
         {
             tracing::warn!(error = %e, "TLS certificate reload failed; keeping the current certificate");
         }
         let text = std::fs::read_to_string(&path).ok();
-        if text.is_some() && text == last_text {
+        if !forced && text.is_some() && text == last_text && last_refusal.is_none() {
             continue;
         }
         let loaded = Config::load(&path);
-        last_text = text;
         let current = state.current();
         let outcome = match loaded {
             Err(errs) => Err(format!("{errs}")),
@@ -111,10 +118,18 @@ pub async fn watch(
         };
         match outcome {
             Ok(()) => {
+                last_text = text;
+                last_refusal = None;
                 state.metrics.reloads.with_label_values(&["ok"]).inc();
                 tracing::info!(path = %path.display(), "configuration reloaded");
             }
             Err(why) => {
+                let refusal = (text, why);
+                if !forced && last_refusal.as_ref() == Some(&refusal) {
+                    continue;
+                }
+                let why = &refusal.1;
+                last_refusal = Some(refusal.clone());
                 state.metrics.reloads.with_label_values(&["error"]).inc();
                 tracing::error!(path = %path.display(), error = %why, "configuration reload refused; keeping the last good configuration");
             }

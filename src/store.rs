@@ -272,7 +272,7 @@ impl Store {
     /// Remembers a signed-out session token until `exp` (unix seconds).
     pub async fn revoke_session(&self, token: &str, exp: i64) {
         let now = crate::time::unix_now_i64();
-        if exp <= now {
+        if exp <= now || token.is_empty() {
             return;
         }
         let hash = digest(token);

@@ -961,9 +961,19 @@ fn oidc_algs(cx: &mut Ctx<'_>, o: &RawOidc, public: bool) -> Vec<jsonwebtoken::A
             "RS512" => Some(Algorithm::RS512),
             "ES256" => Some(Algorithm::ES256),
             "ES384" => Some(Algorithm::ES384),
-            "PS256" => Some(Algorithm::PS256),
-            "PS384" => Some(Algorithm::PS384),
-            "PS512" => Some(Algorithm::PS512),
+            // RSASSA-PSS is refused here, by name, rather than accepted
+            // and then never verified: the key set reads RS*/ES* keys only.
+            "PS256" | "PS384" | "PS512" => {
+                cx.error(
+                    ConfigIssue::new(
+                        format!("oidc.id_token_algs[{i}]"),
+                        "RSASSA-PSS (PS256/384/512) ID tokens are not verified by this gateway",
+                        "have the provider sign ID tokens with RS256 or ES256 and list that",
+                    )
+                    .with_value(format!("{a:?}")),
+                );
+                continue;
+            }
             "HS256" => Some(Algorithm::HS256),
             "HS384" => Some(Algorithm::HS384),
             "HS512" => Some(Algorithm::HS512),
@@ -983,7 +993,7 @@ fn oidc_algs(cx: &mut Ctx<'_>, o: &RawOidc, public: bool) -> Vec<jsonwebtoken::A
                 ConfigIssue::new(
                     format!("oidc.id_token_algs[{i}]"),
                     "not an accepted algorithm (never \"none\")",
-                    "use RS256/384/512, ES256/384, PS256/384/512, or HS256/384/512 keyed with the client secret",
+                    "use RS256/384/512, ES256/384, or HS256/384/512 keyed with the client secret",
                 )
                 .with_value(format!("{a:?}")),
             ),

@@ -63,7 +63,7 @@ pub async fn handle<B>(
                 query_return_to(req.uri().query()).map(|r| login_url(generation, &r));
             let mut resp = logout(state, generation, req.method(), req.headers(), scope).await;
             if let Some(target) = sign_in_again
-                && resp.status() == StatusCode::SEE_OTHER
+                && matches!(resp.status(), StatusCode::SEE_OTHER | StatusCode::FOUND)
                 && let Ok(v) = HeaderValue::from_str(&target)
             {
                 resp.headers_mut().insert(header::LOCATION, v);
@@ -136,14 +136,20 @@ async fn logout(
             remember_descope(state, validator, cookie_tokens.session.as_deref(), scope).await;
         }
         Idp::Oidc(oidc) => {
-            if let Some(end) = revoke_oidc(state, generation, oidc, headers, &cookie_tokens).await {
+            if let Some(end) = revoke_oidc(state, generation, oidc, &cookie_tokens, scope).await {
                 target = end;
             }
         }
     }
 
     let mut resp = if accepts_html(headers) {
-        let mut r = respond(StatusCode::SEE_OTHER, "text/plain", "");
+        // The OIDC mode answers 302, as RP-initiated logout is usually
+        // written; the Descope mode keeps 303.
+        let code = match &state.idp {
+            Idp::Oidc(_) => StatusCode::FOUND,
+            Idp::Descope { .. } => StatusCode::SEE_OTHER,
+        };
+        let mut r = respond(code, "text/plain", "");
         if let Ok(v) = HeaderValue::from_str(&target) {
             r.headers_mut().insert(header::LOCATION, v);
         }
@@ -173,6 +179,11 @@ async fn revoke_descope(
         match validator.verify_refresh(token).await {
             Ok(claims) => {
                 state.refresher.forget(token);
+                // Remembered as signed out too: a result another replica
+                // kept for it (or a retry of it) is refused, not adopted.
+                if let Some(exp) = claims.expires_at() {
+                    state.store.revoke_session(token, exp).await;
+                }
                 if scope == Scope::All
                     && let Some(sub) = claims.subject()
                 {
@@ -258,8 +269,8 @@ async fn revoke_oidc(
     state: &AppState,
     generation: &Generation,
     oidc: &crate::oidc::Oidc,
-    headers: &HeaderMap,
     tokens: &crate::cookies::RequestTokens,
+    scope: Scope,
 ) -> Option<String> {
     let cfg = &generation.config;
     let sealed = tokens
@@ -273,14 +284,21 @@ async fn revoke_oidc(
         }
         if let Some(rt) = &s.refresh_token {
             state.refresher.forget(rt);
+            // The refresh token is opaque (no `exp` to read): remembered as
+            // long as a logout-all is, so a replay of the old cookie cannot
+            // sign in again once its ID token has expired, even when the
+            // provider has no revocation endpoint or did not answer.
+            let until = crate::time::unix_now_i64()
+                + i64::try_from(crate::store::LOGOUT_ALL_TTL.as_secs()).unwrap_or(i64::MAX);
+            state.store.revoke_session(rt, until).await;
             oidc.revoke(rt).await;
         }
-        tracing::info!(
-            user = s.claims.get("sub").and_then(|v| v.as_str()).unwrap_or(""),
-            "signed out"
-        );
+        let user = s.claims.get("sub").and_then(|v| v.as_str()).unwrap_or("");
+        if scope == Scope::All && !user.is_empty() {
+            state.store.revoke_user(user).await;
+        }
+        tracing::info!(user, all = (scope == Scope::All), "signed out");
     }
-    let _ = headers;
     let after = after_logout_target(cfg);
     let post_logout = if after.starts_with('/') {
         format!("{}{after}", cfg.server.public_origin)

@@ -54,8 +54,9 @@ fn random_b64(n: usize) -> Option<String> {
 }
 
 /// `GET /login` without a session: 302 to the provider.
-pub fn start(
+pub async fn start(
     oidc: &Oidc,
+    store: &crate::store::Store,
     generation: &Generation,
     headers: &HeaderMap,
     return_to: &str,
@@ -69,8 +70,13 @@ pub fn start(
             "Sign-in is not set up on this gateway.",
         );
     };
+    // The local limiter is a floor; with a `[store]` the limit holds across
+    // every replica too (the same key as the Descope mode's starts).
     let key = format!("ip:{client_ip}");
-    if !setup.limiter.try_acquire(&[key.as_str()]) {
+    let spec = generation.config.login.ip_rate_limit;
+    if !setup.limiter.try_acquire(&[key.as_str()])
+        || store.rate_ok(&[(key.as_str(), spec)]).await.is_err()
+    {
         let mut r = page(
             generation,
             StatusCode::TOO_MANY_REQUESTS,

@@ -114,8 +114,28 @@ async fn run_serves_reloads_on_sighup_and_exits_cleanly_on_sigterm() {
         let _ = child.0.kill();
         panic!("not reloaded; log:\n{}", seen.join("\n"));
     }
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    // A SIGHUP re-validates even when the text is unchanged (a rotated
+    // `*_file` secret is read again): one more "reloaded" line.
     let mut lines = Vec::new();
+    let reloaded = |l: &str| l.contains("configuration reloaded");
+    let wait_reloaded = async |rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+                               lines: &mut Vec<String>| {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+                .await
+                .expect("a reload log line")
+                .expect("child alive");
+            let done = reloaded(&line);
+            lines.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    wait_reloaded(&mut rx, &mut lines).await;
+    Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    wait_reloaded(&mut rx, &mut lines).await;
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     while let Ok(Some(l)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
         lines.push(l);
     }

@@ -616,7 +616,7 @@ async fn logout_revokes_and_ends_the_provider_session() {
             &[("origin", "http://gw.test")],
         )
         .await;
-    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.status, 302, "{}", r.body);
     assert!(cleared(&r));
     let loc = url::Url::parse(r.headers["location"].to_str().unwrap()).unwrap();
     assert_eq!(loc.path(), "/session/end");
@@ -638,6 +638,45 @@ async fn logout_revokes_and_ends_the_provider_session() {
     expire_session(&mut b);
     let r = b.send(Method::GET, "http://gw.test/api/x", None, &[]).await;
     assert_eq!(r.status, 401, "a revoked refresh token refreshes nothing");
+}
+
+/// Logout-all signs out every session of the user this gateway issued
+/// before it: another browser's still-valid session, and that session's
+/// refresh once it has expired (no provider call is made for it).
+#[tokio::test]
+async fn logout_all_refuses_the_other_sessions_of_the_user() {
+    let Some(op) = op(&[]).await else { return };
+    let gw = OidcGateway::spawn(op, BASIC, ROUTES).await;
+    let mut here = signed_in(&gw, "alice", "/home").await;
+    let mut there = signed_in(&gw, "alice", "/home").await;
+    let mut bob = signed_in(&gw, "bob", "/home").await;
+    let kept = there.gateway_cookies();
+    let r = here
+        .send(
+            Method::POST,
+            "http://gw.test/_auth/logout-all",
+            None,
+            &[("origin", "http://gw.test")],
+        )
+        .await;
+    assert_eq!(r.status, 302, "{}", r.body);
+    assert!(cleared(&r));
+    let r = there
+        .send(Method::GET, "http://gw.test/api/x", None, &[])
+        .await;
+    assert_eq!(r.status, 401, "the other browser is signed out too");
+    let refreshes = gw.op.count("/token refresh_token").await;
+    there.set_gateway_cookies(kept);
+    expire_session(&mut there);
+    let r = there
+        .send(Method::GET, "http://gw.test/api/x", None, &[])
+        .await;
+    assert_eq!(r.status, 401, "its refresh token signs nobody back in");
+    assert_eq!(gw.op.count("/token refresh_token").await, refreshes);
+    let r = bob
+        .send(Method::GET, "http://gw.test/api/x", None, &[])
+        .await;
+    assert_eq!(r.status, 200, "another user keeps their session");
 }
 
 // === bad callbacks ===
@@ -1056,6 +1095,10 @@ fn bad_oidc_configs_name_the_key() {
             "oidc.id_token_algs",
         ),
         (
+            base(&format!("{ok}\nid_token_algs = [\"PS256\"]"), &session),
+            "oidc.id_token_algs",
+        ),
+        (
             base(
                 "issuer = \"https://op.example\"\nclient_id = \"c\"\nid_token_algs = [\"HS256\"]",
                 &session,
@@ -1166,7 +1209,7 @@ async fn a_replayed_cookie_after_logout_is_refused_on_every_replica() {
             &[("origin", "http://gw.test")],
         )
         .await;
-    assert_eq!(r.status, 303);
+    assert_eq!(r.status, 302);
     for gw in [&a, &other] {
         let mut replay = gw.browser();
         replay.set_gateway_cookies(old.clone());

@@ -240,6 +240,73 @@ async fn logout_on_one_replica_is_refused_on_the_others_within_a_second() {
 }
 
 #[tokio::test]
+async fn a_refresh_result_kept_from_before_a_logout_never_signs_the_user_back_in() {
+    let Some(redis) = redis_or_skip().await else {
+        return;
+    };
+    let emu = seeded_emulator().await;
+    // Shared results live long enough to be replayed after the logout.
+    let gws = replicas(
+        &emu,
+        2,
+        &store_table(&redis.url(), "250ms"),
+        "[session]\nrefresh_reuse = \"30s\"\n",
+    )
+    .await;
+    wait_up(&gws, true, Duration::from_secs(5)).await;
+    for rotation in [false, true] {
+        emu.set_refresh_rotation(rotation);
+        let sub = if rotation { "U-kept-rot" } else { "U-kept" };
+        let refresh = mint(&emu, sub, true, 3600, json!({}));
+        let expired = mint(&emu, sub, false, -120, json!({}));
+        // A refresh on replica 0: its result (the new session, and the
+        // rotated refresh token) is kept in the store for the others.
+        let r = get(&gws[0], "/api/a", &format!("DS={expired}; DSR={refresh}")).await;
+        assert_eq!(r.status(), 200, "rotation {rotation}");
+        let session = cookie_set(&r, "DS").expect("a new session cookie");
+        let current = cookie_set(&r, "DSR").unwrap_or_else(|| refresh.clone());
+        let calls = emu.calls(REFRESH);
+        // Signed out with the refresh cookie only (the session cookie lost).
+        assert_eq!(
+            logout(&gws[0], "/_auth/logout", &format!("DSR={current}")).await,
+            204
+        );
+        // Neither the old refresh token nor the kept one brings it back, on
+        // either replica.
+        for (i, gw) in gws.iter().enumerate() {
+            for cookies in [
+                format!("DSR={refresh}"),
+                format!("DSR={current}"),
+                format!("DS={expired}; DSR={refresh}"),
+            ] {
+                let r = get(gw, "/api/b", &cookies).await;
+                assert_eq!(
+                    r.status(),
+                    401,
+                    "replica {i}, rotation {rotation}: {cookies:.12}… after logout"
+                );
+                assert!(cookie_set(&r, "DS").is_none(), "no session handed out");
+            }
+        }
+        if !rotation {
+            assert_eq!(
+                emu.calls(REFRESH),
+                calls,
+                "a signed-out refresh token is refused before Descope is called"
+            );
+        }
+        // The session the refresh handed out was not presented at logout:
+        // it stays valid until it expires, like any session not signed out.
+        assert_eq!(
+            get(&gws[1], "/api/c", &format!("DS={session}"))
+                .await
+                .status(),
+            200
+        );
+    }
+}
+
+#[tokio::test]
 async fn logout_all_refuses_every_earlier_session_on_every_replica() {
     let Some(redis) = redis_or_skip().await else {
         return;
