@@ -389,7 +389,7 @@ pub const KEYS: &[KeyDoc] = &[
         List("JWS algorithms"),
         "`[\"RS256\", \"ES256\"]`",
         R,
-        "Accepted ID token algorithms; HS256/384/512 (keyed with the client secret) only when listed; never `none`.",
+        "Accepted ID token algorithms: RS256/384/512, ES256/384, and HS256/384/512 (keyed with the client secret) only when listed; never `none`; PS256/384/512 are refused with an error (the gateway does not verify RSASSA-PSS).",
     ),
     k(
         "oidc.roles_claim",
