@@ -89,16 +89,21 @@ pub fn reject(r: Reject, cx: &Ctx<'_>) -> Response<Body> {
             ),
             Vec::new(),
         ),
-        Reject::MethodNotAllowed(_) => (
-            error(
+        Reject::MethodNotAllowed(_, allow) => {
+            let mut r = error(
                 cx,
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "Method not allowed",
                 "This method is not allowed here.",
-            ),
-            Vec::new(),
-        ),
+            );
+            if let Some(v) = allow
+                && r.status() == StatusCode::METHOD_NOT_ALLOWED
+            {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            (r, Vec::new())
+        }
         Reject::PayloadTooLarge(_) => (
             error(
                 cx,
@@ -199,9 +204,8 @@ fn unauthenticated(cx: &Ctx<'_>, challenge: Challenge, return_to: &str) -> Respo
     let login = match cx.mode {
         Mode::Proxy => (challenge == Challenge::Login).then(String::new),
         // Traefik passes a redirect to the browser; it must be absolute.
-        Mode::ForwardAuth(ForwardAuthMode::Traefik)
-            if crate::http_util::is_browser_navigation(cx.method, cx.headers) =>
-        {
+        // The route's `unauthenticated` decides, as on the proxy path.
+        Mode::ForwardAuth(ForwardAuthMode::Traefik) if challenge == Challenge::Login => {
             Some(cfg.server.public_origin.clone())
         }
         Mode::ForwardAuth(_) => None,

@@ -190,7 +190,8 @@ pub enum Reject {
     /// A path, host or encoding the gateway will not judge (400).
     BadRequest(&'static str),
     NotFound(&'static str),
-    MethodNotAllowed(&'static str),
+    /// 405; the `Allow` value (RFC 9110 §15.5.6) when it is known.
+    MethodNotAllowed(&'static str, Option<HeaderValue>),
     Forbidden {
         reason: &'static str,
         cookies: Vec<HeaderValue>,
@@ -249,7 +250,7 @@ impl Reject {
         match self {
             Self::BadRequest(_)
             | Self::NotFound(_)
-            | Self::MethodNotAllowed(_)
+            | Self::MethodNotAllowed(..)
             | Self::PayloadTooLarge(_)
             | Self::HeadersTooLarge
             | Self::Upstream { .. } => Decision::Invalid,
@@ -263,7 +264,7 @@ impl Reject {
         match self {
             Self::BadRequest(r)
             | Self::NotFound(r)
-            | Self::MethodNotAllowed(r)
+            | Self::MethodNotAllowed(r, _)
             | Self::PayloadTooLarge(r)
             | Self::Forbidden { reason: r, .. }
             | Self::Unauthenticated { reason: r, .. }
@@ -383,6 +384,16 @@ pub async fn decide<'g>(
     })
 }
 
+/// A route's `methods` as an `Allow` value (HEAD with GET, as served).
+pub fn allow_header(route: &portcullis_core::policy::Route) -> Option<HeaderValue> {
+    let methods = route.methods()?;
+    let mut names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    if methods.contains(&Method::GET) && !methods.contains(&Method::HEAD) {
+        names.push("HEAD");
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
+}
+
 fn anonymous<'g>(
     target: Target<'g>,
     reason: &'static str,
@@ -416,6 +427,11 @@ fn challenge(target: &Target<'_>, facts: &Facts<'_>) -> Challenge {
 pub fn route<'g>(generation: &'g Generation, facts: &Facts<'_>) -> Result<Target<'g>, Reject> {
     let policy = &generation.config.policy;
     let canon = &facts.canon;
+    // No host (HTTP/1.0 without `Host`, an empty `Host`, HTTP/2 without
+    // `:authority`): every `host` route would be skipped for a laxer one.
+    if facts.host.is_none() && policy.has_host_routes() {
+        return Err(Reject::BadRequest("no host, and routes depend on it"));
+    }
     let found = policy
         .resolve(facts.host.as_deref(), canon)
         .map_err(|_| Reject::BadRequest("letter case or path parameters select another route"))?;
@@ -445,10 +461,16 @@ pub fn route<'g>(generation: &'g Generation, facts: &Facts<'_>) -> Result<Target
     // `methods` says (it goes upstream unauthenticated).
     let preflight = route.allow_preflight && is_preflight(facts.method, facts.headers);
     if !(route.allows_method(facts.method) || preflight) {
-        return Err(Reject::MethodNotAllowed("method not allowed"));
+        return Err(Reject::MethodNotAllowed(
+            "method not allowed",
+            allow_header(route),
+        ));
     }
     if !crate::method_override::head_allowed(route, facts.headers, facts.query) {
-        return Err(Reject::MethodNotAllowed("method override not allowed"));
+        return Err(Reject::MethodNotAllowed(
+            "method override not allowed",
+            allow_header(route),
+        ));
     }
     Ok(Target::Route(route, m.captures))
 }

@@ -154,7 +154,10 @@ pub async fn dispatch<'g>(
         s if crate::login::LoginCore::handles(s) => {
             login_endpoint(state, generation, req, info, s).await
         }
-        "/me" | "/jwks.json" | "/login" => Err(Reject::MethodNotAllowed("method not allowed")),
+        "/me" | "/jwks.json" | "/login" => Err(Reject::MethodNotAllowed(
+            "method not allowed",
+            Some(http::HeaderValue::from_static("GET, HEAD")),
+        )),
         _ => Err(Reject::NotFound("no such endpoint")),
     };
     let mut resp = match outcome {

@@ -121,7 +121,19 @@ async fn handle_inner<'g>(
     // hyper enforces the head size only roughly (by its read buffer), and
     // HTTP/2 by its own encoding: exact here, before anything is decided.
     if request_head_bytes(&req) > cfg.server.max_header_bytes {
-        return refuse(Reject::HeadersTooLarge, Mode::Proxy, log);
+        // Answered in the ingress's terms on `/verify` (nginx understands
+        // only 2xx, 401 and 403); nothing is decided on this reading.
+        let raw_verify = req
+            .uri()
+            .path()
+            .strip_prefix(cfg.server.auth_prefix.as_str())
+            .is_some_and(|r| r == "/verify" || r.starts_with("/verify/"));
+        let mode = if raw_verify {
+            Mode::ForwardAuth(cfg.forward_auth.mode)
+        } else {
+            Mode::Proxy
+        };
+        return refuse(Reject::HeadersTooLarge, mode, log);
     }
     // Not a forward proxy (see `proxy::connect_refused`).
     if req.method() == Method::CONNECT {
@@ -142,12 +154,30 @@ async fn handle_inner<'g>(
     };
     facts.client_ip = Some(info.client_ip);
     log.path = facts.canon.match_path().to_owned();
-    let hosted = crate::hosted::sub_path(&facts.canon, &cfg.server.auth_prefix);
+    let prefix = cfg.server.auth_prefix.as_str();
+    let hosted = crate::hosted::sub_path(&facts.canon, prefix);
+    // Dot or empty segments on the way to (or out of) a hosted endpoint:
+    // `/_auth/verify/../../admin` is `/admin` resolved, but Envoy's
+    // `/verify/<original path>` (and any reader that does not resolve) sees
+    // the verify endpoint. No hosted endpoint is reached by such a path.
+    let raw_head = facts
+        .canon
+        .unresolved_head()
+        .filter(|h| crate::hosted::is_hosted_path(h, prefix));
     // A `/verify` request is answered in its ingress's terms from the start.
+    let verify_head = raw_head.is_some_and(|h| crate::hosted::is_verify(&h[prefix.len()..]));
     let mode = match &hosted {
         Ok(Some(sub)) if crate::hosted::is_verify(sub) => Mode::ForwardAuth(cfg.forward_auth.mode),
+        _ if verify_head => Mode::ForwardAuth(cfg.forward_auth.mode),
         Ok(_) | Err(_) => Mode::Proxy,
     };
+    if facts.canon.was_resolved() && (raw_head.is_some() || matches!(hosted, Ok(Some(_)))) {
+        return refuse(
+            Reject::BadRequest("dot or empty segments at a hosted endpoint"),
+            mode,
+            log,
+        );
+    }
     facts.host = match crate::decide::request_host(req.version(), req.uri(), req.headers()) {
         Ok(h) => h,
         Err(r) => return refuse(r, mode, log),
@@ -323,8 +353,12 @@ impl Forwarding<'_> {
         strip_gateway_cookies(generation, headers);
         // The consumed Authorization header (a session JWT or an access
         // key) never goes on, unless forwarding the session is asked for.
-        if (cfg.session.accept_bearer || cfg.session.accept_access_keys)
-            && crate::decide::bearer_token(headers).is_some()
+        // With `forward_token = "authorization"` the header is the
+        // gateway's: a client's own never reaches the app (on a public
+        // route, or anonymous, it would pass for a verified session).
+        if matches!(cfg.identity.forward_token, ForwardToken::Authorization)
+            || ((cfg.session.accept_bearer || cfg.session.accept_access_keys)
+                && crate::decide::bearer_token(headers).is_some())
         {
             headers.remove(header::AUTHORIZATION);
         }
@@ -504,7 +538,10 @@ async fn inspect_body(
     let bytes = buf.freeze();
     if !crate::method_override::body_allowed(route, kind, &bytes).await {
         return Err(Box::new((
-            Reject::MethodNotAllowed("method override not allowed"),
+            Reject::MethodNotAllowed(
+                "method override not allowed",
+                crate::decide::allow_header(route),
+            ),
             parts,
         )));
     }

@@ -337,18 +337,7 @@ impl ClientInfo {
     ) -> Self {
         let trusted = trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
         let client_ip = if trusted {
-            // The right-most address in X-Forwarded-For that is not a trusted proxy.
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .find(|ip| !trusted_proxies.iter().any(|n| n.contains(ip)))
-                .unwrap_or(peer.ip())
+            forwarded_client(headers, trusted_proxies, peer.ip())
         } else {
             peer.ip()
         };
@@ -359,6 +348,47 @@ impl ClientInfo {
             tls,
         }
     }
+}
+
+/// The client behind trusted proxies: `X-Forwarded-For` read from the right,
+/// past the trusted proxies' own addresses, to the first one that is not
+/// trusted. An entry that is not an address (`unknown`, garbage) ends the
+/// walk: what is left of it was written by whoever the untrusted hop was,
+/// so the last address vouched for (a trusted proxy, or the peer) stands.
+/// Entries with a port (`1.2.3.4:5678`, `[2001:db8::1]:443`) are read
+/// without it.
+fn forwarded_client(headers: &HeaderMap, trusted_proxies: &[IpNet], peer: IpAddr) -> IpAddr {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        let Some(ip) = forwarded_ip(entry) else { break };
+        client = ip;
+        if !trusted_proxies.iter().any(|n| n.contains(&ip)) {
+            break;
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry as an address: bare, bracketed, or with a port.
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|r| r.parse::<std::net::Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+        })
 }
 
 /// Removes `Connection`-nominated headers, then the hop-by-hop list.
@@ -627,6 +657,11 @@ pub fn connect_refused() -> Response<Body> {
     );
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    // The methods the gateway forwards (routes may narrow them).
+    resp.headers_mut().insert(
+        header::ALLOW,
+        HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+    );
     resp
 }
 

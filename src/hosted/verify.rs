@@ -89,6 +89,32 @@ async fn decide<'g>(
     let original = original.ok_or(Reject::BadRequest(
         "verify: missing or malformed original URI",
     ))?;
+    // A path override (`X-Original-URL`, `X-Rewrite-URL`, any spelling)
+    // reaches the app with the original request, where IIS-style rewriting
+    // serves the path it names instead of the one judged here; the proxy
+    // path removes it, forward-auth can only refuse.
+    // ingress-nginx writes `X-Original-URL: $scheme://$http_host$request_uri`
+    // itself: accepted when it names exactly the path judged.
+    let names_original = |v: &HeaderValue| {
+        cfg.forward_auth.mode == ForwardAuthMode::Nginx
+            && v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<http::Uri>().ok())
+                .filter(|u| u.scheme().is_some())
+                .and_then(|u| u.path_and_query().map(|p| p.as_str().to_owned()))
+                .is_some_and(|p| {
+                    req.headers()
+                        .get("x-original-uri")
+                        .is_some_and(|o| o.as_bytes() == p.as_bytes())
+                })
+    };
+    if req.headers().iter().any(|(k, v)| {
+        crate::inbound::classify(k.as_str(), &generation.identity)
+            == Some(crate::inbound::Special::PathOverride)
+            && !(k == "x-original-url" && names_original(v))
+    }) {
+        return Err(Reject::BadRequest("path override header"));
+    }
     let mut facts = Facts::new(
         Mode::ForwardAuth(cfg.forward_auth.mode),
         &original.method,
@@ -184,20 +210,22 @@ fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -
     if path.contains('#') || path.bytes().any(|b| b.is_ascii_whitespace()) {
         return None;
     }
+    // The same host grammar as the proxy path: `admin.test:x` is refused,
+    // not judged as a host no route names.
     let host = match mode {
-        ForwardAuthMode::Traefik => get("x-forwarded-host"),
-        // Only the request's own Host: nothing in the documented ingress
+        ForwardAuthMode::Traefik => match get("x-forwarded-host") {
+            Some(h) => Some(crate::host::parse(h).ok()?.normalized()),
+            None => None,
+        },
+        // Only the request's own host (`Host`, or HTTP/2's `:authority`,
+        // checked as on the proxy path): nothing in the documented ingress
         // setup overwrites `X-Original-Host`, so under nginx `auth_request`
         // (which passes client headers to the subrequest) it would be the
         // client's word, letting it pick a laxer host route (the mode fixes
         // where the original request is read from).
-        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => get("host"),
-    };
-    // The same host grammar as the proxy path: `admin.test:x` is refused,
-    // not judged as a host no route names.
-    let host = match host {
-        Some(h) => Some(crate::host::parse(h).ok()?.normalized()),
-        None => None,
+        ForwardAuthMode::Nginx | ForwardAuthMode::Envoy => {
+            crate::decide::request_host(req.version(), req.uri(), req.headers()).ok()?
+        }
     };
     Some(Original {
         method,

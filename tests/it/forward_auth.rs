@@ -332,3 +332,188 @@ async fn the_readme_traefik_snippet_lists_every_identity_header() {
         );
     }
 }
+
+/// No hosted endpoint is reached through dot or empty segments, resolved
+/// into it or out of it: `/_auth/verify/../me` is Envoy asking about
+/// `/../me`, not the gateway's `/me` (whose 200 would allow that request).
+#[tokio::test]
+async fn dot_segments_at_hosted_endpoints_are_refused_not_resolved() {
+    let gw = gw("envoy", "[\"127.0.0.1/32\"]").await;
+    let user = gw.session("U-user", json!({}));
+    let auth = format!("Authorization: Bearer {user}\r\n");
+    for target in [
+        "/_auth/verify/../me",
+        "/_auth/verify/%2e%2e/me",
+        "/_auth/verify/.%2E/me",
+        "/_auth/verify/../../public/x",
+        "/_auth/verify/./public/x",
+        "/_auth/verify//public/x",
+        "/_auth/./me",
+        "/_auth//me",
+        "/public/../_auth/me",
+    ] {
+        let (status, text) = gw.raw(&raw_get(target, &auth)).await;
+        assert_eq!(status, 400, "{target}: {text}");
+    }
+    // The same requests, plainly spelled, are answered.
+    let (status, _) = gw.raw(&raw_get("/_auth/me", &auth)).await;
+    assert_eq!(status, 200);
+    let (status, _) = gw.raw(&raw_get("/_auth/verify/public/x", "")).await;
+    assert_eq!(status, 200);
+    // nginx understands only 200, 401 and 403: the refusal is a 403.
+    let gw = gw_nginx().await;
+    let (status, text) = gw.raw(&raw_get("/_auth/verify/../me", &auth)).await;
+    assert_eq!(status, 403, "{text}");
+}
+
+async fn gw_nginx() -> TestGateway {
+    gw("nginx", "[\"127.0.0.1/32\"]").await
+}
+
+/// nginx mode answers an oversized head with 403 too (a 431 would be
+/// nginx's 500).
+#[tokio::test]
+async fn nginx_mode_refuses_an_oversized_head_with_403() {
+    let gw = TestGateway::spawn(&format!(
+        "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{ROUTES}"
+    ))
+    .await;
+    let big = "a".repeat(40 * 1024);
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-original-uri", "/public/x")
+        .header("x-filler", &big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The proxy path keeps its 431.
+    let r = gw
+        .get("/public/x")
+        .header("x-filler", &big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 431);
+}
+
+const HOST_ROUTES: &str = r#"
+[[routes]]
+host = "admin.test"
+path = "/**"
+roles = ["admin"]
+[[routes]]
+path = "/**"
+access = "public"
+"#;
+
+/// Envoy over HTTP/2 names the host in `:authority` (no `Host` header):
+/// host routes judge by it.
+#[tokio::test]
+async fn envoy_over_http2_judges_host_routes_by_the_authority() {
+    let gw = TestGateway::spawn(&format!(
+        "[forward_auth]\nmode = \"envoy\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{HOST_ROUTES}"
+    ))
+    .await;
+    let addr = gw.handle.addr;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("admin.test", addr)
+        .resolve("app.test", addr)
+        .no_proxy()
+        .build()
+        .unwrap();
+    let port = addr.port();
+    let r = h2
+        .get(format!("http://admin.test:{port}/_auth/verify/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 401, "admin.test needs a session");
+    let admin = gw.session("U-admin", json!({"roles": ["admin"]}));
+    let r = h2
+        .get(format!("http://admin.test:{port}/_auth/verify/x"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h2
+        .get(format!("http://app.test:{port}/_auth/verify/x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "other hosts are public");
+}
+
+/// A route's `unauthenticated = "401"` holds in Traefik mode too: no
+/// redirect for a browser navigation.
+#[tokio::test]
+async fn traefik_mode_follows_the_routes_unauthenticated_setting() {
+    let gw = TestGateway::spawn(
+        "[forward_auth]\nmode = \"traefik\"\ntrusted_callers = [\"127.0.0.1/32\"]\n\
+         [[routes]]\npath = \"/api/**\"\nunauthenticated = \"401\"\n\
+         [[routes]]\npath = \"/**\"\n",
+    )
+    .await;
+    let nav = |uri: &'static str| {
+        gw.get("/_auth/verify")
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "app.example")
+            .header("x-forwarded-uri", uri)
+            .header("accept", "text/html")
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document")
+            .send()
+    };
+    assert_eq!(nav("/api/x").await.unwrap().status(), 401);
+    assert_eq!(nav("/page").await.unwrap().status(), 302);
+}
+
+/// `X-Original-URL` / `X-Rewrite-URL` reach the app with the original
+/// request, where IIS-style rewriting serves the path they name: refused in
+/// every spelling, except ingress-nginx's own `X-Original-URL` naming the
+/// very request judged.
+#[tokio::test]
+async fn path_override_headers_are_refused_in_forward_auth() {
+    let gw = gw("traefik", "[\"127.0.0.1/32\"]").await;
+    let ask = |name: &'static str| {
+        gw.get("/_auth/verify")
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-host", "app.example")
+            .header("x-forwarded-uri", "/public/x")
+            .header(name, "/admin/x")
+            .send()
+    };
+    for name in ["x-original-url", "x-rewrite-url", "X_Original_URL"] {
+        assert_eq!(ask(name).await.unwrap().status(), 400, "{name}");
+    }
+    // A login page asked about with an override is not waved through.
+    let r = gw
+        .get("/_auth/verify")
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-uri", "/_auth/login")
+        .header("x-rewrite-url", "/admin/x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let gw = gw_nginx().await;
+    let ask = |uri: &'static str, url: &'static str| {
+        gw.get("/_auth/verify")
+            .header("x-original-uri", uri)
+            .header("x-original-url", url)
+            .send()
+    };
+    let r = ask("/public/x?a=1", "https://app.example/public/x?a=1")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "ingress-nginx's own header");
+    for url in ["/admin/x", "https://app.example/admin/x", "/public/x?a=1"] {
+        let r = ask("/public/x?a=1", url).await.unwrap();
+        assert_eq!(r.status(), 403, "{url}");
+    }
+}

@@ -249,3 +249,146 @@ async fn websocket_upgrade_through_an_authenticated_route() {
     assert_eq!(msg.into_text().unwrap().as_str(), "hello");
     assert_eq!(gw.upstream.last().headers["x-auth-user-id"], "U-ws");
 }
+
+/// A request without a host (HTTP/1.0 without `Host`, an empty `Host`)
+/// would skip every `host` route for a laxer one: refused when routes
+/// depend on the host, served when none does.
+#[tokio::test]
+async fn a_request_without_a_host_is_refused_when_routes_depend_on_it() {
+    let gw = TestGateway::spawn(
+        "[[routes]]\nhost = \"admin.test\"\npath = \"/**\"\nroles = [\"admin\"]\n\
+         [[routes]]\npath = \"/**\"\naccess = \"public\"\n",
+    )
+    .await;
+    for req in [
+        "GET /x HTTP/1.0\r\n\r\n",
+        "GET /x HTTP/1.0\r\nHost:\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+    ] {
+        let (status, text) = gw.raw(req).await;
+        assert_eq!(status, 400, "{req:?}: {text}");
+    }
+    let (status, _) = gw
+        .raw("GET /x HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n\r\n")
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = gw.raw(&raw_get("/x", "")).await;
+    assert_eq!(status, 200);
+    assert_eq!(gw.upstream.count(), 1, "only the request with a host");
+
+    let plain = TestGateway::spawn(PUBLIC_ALL).await;
+    let (status, text) = plain.raw("GET /x HTTP/1.0\r\n\r\n").await;
+    assert_eq!(status, 200, "{text}");
+}
+
+/// With `forward_token = "authorization"` the header is the gateway's: a
+/// client's own never reaches the app, on a public route or signed in.
+#[tokio::test]
+async fn a_clients_authorization_never_passes_for_the_forwarded_token() {
+    let gw = TestGateway::spawn(
+        "[identity]\nforward_token = \"authorization\"\n\
+         [[routes]]\npath = \"/public/**\"\naccess = \"public\"\n\
+         [[routes]]\npath = \"/**\"\n",
+    )
+    .await;
+    let r = gw
+        .get("/public/x")
+        .header("authorization", "Bearer forged.forged.forged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        !gw.upstream.last().headers.contains_key("authorization"),
+        "the client's header reached the app"
+    );
+    let r = gw
+        .get("/public/x")
+        .header("authorization", "Basic YTpi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!gw.upstream.last().headers.contains_key("authorization"));
+    // Signed in: the verified session JWT, and only it.
+    let token = gw.session("U-1", json!({}));
+    let r = gw
+        .get("/app")
+        .header("cookie", format!("DS={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let h = gw.upstream.last().headers;
+    assert_eq!(h["authorization"], format!("Bearer {token}"));
+    assert_eq!(h.get_all("authorization").iter().count(), 1);
+}
+
+/// `X-Forwarded-For` from a trusted proxy is read from the right: an entry
+/// with a port is that address, and an entry that is no address ends the
+/// walk (what is left of it is the untrusted client's own text).
+#[tokio::test]
+async fn forwarded_for_entries_with_ports_or_garbage_are_read_safely() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace(
+        "[admin]",
+        "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n[admin]",
+    );
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    for (xff, client) in [
+        ("6.6.6.6, 203.0.113.7:5555", "203.0.113.7"),
+        ("6.6.6.6, [2001:db8::7]:443", "2001:db8::7"),
+        ("6.6.6.6, [2001:db8::8]", "2001:db8::8"),
+        ("6.6.6.6, 203.0.113.9, 10.1.2.3", "203.0.113.9"),
+        ("6.6.6.6, unknown", "127.0.0.1"),
+        ("6.6.6.6, unknown, 10.1.2.3", "10.1.2.3"),
+        ("6.6.6.6, 203.0.113.5 extra", "127.0.0.1"),
+    ] {
+        let (status, _) = gw
+            .raw(&raw_get("/f", &format!("X-Forwarded-For: {xff}\r\n")))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            gw.upstream.last().headers["x-real-ip"],
+            client,
+            "X-Forwarded-For: {xff}"
+        );
+    }
+}
+
+/// A 405 says which methods the route takes (`Allow`, RFC 9110).
+#[tokio::test]
+async fn a_405_names_the_allowed_methods() {
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/ro/**\"\naccess = \"public\"\nmethods = [\"GET\"]\n\
+         [[routes]]\npath = \"/w/**\"\naccess = \"public\"\nmethods = [\"POST\", \"PUT\"]\n",
+    )
+    .await;
+    let r = gw.client.post(gw.url("/ro/x")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let r = gw.get("/w/x").send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST, PUT");
+    let r = gw
+        .client
+        .post(gw.url("/_auth/jwks.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let r = gw.client.put(gw.url("/_auth/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let r = gw
+        .client
+        .post(gw.admin_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+}

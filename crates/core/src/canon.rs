@@ -98,10 +98,26 @@ pub struct CanonicalPath {
     /// Canonicalization dropped or resolved something: a `.` or `..`
     /// segment (raw or encoded), an empty segment (`//`, `/;x/`).
     resolved: bool,
+    /// When `resolved`: the match path of the segments before the first
+    /// one that was resolved or dropped (what a reader of the raw bytes
+    /// sees as the path's head).
+    unresolved_head: Option<String>,
     match_path: String,
 }
 
 // === impl CanonicalPath ===
+
+/// The match path of decoded segments (`/` for none).
+fn head_path(segments: &[Segment]) -> String {
+    if segments.is_empty() {
+        return "/".to_owned();
+    }
+    segments.iter().fold(String::new(), |mut out, s| {
+        out.push('/');
+        out.push_str(&s.decoded);
+        out
+    })
+}
 
 impl CanonicalPath {
     /// Canonicalizes the path part of a request target (no query). The path
@@ -113,6 +129,7 @@ impl CanonicalPath {
         let mut segments: Vec<Segment> = Vec::new();
         let mut trailing_slash = true; // "/" itself ends in a slash
         let mut resolved = false;
+        let mut unresolved_head = None;
         let count = rest.split('/').count();
         for (i, raw_segment) in rest.split('/').enumerate() {
             let (raw_name, raw_params) = match raw_segment.find(';') {
@@ -127,10 +144,12 @@ impl CanonicalPath {
                 // may be empty as written (a trailing slash, or `/` itself).
                 "" if i + 1 == count && raw_params.is_empty() => trailing_slash = true,
                 "" | "." => {
+                    unresolved_head.get_or_insert_with(|| head_path(&segments));
                     trailing_slash = true;
                     resolved = true;
                 }
                 ".." => {
+                    unresolved_head.get_or_insert_with(|| head_path(&segments));
                     if segments.pop().is_none() {
                         return Err(PathError::Invalid("path climbs above the root"));
                     }
@@ -149,6 +168,7 @@ impl CanonicalPath {
         }
         let mut path = Self::from_segments(segments, trailing_slash);
         path.resolved = resolved;
+        path.unresolved_head = unresolved_head;
         Ok(path)
     }
 
@@ -176,6 +196,7 @@ impl CanonicalPath {
             trailing_slash,
             encoded_slash,
             resolved: false,
+            unresolved_head: None,
             match_path,
         }
     }
@@ -227,6 +248,15 @@ impl CanonicalPath {
     /// resolved copy would be a decision about another request.
     pub fn was_resolved(&self) -> bool {
         self.resolved
+    }
+
+    /// When [`Self::was_resolved`]: the match path of the segments before
+    /// the first dot or empty segment, as written (`/_auth/verify` for
+    /// `/_auth/verify/../../admin`). A reader that does not resolve dot
+    /// segments routes on this head; the gateway refuses a path whose head
+    /// or result lands on one of its own endpoints.
+    pub fn unresolved_head(&self) -> Option<&str> {
+        self.unresolved_head.as_deref()
     }
 
     /// The path to forward upstream: each name percent-encoded (anything that

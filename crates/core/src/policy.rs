@@ -164,6 +164,12 @@ impl Policy {
         &self.routes
     }
 
+    /// Whether any route has a `host` condition (then a request without a
+    /// host cannot be judged: it would skip those routes).
+    pub fn has_host_routes(&self) -> bool {
+        self.routes.iter().any(|r| r.host.is_some())
+    }
+
     pub fn default_policy(&self) -> DefaultPolicy {
         self.default
     }

@@ -269,6 +269,23 @@ fn resolution_is_recorded() {
     for raw in verbatim {
         let p = CanonicalPath::parse(raw).expect("valid");
         assert!(!p.was_resolved(), "{raw} is not resolved");
+        assert_eq!(p.unresolved_head(), None, "{raw}");
+    }
+}
+
+#[test]
+fn the_head_before_the_first_resolution_is_kept() {
+    for (raw, head, resolved) in [
+        ("/_auth/verify/../../admin", "/_auth/verify", "/admin"),
+        ("/_auth/verify/%2e%2e/me", "/_auth/verify", "/_auth/me"),
+        ("/_auth/./me", "/_auth", "/_auth/me"),
+        ("/x/../_auth/me", "/x", "/_auth/me"),
+        ("//_auth/me", "/", "/_auth/me"),
+        ("/a;p/b/../c/./d", "/a/b", "/a/c/d"),
+    ] {
+        let p = CanonicalPath::parse(raw).expect("valid");
+        assert_eq!(p.unresolved_head(), Some(head), "{raw}");
+        assert_eq!(p.match_path(), resolved, "{raw}");
     }
 }
 
