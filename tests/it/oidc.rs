@@ -1230,3 +1230,38 @@ async fn a_replayed_cookie_after_logout_is_refused_on_every_replica() {
         }
     }
 }
+
+/// Sign-in starts count against the per-IP limit on every replica when
+/// they share a store (the Descope mode's key), not per replica.
+#[tokio::test]
+async fn sign_in_starts_share_the_ip_limit_across_replicas() {
+    let Some(op) = op(&[]).await else { return };
+    let Some(redis) = Redis::start().await else {
+        return;
+    };
+    let extra = format!(
+        "[store]\nredis_url = \"{}\"\n[login]\nip_rate_limit = \"3/min\"\n{ROUTES}",
+        redis.url()
+    );
+    let a = OidcGateway::spawn(op.clone(), BASIC, &extra).await;
+    let b = OidcGateway::spawn(op.clone(), BASIC, &extra).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let start = |gw: &OidcGateway| {
+        client
+            .get(format!(
+                "http://{}/_auth/login?return_to=/home",
+                gw.handle.addr
+            ))
+            .header("host", "gw.test")
+            .send()
+    };
+    let mut statuses = Vec::new();
+    for gw in [&a, &b, &a, &b] {
+        statuses.push(start(gw).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [302, 302, 302, 429], "three starts in all");
+}
