@@ -487,10 +487,20 @@ impl LoginService<'_> {
                 vec![("t", t.as_str())],
             ),
         };
+        // Submitted at once only for a link opened directly (from a mail
+        // app: `Sec-Fetch-Site: none`) or from this site; from another
+        // site (webmail, or an attacker's page sending the victim to the
+        // attacker's own link) the user confirms with a click.
+        let auto = req
+            .parts
+            .headers
+            .get("sec-fetch-site")
+            .is_some_and(|v| v == "none" || v == "same-origin");
         page(pages::interstitial(
             &self.core.settings.pages,
             &action,
             &fields,
+            auto,
         ))
     }
 
@@ -1068,7 +1078,7 @@ impl LoginService<'_> {
     /// across every replica too.
     async fn rate_ok(&self, req: &Req<'_>, message_to: Option<&str>) -> Result<(), RateSpec> {
         let s = &self.core.settings;
-        let ip = format!("ip:{}", req.client_ip);
+        let ip = portcullis_core::ratelimit::client_key(req.client_ip);
         let email = message_to.map(|e| format!("email:{}", e.to_lowercase()));
         let mut keys = vec![(ip.as_str(), s.ip_rate_limit)];
         if let Some(e) = &email {

@@ -232,7 +232,11 @@ pub fn login(s: &PageSettings, v: &LoginView<'_>) -> Page {
 
 /// The scanner-safe interstitial: a form that POSTs `fields` to `action`,
 /// submitted by script at once (a button without script).
-pub fn interstitial(s: &PageSettings, action: &str, fields: &[(&str, &str)]) -> Page {
+/// The link's landing page: a form that POSTs the token back. `auto`
+/// submits it at once; otherwise the user presses Continue (a link that
+/// arrived from another site could be an attacker's own, signing the
+/// victim into the attacker's account).
+pub fn interstitial(s: &PageSettings, action: &str, fields: &[(&str, &str)], auto: bool) -> Page {
     let nonce = csp_nonce();
     let mut inputs = String::new();
     for (name, value) in fields {
@@ -245,13 +249,20 @@ pub fn interstitial(s: &PageSettings, action: &str, fields: &[(&str, &str)]) -> 
     }
     let body = format!(
         r#"<form id="continue" method="post" action="{}">{inputs}
-<p>Finishing sign-in&hellip;</p>
+<p>{}</p>
 <button type="submit">Continue</button></form>"#,
-        escape(action)
+        escape(action),
+        if auto {
+            "Finishing sign-in&hellip;"
+        } else {
+            "Select Continue to finish signing in."
+        }
     );
-    let script = format!(
-        r#"<script nonce="{nonce}">document.getElementById('continue').submit();</script>"#
-    );
+    let script = if auto {
+        format!(r#"<script nonce="{nonce}">document.getElementById('continue').submit();</script>"#)
+    } else {
+        String::new()
+    };
     let form_action = form_action(s);
     Page {
         status: StatusCode::OK,

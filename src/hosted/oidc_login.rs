@@ -72,7 +72,7 @@ pub async fn start(
     };
     // The local limiter is a floor; with a `[store]` the limit holds across
     // every replica too (the same key as the Descope mode's starts).
-    let key = format!("ip:{client_ip}");
+    let key = portcullis_core::ratelimit::client_key(client_ip);
     let spec = generation.config.login.ip_rate_limit;
     if !setup.limiter.try_acquire(&[key.as_str()])
         || store.rate_ok(&[(key.as_str(), spec)]).await.is_err()

@@ -138,6 +138,7 @@ fn interstitial_posts_fields_and_allows_redirect_origins() {
         &s,
         "/_auth/magiclink/verify",
         &[("t", EVIL), ("state", "abc.def")],
+        true,
     );
     assert_no_injection(&page.html);
     assert!(
@@ -151,6 +152,13 @@ fn interstitial_posts_fields_and_allows_redirect_origins() {
             .contains("form-action 'self' https://other.example")
     );
     assert!(page.csp.contains("frame-ancestors 'none'"));
+    let manual = interstitial(&s, "/_auth/magiclink/verify", &[("t", "x")], false);
+    assert!(!manual.html.contains(".submit()"), "a click, no script");
+    assert!(
+        manual
+            .html
+            .contains(r#"<button type="submit">Continue</button>"#)
+    );
 }
 
 #[test]

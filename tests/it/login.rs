@@ -292,6 +292,30 @@ async fn magic_link_round_trip_is_scanner_safe_and_replaces_the_old_session() {
     assert!(set_cookies(page.headers()).is_empty());
     let html = page.text().await.unwrap();
     assert_eq!(gw.emu.calls("/v1/auth/magiclink/verify"), 0);
+    // Sent on at once only when the link was opened directly or from this
+    // site; from another site (an attacker's page can send a victim to the
+    // attacker's own link) the user has to press Continue.
+    assert!(!html.contains(".submit()"), "no Sec-Fetch-Site: a click");
+    for (site, auto) in [
+        ("none", true),
+        ("same-origin", true),
+        ("cross-site", false),
+        ("same-site", false),
+    ] {
+        let html = gw
+            .get_public(&link)
+            .header(header::ACCEPT, "text/html")
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(html.contains(".submit()"), auto, "Sec-Fetch-Site: {site}");
+        assert!(html.contains("<button type=\"submit\">Continue</button>"));
+    }
+    assert_eq!(gw.emu.calls("/v1/auth/magiclink/verify"), 0);
     let t = html_field(&html, "t");
     let state = html_field(&html, "state");
 

@@ -38,6 +38,24 @@ pub enum RateSpecError {
     Count,
 }
 
+/// The rate-limit key of a client address: IPv4 as it is, IPv6 by its /64
+/// (one host commonly holds a whole /64, so per-address buckets would let it
+/// start logins from as many addresses as it likes). IPv4-mapped IPv6 counts
+/// as the IPv4 address.
+pub fn client_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => format!("ip:{v4}"),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("ip:{net}/64")
+            }
+        },
+    }
+}
+
 /// `COUNT/UNIT`: `limit` events per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateSpec {
@@ -166,6 +184,19 @@ mod tests {
 
     fn limiter(spec: &str, max_keys: usize) -> RateLimiter {
         RateLimiter::new(RateSpec::parse(spec).expect("valid spec"), max_keys)
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64() {
+        let key = |s: &str| client_key(s.parse().unwrap());
+        assert_eq!(key("203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "ip:203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "ip:2001:db8:1:2::/64");
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            "ip:2001:db8:1:2::/64"
+        );
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
     }
 
     #[test]
