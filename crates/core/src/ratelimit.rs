@@ -146,8 +146,16 @@ impl RateLimiter {
             .count();
         if buckets.len() + new_keys > self.max_keys {
             buckets.retain(|_, b| refill(b, b.spec) < f64::from(b.spec.limit));
+        }
+        if buckets.len() + new_keys > self.max_keys {
+            // Still full: drop the buckets that are not refusing anyone (a
+            // token left), so a flood of one-off keys (many e-mail
+            // addresses) cannot lock every new client out of login. Such a
+            // key starts again from a full bucket; the exhausted ones, which
+            // are doing the limiting, stay.
+            buckets.retain(|_, b| refill(b, b.spec) < 1.0);
             if buckets.len() + new_keys > self.max_keys {
-                return Err(first);
+                return Err(first); // every tracked key is exhausted
             }
         }
         if let Some((_, spec)) = keys
@@ -263,17 +271,29 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
-    async fn memory_is_bounded_and_fails_closed() {
+    async fn memory_is_bounded_and_only_exhausted_keys_fill_it() {
         let l = limiter("2/min", 3);
         assert!(l.try_acquire(&["a"]));
         assert!(l.try_acquire(&["b"]));
         assert!(l.try_acquire(&["c"]));
-        // Full of partly used buckets: a new key is refused.
-        assert!(!l.try_acquire(&["d"]));
-        assert_eq!(l.tracked(), 3);
-        // Once they have refilled they are swept and room returns.
-        tokio::time::advance(Duration::from_secs(60)).await;
+        // Full of partly used buckets: they make room for a new key (a
+        // flood of one-off keys cannot lock new clients out).
         assert!(l.try_acquire(&["d"]));
+        assert_eq!(l.tracked(), 1);
+        // Exhausted buckets are kept: they are the ones limiting.
+        assert!(l.try_acquire(&["d"]));
+        assert!(!l.try_acquire(&["d"]), "d is exhausted");
+        assert!(l.try_acquire(&["e"]));
+        assert!(l.try_acquire(&["e"]));
+        assert!(l.try_acquire(&["f"]));
+        assert!(l.try_acquire(&["f"]));
+        assert_eq!(l.tracked(), 3);
+        // Full of exhausted buckets: a new key is refused (fail closed) ...
+        assert!(!l.try_acquire(&["g"]));
+        assert!(!l.try_acquire(&["d"]), "and d is still limited");
+        // ... until they refill and are swept.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(l.try_acquire(&["g"]));
         assert_eq!(l.tracked(), 1);
     }
 
