@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::Config;
@@ -17,6 +18,48 @@ use crate::state::AppState;
 
 /// Changes arriving within this window are handled as one reload.
 const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Watches `dirs` and calls `on_change` with the paths of each event that
+/// may change a file's content: creation, modification, removal, renames,
+/// metadata, a close after writing. Opening and reading are not changes —
+/// the reload itself opens the config, so passing those on would re-read it
+/// every [`DEBOUNCE`] for ever. `None` (logged) when watching is unavailable.
+fn change_watcher(
+    dirs: &[PathBuf],
+    on_change: impl Fn(&[PathBuf]) + Send + 'static,
+) -> Option<notify::RecommendedWatcher> {
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res
+            && is_change(&event.kind)
+        {
+            on_change(&event.paths);
+        }
+    });
+    match watcher {
+        Ok(mut w) => {
+            for d in dirs {
+                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory; reload on SIGHUP only");
+                }
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "file watching unavailable; reload on SIGHUP only");
+            None
+        }
+    }
+}
+
+/// False for events that only read: open, read, close without writing.
+fn is_change(kind: &EventKind) -> bool {
+    !matches!(
+        kind,
+        EventKind::Access(
+            AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)
+        )
+    )
+}
 
 pub async fn watch(
     path: PathBuf,
@@ -42,25 +85,9 @@ pub async fn watch(
         }
     }
     let notify_tx = tx.clone();
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if res.is_ok() {
-            let _ = notify_tx.try_send(false);
-        }
+    let _watcher = change_watcher(&dirs, move |_| {
+        let _ = notify_tx.try_send(false);
     });
-    let _watcher = match watcher {
-        Ok(mut w) => {
-            for d in &dirs {
-                if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
-                    tracing::warn!(dir = %d.display(), error = %e, "cannot watch directory; reload on SIGHUP only");
-                }
-            }
-            Some(w)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "file watching unavailable; reload on SIGHUP only");
-            None
-        }
-    };
     #[cfg(unix)]
     if signals {
         let hup_tx = tx.clone();
@@ -134,5 +161,59 @@ pub async fn watch(
                 tracing::error!(path = %path.display(), error = %why, "configuration reload refused; keeping the last good configuration");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real inotify watcher: reading the config (as every reload does)
+    /// passes nothing on; the next write does. Events arrive in order, so
+    /// the first one through must be the write's.
+    #[test]
+    fn reading_the_config_is_not_a_change_and_writing_is() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("portcullis.toml");
+        std::fs::write(&config, "# config\n").expect("write config");
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<PathBuf>>();
+        let tx = std::sync::Mutex::new(tx);
+        let _w = change_watcher(&[dir.path().to_path_buf()], move |paths| {
+            let _ = tx.lock().expect("sender").send(paths.to_vec());
+        })
+        .expect("inotify watcher");
+        for _ in 0..3 {
+            let text = std::fs::read_to_string(&config).expect("read config");
+            assert_eq!(text, "# config\n");
+        }
+        let marker = dir.path().join("written");
+        std::fs::write(&marker, "x").expect("write marker");
+        let first = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the write is reported");
+        assert_eq!(
+            first,
+            vec![marker],
+            "a read of the config was reported as a change"
+        );
+    }
+
+    #[test]
+    fn only_read_access_is_ignored() {
+        use notify::event::{CreateKind, ModifyKind, RemoveKind};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Read)));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
+        assert!(is_change(&EventKind::Remove(RemoveKind::File)));
+        assert!(is_change(&EventKind::Any));
     }
 }
