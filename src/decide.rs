@@ -610,6 +610,7 @@ pub async fn resolve_session(
                 headers,
                 &refresh_token,
                 subject.as_deref(),
+                claims.issued_at(),
             )
             .await
             {
@@ -628,17 +629,15 @@ pub async fn resolve_session(
             issued_at,
             ..
         } if generation.config.session.refresh => {
-            if state
-                .store
-                .is_revoked(&r, subject.as_deref(), issued_at)
-                .await
-            {
-                return SessionState::Anonymous {
-                    reason: "signed out",
-                    cookies: generation.config.session.cookies.clear_all(headers),
-                };
-            }
-            refresh(state, generation, headers, &r, subject.as_deref()).await
+            refresh(
+                state,
+                generation,
+                headers,
+                &r,
+                subject.as_deref(),
+                issued_at,
+            )
+            .await
         }
         Found::Missing { reason, .. } => SessionState::Anonymous {
             reason,
@@ -860,14 +859,25 @@ async fn authenticate_oidc(
 
 /// Phase 3: one shared refresh call per refresh token. `subject`: the
 /// user the old session named; a refresh that names another is refused.
+/// `issued_at`: when the old session was issued (for the user's logout-all).
+/// A signed-out refresh token is refused before the call and again after
+/// it, so a logout while the call was in flight still wins.
 async fn refresh(
     state: &AppState,
     generation: &Generation,
     headers: &HeaderMap,
     refresh_token: &str,
     subject: Option<&str>,
+    issued_at: Option<i64>,
 ) -> SessionState {
     let cookies = &generation.config.session.cookies;
+    let signed_out_refresh = || state.store.is_revoked(refresh_token, subject, issued_at);
+    if signed_out_refresh().await {
+        return SessionState::Anonymous {
+            reason: "signed out",
+            cookies: cookies.clear_all(headers),
+        };
+    }
     let r = match state.refresher.refresh(refresh_token).await {
         Ok(r) => r,
         Err(RefreshError::InvalidToken) => {
@@ -892,7 +902,8 @@ async fn refresh(
     };
     // A result kept from before a logout (another replica's, shared through
     // the store) must not sign the user back in.
-    if signed_out(state, &r.session_jwt, &r.claims).await
+    if signed_out_refresh().await
+        || signed_out(state, &r.session_jwt, &r.claims).await
         || (r.refresh_jwt != refresh_token
             && !r.refresh_jwt.is_empty()
             && state.store.is_revoked(&r.refresh_jwt, None, None).await)

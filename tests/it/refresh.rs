@@ -644,3 +644,105 @@ async fn a_slow_descope_times_out_into_503() {
     );
     assert_eq!(gw.emu.calls(REFRESH), 1);
 }
+
+/// Signs out with `cookies` (API style); Descope's own logout failing, so
+/// only the gateway's memory of the logout stands between a copied cookie
+/// and a refresh.
+async fn logout_with_descope_down(gw: &TestGateway, cookies: &str) {
+    gw.emu.set_fault(LOGOUT, Fault::status(503));
+    let resp = gw
+        .client
+        .post(gw.url("/_auth/logout"))
+        .header("cookie", cookies)
+        .header("origin", "http://gw.test")
+        .send()
+        .await
+        .expect("gateway answers");
+    assert_eq!(
+        resp.status(),
+        204,
+        "logout answers even when Descope's call fails"
+    );
+}
+
+/// A copy of the cookies taken before a logout (session still valid, near
+/// its expiry) must not refresh early with the signed-out refresh token.
+#[tokio::test]
+async fn an_early_refresh_with_a_signed_out_refresh_token_is_refused() {
+    let emu = Arc::new(spawn_emulator().await);
+    let upstream = spawn_upstream().await;
+    let toml = base_toml(
+        &emu,
+        &upstream,
+        &format!("[session]\nrefresh_before = \"10m\"\n{ROUTES}"),
+    );
+    let gw = TestGateway::spawn_with(emu, upstream, &toml).await;
+    let refresh = refresh_for(&gw, "U-copy");
+    let owner = mint(&gw, "U-copy", false, 60, json!({}));
+    let copy = mint(&gw, "U-copy", false, 90, json!({}));
+    // Before the logout the copy refreshes early, as configured.
+    let before = get_with_cookies(&gw, "/api/x", &format!("DS={copy}; DSR={refresh}")).await;
+    assert_eq!(before.status(), 200);
+    assert!(cookie_set(&before, "DS").is_some(), "refreshed early");
+    gw.emu.reset_calls();
+
+    logout_with_descope_down(&gw, &format!("DS={owner}; DSR={refresh}")).await;
+    let after = get_with_cookies(&gw, "/api/x", &format!("DS={copy}; DSR={refresh}")).await;
+    assert_eq!(
+        after.status(),
+        401,
+        "the signed-out refresh token refreshed"
+    );
+    assert!(cookie_set(&after, "DS").is_none());
+    assert_eq!(
+        gw.emu.calls(REFRESH),
+        0,
+        "no refresh call for a signed-out token"
+    );
+}
+
+/// A logout while a refresh of the same token is on its way to Descope
+/// wins: the refresh's answer is not adopted.
+#[tokio::test]
+async fn a_refresh_in_flight_during_a_logout_does_not_sign_the_user_back_in() {
+    let gw = TestGateway::spawn(ROUTES).await;
+    let refresh = refresh_for(&gw, "U-race");
+    gw.emu.set_fault(
+        REFRESH,
+        Fault::latency(std::time::Duration::from_millis(1500)),
+    );
+    let pending = tokio::spawn({
+        let client = gw.client.clone();
+        let url = gw.url("/api/x");
+        let cookies = format!("DSR={refresh}");
+        async move {
+            client
+                .get(url)
+                .header("cookie", cookies)
+                .send()
+                .await
+                .expect("gateway answers")
+        }
+    });
+    // Wait for the refresh call to reach Descope (bounded).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while gw.emu.calls(REFRESH) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    logout_with_descope_down(&gw, &format!("DSR={refresh}")).await;
+    let resp = pending.await.expect("request task");
+    assert_eq!(
+        resp.status(),
+        401,
+        "the in-flight refresh was adopted after the logout"
+    );
+    assert!(
+        cookie_set(&resp, "DS").is_none(),
+        "{:?}",
+        raw_set_cookies(&resp)
+    );
+}
