@@ -246,7 +246,15 @@ async fn login_page(
     });
     let return_to = match &generation.login {
         Some(core) => core.sanitize_return_to(raw.as_deref()),
-        None => raw.map_or_else(|| "/".to_string(), |r| safe_return_to(cfg, &r)),
+        None => raw.map_or_else(
+            || "/".to_string(),
+            |r| {
+                crate::redirect::RedirectPolicy::new(&cfg.login.allowed_redirect_origins)
+                    .unwrap_or_default()
+                    .avoiding_prefix(&cfg.server.auth_prefix)
+                    .sanitize(Some(&r))
+            },
+        ),
     };
     let session = resolve_session(state, generation, req.headers(), Some(client_ip)).await;
     let cookies = session.cookies().to_vec();

@@ -488,14 +488,16 @@ impl LoginService<'_> {
             ),
         };
         // Submitted at once only for a link opened directly (from a mail
-        // app: `Sec-Fetch-Site: none`) or from this site; from another
-        // site (webmail, or an attacker's page sending the victim to the
-        // attacker's own link) the user confirms with a click.
+        // app or the address bar: `Sec-Fetch-Site: none`). From anywhere
+        // else the user confirms with a click: another site (webmail, or
+        // an attacker's page sending the victim to the attacker's own
+        // link), and this site too, since in proxy mode the app shares the
+        // gateway's origin and may show links its users posted.
         let auto = req
             .parts
             .headers
             .get("sec-fetch-site")
-            .is_some_and(|v| v == "none" || v == "same-origin");
+            .is_some_and(|v| v == "none");
         page(pages::interstitial(
             &self.core.settings.pages,
             &action,

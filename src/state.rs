@@ -66,7 +66,8 @@ impl Generation {
                         secure: config.session.cookies.secure,
                         path: prefix.to_owned(),
                     },
-                    redirect: RedirectPolicy::new(&config.login.allowed_redirect_origins)?,
+                    redirect: RedirectPolicy::new(&config.login.allowed_redirect_origins)?
+                        .avoiding_prefix(prefix),
                     redirect_uri: format!("{}{prefix}/oidc/callback", config.server.public_origin),
                     limiter: crate::ratelimit::RateLimiter::new(
                         config.login.ip_rate_limit,
@@ -193,8 +194,8 @@ pub fn build_login(cfg: &Config) -> Result<Option<LoginCore>, LoginSetupError> {
         .map(|s| s.expose().as_bytes())
         .collect();
     let codec = StateCodec::new(secret.expose().as_bytes(), &previous)?;
-    let redirect = RedirectPolicy::new(&l.allowed_redirect_origins)?;
     let auth_prefix = cfg.server.auth_prefix.trim_end_matches('/').to_owned();
+    let redirect = RedirectPolicy::new(&l.allowed_redirect_origins)?.avoiding_prefix(&auth_prefix);
     let pages = PageSettings {
         app_name: l.app_name.clone(),
         logo_url: l.logo_url.clone(),

@@ -51,6 +51,8 @@ pub enum RedirectOriginError {
 #[derive(Debug, Clone, Default)]
 pub struct RedirectPolicy {
     allowed: Vec<Origin>,
+    /// A path prefix no target may lead into (lower-case, no trailing `/`).
+    avoid: Option<String>,
 }
 
 impl RedirectPolicy {
@@ -61,7 +63,23 @@ impl RedirectPolicy {
         for raw in allowed_origins {
             allowed.push(parse_origin(raw.as_ref())?);
         }
-        Ok(Self { allowed })
+        Ok(Self {
+            allowed,
+            avoid: None,
+        })
+    }
+
+    /// Also refuses every target whose path, once a browser has resolved
+    /// its dot segments, lies under `prefix` (any letter case, on every
+    /// percent-decoded layer). For a login's `return_to` with the gateway's
+    /// own `auth_prefix`: a finished login must not send the browser on to
+    /// a login endpoint (say, someone else's magic link), which would
+    /// arrive as a same-origin navigation.
+    #[must_use]
+    pub fn avoiding_prefix(mut self, prefix: &str) -> Self {
+        let p = prefix.trim_end_matches('/').to_ascii_lowercase();
+        self.avoid = (!p.is_empty()).then_some(p);
+        self
     }
 
     /// The allowed origins, serialized (`scheme://host[:port]`), for CSP `form-action`.
@@ -82,10 +100,15 @@ impl RedirectPolicy {
         if raw.is_empty() || raw.len() > DEFAULT_MAX_RETURN_TO_LEN {
             return None;
         }
-        if raw.starts_with('/') {
-            return relative_path(raw);
+        let target = if raw.starts_with('/') {
+            relative_path(raw)
+        } else {
+            self.absolute(raw)
+        }?;
+        match &self.avoid {
+            Some(prefix) if leads_under(&target, prefix) => None,
+            _ => Some(target),
         }
-        self.absolute(raw)
     }
 
     fn absolute(&self, raw: &str) -> Option<String> {
@@ -146,6 +169,28 @@ fn every_layer(raw: &str, pred: impl Fn(&str) -> bool) -> bool {
         current = Cow::Owned(decoded.into_owned());
     }
     false
+}
+
+/// Whether `target` (an accepted relative path or absolute URL) leads under
+/// `prefix` on any percent-decoded layer of its resolved path; anything
+/// that cannot be resolved counts as leading there (fail closed).
+fn leads_under(target: &str, prefix: &str) -> bool {
+    let Ok(base) = Url::parse("http://gateway.invalid/") else {
+        return true;
+    };
+    let Ok(url) = base.join(target) else {
+        return true;
+    };
+    let under = |path: &str| {
+        let lower = path.to_ascii_lowercase();
+        lower == prefix
+            || lower
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    !every_layer(url.path(), |layer| {
+        !under(layer) && base.join(layer).is_ok_and(|u| !under(u.path()))
+    })
 }
 
 /// Control characters, any Unicode whitespace, and `\` (read as `/` by browsers).

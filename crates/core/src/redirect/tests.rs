@@ -185,3 +185,35 @@ fn origins_serialize_for_csp() {
         ]
     );
 }
+
+#[test]
+fn a_login_return_to_never_leads_into_the_auth_prefix() {
+    let p = policy().avoiding_prefix("/_auth/");
+    for raw in [
+        "/_auth/magiclink/verify?t=abc",
+        "/_auth",
+        "/_AUTH/magiclink/verify?t=abc",
+        "/x/../_auth/magiclink/verify?t=abc",
+        "/x/%2e%2e/_auth/magiclink/verify",
+        "/%5fauth/magiclink/verify",
+        "/%255fauth/magiclink/verify",
+        "/./_auth/enchantedlink/verify",
+        "https://allowed.example.com/_auth/magiclink/verify?t=abc",
+        "https://allowed.example.com/a/../_Auth/oauth/callback",
+    ] {
+        assert_eq!(p.sanitize(Some(raw)), FALLBACK, "for {raw:?}");
+    }
+    for (raw, want) in [
+        ("/_authx/page", "/_authx/page"),
+        ("/app/_auth/x", "/app/_auth/x"),
+        ("/inbox?next=/_auth/login", "/inbox?next=/_auth/login"),
+        (
+            "https://allowed.example.com/dash",
+            "https://allowed.example.com/dash",
+        ),
+    ] {
+        assert_eq!(p.sanitize(Some(raw)), want, "for {raw:?}");
+    }
+    // Without the prefix rule (logout's after_logout) the login page is fine.
+    assert_eq!(policy().sanitize(Some("/_auth/login")), "/_auth/login");
+}
