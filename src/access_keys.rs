@@ -122,7 +122,11 @@ impl AccessKeys {
         let joined = match self.flights.join(&key) {
             Some(j) => j,
             None => {
-                let ip = client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+                // Per client as the login limits count it (an IPv6 client by its /64).
+                let ip = client_ip.map_or_else(
+                    || "unknown".to_owned(),
+                    portcullis_core::ratelimit::client_key,
+                );
                 if !self.limiter.try_acquire(&[ip.as_str()]) {
                     tracing::info!(client = %ip, "access key exchange refused: too many from this client");
                     return Err(KeyError::RateLimited);

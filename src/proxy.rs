@@ -335,7 +335,7 @@ impl ClientInfo {
         trusted_proxies: &[IpNet],
         headers: &HeaderMap,
     ) -> Self {
-        let trusted = trusted_proxies.iter().any(|n| n.contains(&peer.ip()));
+        let trusted = in_nets(trusted_proxies, peer.ip());
         let client_ip = if trusted {
             forwarded_client(headers, trusted_proxies, peer.ip())
         } else {
@@ -348,6 +348,17 @@ impl ClientInfo {
             tls,
         }
     }
+}
+
+/// Whether `ip` is in one of `nets`, in either of its spellings: on a
+/// dual-stack listener an IPv4 peer arrives as `::ffff:a.b.c.d`, which an
+/// IPv4 network must still match (and an IPv4-mapped network an IPv4 one).
+pub fn in_nets(nets: &[IpNet], ip: IpAddr) -> bool {
+    let other = match ip {
+        IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+    };
+    nets.iter().any(|n| n.contains(&ip) || n.contains(&other))
 }
 
 /// The client behind trusted proxies: `X-Forwarded-For` read from the right,
@@ -369,7 +380,7 @@ fn forwarded_client(headers: &HeaderMap, trusted_proxies: &[IpNet], peer: IpAddr
     for entry in entries.iter().rev() {
         let Some(ip) = forwarded_ip(entry) else { break };
         client = ip;
-        if !trusted_proxies.iter().any(|n| n.contains(&ip)) {
+        if !in_nets(trusted_proxies, ip) {
             break;
         }
     }
@@ -792,6 +803,26 @@ use std::future::Future as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn networks_match_both_spellings_of_an_ipv4_address() {
+        let nets: Vec<IpNet> = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "::ffff:10.0.0.0/104".parse().unwrap(),
+        ];
+        for (ip, inside) in [
+            ("127.0.0.1", true),
+            ("::ffff:127.0.0.1", true),
+            ("10.1.2.3", true),
+            ("::ffff:10.1.2.3", true),
+            ("127.0.0.2", false),
+            ("::ffff:127.0.0.2", false),
+            ("::1", false),
+            ("::127.0.0.1", false),
+        ] {
+            assert_eq!(in_nets(&nets, ip.parse().unwrap()), inside, "{ip}");
+        }
+    }
 
     fn info(trusted: bool) -> ClientInfo {
         ClientInfo {

@@ -148,7 +148,7 @@ pub const KEYS: &[KeyDoc] = &[
         List("CIDRs"),
         "`[]`",
         L,
-        "Peers whose `X-Forwarded-*`, `Forwarded`, `X-Real-IP` are believed.",
+        "Peers whose `X-Forwarded-*`, `Forwarded`, `X-Real-IP` are believed. An IPv4 network also matches its peers seen as `::ffff:a.b.c.d` on a dual-stack `[::]` listener.",
     ),
     k(
         "server.case_insensitive_paths",
@@ -594,7 +594,7 @@ pub const KEYS: &[KeyDoc] = &[
         Bool,
         "`false`",
         L,
-        "Descope mode: a Bearer credential that is not a JWT is exchanged as a Descope access key; the session JWT it yields is verified and kept until it expires (one exchange per key at a time; at most 30 exchanges of unknown keys per client IP and minute).",
+        "Descope mode: a Bearer credential that is not a JWT is exchanged as a Descope access key; the session JWT it yields is verified and kept until it expires (one exchange per key at a time; at most 30 exchanges of unknown keys per client and minute, an IPv6 client counted by its /64).",
     ),
     // [login]
     k(
@@ -743,7 +743,7 @@ pub const KEYS: &[KeyDoc] = &[
         List("CIDRs"),
         "`[\"127.0.0.1/32\", \"::1/128\"]`",
         L,
-        "Only these peers may call `/verify`.",
+        "Only these peers may call `/verify` (IPv4 networks match IPv4-mapped peers too).",
     ),
     // [upstreams.<name>]
     k(

@@ -75,12 +75,7 @@ async fn decide<'g>(
     log: &mut AccessLog<'g>,
 ) -> Result<Option<Verdict<'g>>, Reject> {
     let cfg = &generation.config;
-    if !cfg
-        .forward_auth
-        .trusted_callers
-        .iter()
-        .any(|n| n.contains(&info.peer.ip()))
-    {
+    if !crate::proxy::in_nets(&cfg.forward_auth.trusted_callers, info.peer.ip()) {
         return Err(Reject::Forbidden {
             reason: "verify caller not trusted",
             cookies: Vec::new(),

@@ -196,3 +196,52 @@ async fn the_key_is_not_forwarded_to_the_app() {
         "the access key reached the app"
     );
 }
+
+/// On a dual-stack listener (`[::]`) an IPv4 proxy arrives as
+/// `::ffff:127.0.0.1` and is still the trusted `127.0.0.1/32`; the clients
+/// it forwards are limited by their /64, so one host hopping addresses in
+/// its prefix gets one budget, and a client elsewhere is not locked out.
+#[tokio::test]
+async fn exchanges_are_limited_per_ipv6_prefix_behind_a_dual_stack_listener() {
+    let emu = Arc::new(spawn_emulator().await);
+    let upstream = spawn_upstream().await;
+    let toml = base_toml(&emu, &upstream, ROUTES)
+        .replacen("listen = \"127.0.0.1:0\"", "listen = \"[::]:0\"", 1)
+        .replace(
+            "[server]\n",
+            "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n",
+        );
+    let gw = TestGateway::spawn_with(emu, upstream, &toml).await;
+    assert!(gw.handle.addr.is_ipv6(), "{}", gw.handle.addr);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", gw.handle.addr.port());
+    for i in 0..40 {
+        let r = gw
+            .client
+            .get(url("/x"))
+            .bearer_auth(format!("K2hop{i:04}"))
+            .header("x-forwarded-for", format!("2001:db8:1:2::{:x}", i + 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let calls = gw.emu.access_key_exchanges();
+    assert!(
+        (1..=30).contains(&calls),
+        "{calls} exchanges from one /64: each address got its own budget"
+    );
+    let (_, good) = key(&gw, &["admin"]);
+    let r = gw
+        .client
+        .get(url("/admin/x"))
+        .bearer_auth(&good)
+        .header("x-forwarded-for", "2001:db8:7::1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "a client in another prefix was limited (the proxy's X-Forwarded-For was not believed)"
+    );
+}
