@@ -472,6 +472,16 @@ pub fn route<'g>(generation: &'g Generation, facts: &Facts<'_>) -> Result<Target
             allow_header(route),
         ));
     }
+    // The proxy path reads such a body for `_method`; forward-auth never
+    // sees it, so it cannot vouch for what the app will make of it.
+    if matches!(facts.mode, Mode::ForwardAuth(_))
+        && crate::method_override::unreadable_body_may_override(route, facts.method, facts.headers)
+    {
+        return Err(Reject::MethodNotAllowed(
+            "body may override the method (forward-auth cannot read it)",
+            allow_header(route),
+        ));
+    }
     Ok(Target::Route(route, m.captures))
 }
 

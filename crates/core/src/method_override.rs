@@ -31,6 +31,22 @@ fn allowed(route: &Route, name: &[u8]) -> bool {
         .is_ok_and(|m| route.allows_method(&m))
 }
 
+/// Whether a query or form field named `key` is read as `_method` by some
+/// framework: PHP turns `.` and ` ` in a parameter name into `_` and drops
+/// leading spaces before Laravel/Symfony look (`.method`, `+_method`), and
+/// nested-parameter parsers make `_method[]` / `_method[x]` of `_method`.
+/// Compared in any letter case.
+pub fn names_override(key: &str) -> bool {
+    let base = key.trim_start_matches(' ');
+    let base = base.split('[').next().unwrap_or(base);
+    base.len() == METHOD_OVERRIDE_PARAM.len()
+        && base
+            .bytes()
+            .map(|b| if b == b'.' || b == b' ' { b'_' } else { b })
+            .zip(METHOD_OVERRIDE_PARAM.bytes())
+            .all(|(a, b)| a.eq_ignore_ascii_case(&b))
+}
+
 /// Every override in the headers (any spelling) and the query names a
 /// method the route allows; always true for a route without `methods`.
 pub fn head_allowed(route: &Route, headers: &HeaderMap, query: Option<&str>) -> bool {
@@ -40,7 +56,7 @@ pub fn head_allowed(route: &Route, headers: &HeaderMap, query: Option<&str>) -> 
     method_override_values(headers).all(|v| allowed(route, v.as_bytes()))
         && query.is_none_or(|q| {
             form_urlencoded::parse(q.as_bytes())
-                .filter(|(k, _)| k.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM))
+                .filter(|(k, _)| names_override(k))
                 .all(|(_, v)| allowed(route, v.as_bytes()))
         })
 }
@@ -51,6 +67,10 @@ pub enum BodyKind {
     Form,
     Multipart(String),
     Json,
+    /// A body of one of those kinds under a `Content-Encoding` (gzip, ...):
+    /// apps that decompress would read a `_method` not visible here, so it
+    /// is refused rather than inspected.
+    Encoded,
 }
 
 /// Whether the body of this request must be inspected before it goes on,
@@ -59,24 +79,61 @@ pub fn body_to_inspect(route: &Route, method: &Method, headers: &HeaderMap) -> O
     if *method != Method::POST || route.methods().is_none() {
         return None;
     }
-    let ct = match headers.get(header::CONTENT_TYPE) {
-        None => return Some(BodyKind::Form), // Rack reads a typeless POST as a form
-        Some(v) => v.to_str().unwrap_or_default(),
-    };
-    let essence = ct.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        Some(BodyKind::Form)
-    } else if essence.eq_ignore_ascii_case("multipart/form-data") {
-        // A multipart body without a usable boundary cannot be parsed here,
-        // nor by the app: an empty boundary makes the inspection fail closed.
-        Some(BodyKind::Multipart(
-            multer::parse_boundary(ct).unwrap_or_default(),
-        ))
-    } else if essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json") {
-        Some(BodyKind::Json)
+    // A header the client nominated in `Connection` is removed before the
+    // request goes on: the app sees no such header, so neither does this.
+    let forwarded = |name: &http::HeaderName| !nominated_by_connection(headers, name.as_str());
+    let cts: Vec<&http::HeaderValue> = if forwarded(&header::CONTENT_TYPE) {
+        headers.get_all(header::CONTENT_TYPE).iter().collect()
     } else {
-        None
-    }
+        Vec::new()
+    };
+    let kind = match cts.as_slice() {
+        [] => BodyKind::Form, // Rack reads a typeless POST as a form
+        [ct] => {
+            let ct = ct.to_str().unwrap_or_default();
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+                BodyKind::Form
+            } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+                // A multipart body without a usable boundary cannot be parsed
+                // here, nor by the app: an empty boundary fails closed.
+                BodyKind::Multipart(multer::parse_boundary(ct).unwrap_or_default())
+            } else if essence.eq_ignore_ascii_case("application/json") || essence.ends_with("+json")
+            {
+                BodyKind::Json
+            } else {
+                return None;
+            }
+        }
+        // Two types: apps differ on which one counts; read as none of them.
+        _ => BodyKind::Multipart(String::new()),
+    };
+    let encoded = forwarded(&header::CONTENT_ENCODING)
+        && headers
+            .get_all(header::CONTENT_ENCODING)
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+            .any(|c| !c.trim().eq_ignore_ascii_case("identity") && !c.trim().is_empty());
+    Some(if encoded { BodyKind::Encoded } else { kind })
+}
+
+/// Whether `Connection` lists `name` (which is then not forwarded).
+fn nominated_by_connection(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or_default().split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(name))
+}
+
+/// In forward-auth the body is never seen: whether this request could carry
+/// a `_method` in a body the app parses (a declared form, multipart or JSON
+/// body, possibly encoded) on a route with `methods`. Such a request is
+/// refused there, since the override it may hold cannot be checked.
+pub fn unreadable_body_may_override(route: &Route, method: &Method, headers: &HeaderMap) -> bool {
+    let declared = headers.contains_key(header::CONTENT_TYPE)
+        && !nominated_by_connection(headers, header::CONTENT_TYPE.as_str());
+    declared && body_to_inspect(route, method, headers).is_some()
 }
 
 /// Whether every `_method` in a read body names a method the route allows.
@@ -86,12 +143,9 @@ pub async fn body_allowed(route: &Route, kind: &BodyKind, body: &Bytes) -> bool 
     match kind {
         // `_method[]=DELETE` and `_method[x]=...` count too: a parser that
         // builds nested params may still stringify them into a method.
+        BodyKind::Encoded => false,
         BodyKind::Form => form_urlencoded::parse(body)
-            .filter(|(k, _)| {
-                k.split('[')
-                    .next()
-                    .is_some_and(|k| k.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM))
-            })
+            .filter(|(k, _)| names_override(k))
             .all(|(_, v)| allowed(route, v.as_bytes())),
         BodyKind::Json => {
             if body.iter().all(u8::is_ascii_whitespace) {
@@ -118,9 +172,7 @@ pub async fn body_allowed(route: &Route, kind: &BodyKind, body: &Bytes) -> bool 
                 match parts.next_field().await {
                     Ok(None) => return true,
                     Ok(Some(field)) => {
-                        let is_override = field
-                            .name()
-                            .is_some_and(|n| n.eq_ignore_ascii_case(METHOD_OVERRIDE_PARAM));
+                        let is_override = field.name().is_some_and(names_override);
                         if is_override {
                             match field.bytes().await {
                                 Ok(v) if allowed(route, &v) => {}
