@@ -85,6 +85,16 @@ pub fn is_verify(sub: &str) -> bool {
     sub == "/verify" || sub.starts_with("/verify/")
 }
 
+/// Whether a sub-path names one of the hosted endpoints [`dispatch`]
+/// serves (any method); anything else under the prefix is a 404 here.
+pub fn is_endpoint(sub: &str) -> bool {
+    matches!(
+        sub,
+        "/me" | "/jwks.json" | "/login" | "/oidc/callback" | "/logout" | "/logout-all"
+    ) || is_verify(sub)
+        || crate::login::LoginCore::handles(sub)
+}
+
 /// Routes `{auth_prefix}{sub}` to its handler.
 pub async fn dispatch<'g>(
     state: &AppState,

@@ -131,7 +131,16 @@ async fn decide<'g>(
         .iter()
         .take(prefix_segments)
         .all(|s| s.params.is_empty());
-    if crate::hosted::is_hosted_path(facts.canon.match_path(), prefix) && prefix_spelled_plainly {
+    // Only the gateway's own endpoints are waved through: another path
+    // under the prefix may be one the ingress sends to the app, so the
+    // route rules judge it.
+    let endpoint = crate::hosted::is_hosted_path(facts.canon.match_path(), prefix)
+        && facts
+            .canon
+            .match_path()
+            .get(prefix.trim_end_matches('/').len()..)
+            .is_some_and(crate::hosted::is_endpoint);
+    if endpoint && prefix_spelled_plainly {
         // An encoded slash (`/_auth%2Fadmin`) is no hosted endpoint: the
         // ingress or the app may well route that spelling to the app.
         if facts.canon.has_encoded_slash() {

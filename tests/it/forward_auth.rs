@@ -517,3 +517,36 @@ async fn path_override_headers_are_refused_in_forward_auth() {
         assert_eq!(r.status(), 403, "{url}");
     }
 }
+
+/// Only the gateway's own endpoints under the prefix are waved through: a
+/// path there that is no endpoint may be one the ingress sends to the app,
+/// so it is judged by the route rules like any other.
+#[tokio::test]
+async fn only_real_hosted_endpoints_are_exempt_from_the_route_rules() {
+    let gw = gw("nginx", "[\"127.0.0.1/32\"]").await;
+    let verify = |uri: &'static str| {
+        gw.get("/_auth/verify")
+            .header("x-original-uri", uri)
+            .header("x-original-method", "GET")
+            .send()
+    };
+    for uri in [
+        "/_auth/login?return_to=%2F",
+        "/_auth/me",
+        "/_auth/logout",
+        "/_auth/oauth/callback?code=x",
+        "/_auth/magiclink/verify?t=x",
+    ] {
+        assert_eq!(verify(uri).await.unwrap().status(), 200, "{uri}");
+    }
+    for uri in [
+        "/_auth",
+        "/_auth/",
+        "/_auth/admin",
+        "/_auth/uploads/x.png",
+        "/_AUTH/me-too",
+    ] {
+        assert_eq!(verify(uri).await.unwrap().status(), 401, "{uri}");
+    }
+    assert_eq!(gw.upstream.count(), 0);
+}
