@@ -148,14 +148,34 @@ impl RateLimiter {
             buckets.retain(|_, b| refill(b, b.spec) < f64::from(b.spec.limit));
         }
         if buckets.len() + new_keys > self.max_keys {
-            // Still full: drop the buckets that are not refusing anyone (a
-            // token left), so a flood of one-off keys (many e-mail
-            // addresses) cannot lock every new client out of login. Such a
-            // key starts again from a full bucket; the exhausted ones, which
-            // are doing the limiting, stay.
-            buckets.retain(|_, b| refill(b, b.spec) < 1.0);
-            if buckets.len() + new_keys > self.max_keys {
-                return Err(first); // every tracked key is exhausted
+            // Still full: make room by dropping buckets that are not
+            // refusing anyone (a token left), so a flood of one-off keys
+            // (many e-mail addresses) cannot lock every new client out of
+            // login. The fullest go first and only a batch of them (a
+            // sixteenth of the table, so the sweep is rare): a dropped key
+            // starts again from a full bucket, which costs little for a key
+            // that was nearly full, while the nearly drained ones (a flood's
+            // target, say) keep their count. Exhausted buckets always stay.
+            let needed = buckets.len() + new_keys - self.max_keys;
+            let mut spare: Vec<(f64, &String)> = buckets
+                .iter()
+                .filter_map(|(k, b)| {
+                    let tokens = refill(b, b.spec);
+                    (tokens >= 1.0).then(|| (tokens / f64::from(b.spec.limit), k))
+                })
+                .collect();
+            if spare.len() < needed {
+                return Err(first); // (nearly) every tracked key is exhausted
+            }
+            let batch = needed.max(self.max_keys / 16).min(spare.len());
+            spare.select_nth_unstable_by(batch - 1, |a, b| b.0.total_cmp(&a.0));
+            let drop: Vec<String> = spare
+                .iter()
+                .take(batch)
+                .map(|(_, k)| (*k).clone())
+                .collect();
+            for k in &drop {
+                buckets.remove(k);
             }
         }
         if let Some((_, spec)) = keys
@@ -276,10 +296,10 @@ mod tests {
         assert!(l.try_acquire(&["a"]));
         assert!(l.try_acquire(&["b"]));
         assert!(l.try_acquire(&["c"]));
-        // Full of partly used buckets: they make room for a new key (a
+        // Full of partly used buckets: one makes room for a new key (a
         // flood of one-off keys cannot lock new clients out).
         assert!(l.try_acquire(&["d"]));
-        assert_eq!(l.tracked(), 1);
+        assert_eq!(l.tracked(), 3);
         // Exhausted buckets are kept: they are the ones limiting.
         assert!(l.try_acquire(&["d"]));
         assert!(!l.try_acquire(&["d"]), "d is exhausted");
@@ -295,6 +315,28 @@ mod tests {
         tokio::time::advance(Duration::from_secs(60)).await;
         assert!(l.try_acquire(&["g"]));
         assert_eq!(l.tracked(), 1);
+    }
+
+    /// A flood of one-off keys filling the table does not give a nearly
+    /// drained key its budget back: the fullest buckets make room first.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_flood_of_new_keys_does_not_reset_a_drained_key() {
+        let l = limiter("10/min", 64);
+        for _ in 0..9 {
+            assert!(l.try_acquire(&["email:victim"]));
+        }
+        for n in 0..10_000 {
+            assert!(
+                l.try_acquire(&[format!("ip:{n}").as_str()]),
+                "flood key {n}"
+            );
+        }
+        assert!(l.tracked() <= 64);
+        assert!(l.try_acquire(&["email:victim"]), "its last token");
+        assert!(
+            !l.try_acquire(&["email:victim"]),
+            "the flood reset its bucket"
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
