@@ -54,6 +54,20 @@ end
 return 0
 ";
 
+/// A logout-all time is only ever moved later: a replica replaying an
+/// older one must not shorten another replica's newer logout-all.
+const LATER_SCRIPT: &str = r"
+local c = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > c then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+return 0
+";
+
+/// Entries written to Redis per round trip when the local logout memory is
+/// replayed after an outage.
+const REPLAY_BATCH: usize = 500;
+
 const RENEW_SCRIPT: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -107,6 +121,7 @@ struct Remote {
     timeout: Duration,
     up: AtomicBool,
     rate: redis::Script,
+    later: redis::Script,
     renew: redis::Script,
     release: redis::Script,
 }
@@ -169,6 +184,7 @@ impl Store {
                 timeout: cfg.timeout,
                 up: AtomicBool::new(false),
                 rate: redis::Script::new(RATE_SCRIPT),
+                later: redis::Script::new(LATER_SCRIPT),
                 renew: redis::Script::new(RENEW_SCRIPT),
                 release: redis::Script::new(RELEASE_SCRIPT),
             }),
@@ -209,12 +225,13 @@ impl Store {
         .await;
         match answer {
             Ok(Ok(_)) => {
+                self.metrics.store_up.set(1);
                 if !r.up.swap(true, Ordering::Relaxed) {
                     tracing::info!(
                         "the shared store (Redis) answers; state is shared across replicas"
                     );
+                    self.replay_logouts().await;
                 }
-                self.metrics.store_up.set(1);
             }
             Ok(Err(_)) | Err(_) => self.mark_down("ping"),
         }
@@ -268,6 +285,89 @@ impl Store {
     }
 
     // === logout memory ===
+
+    /// Writes this replica's logout memory to Redis (once it answers again):
+    /// a logout made while it was down, or whose write failed, otherwise
+    /// never reaches the other replicas. Tokens are set until their `exp`,
+    /// logout-all times only moved later. A failure marks the store down
+    /// again, and the next recovery replays once more.
+    async fn replay_logouts(&self) {
+        let now = crate::time::unix_now_i64();
+        let now_ms = unix_now_ms();
+        let (tokens, users) = {
+            let local = self.lock_local();
+            (
+                local
+                    .tokens
+                    .iter()
+                    .filter(|(_, exp)| **exp > now)
+                    .map(|(h, e)| (*h, *e))
+                    .collect::<Vec<_>>(),
+                local
+                    .users
+                    .iter()
+                    .map(|(u, t)| (u.clone(), *t))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let Some(r) = &self.remote else { return };
+        let ttl_all = i64::try_from(LOGOUT_ALL_TTL.as_millis()).unwrap_or(i64::MAX);
+        for chunk in tokens.chunks(REPLAY_BATCH) {
+            let mut pipe = redis::pipe();
+            for (hash, exp) in chunk {
+                let key = self.key("revoked", &URL_SAFE_NO_PAD.encode(hash));
+                let ttl_ms = (exp - now).saturating_mul(1000);
+                pipe.cmd("SET")
+                    .arg(key)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .ignore();
+            }
+            let done = self
+                .call("replay", |mut c| async move {
+                    pipe.query_async::<()>(&mut c).await
+                })
+                .await;
+            if done.is_none() {
+                return;
+            }
+        }
+        for chunk in users.chunks(REPLAY_BATCH) {
+            let mut pipe = redis::pipe();
+            // After a restart Redis has forgotten the script.
+            pipe.load_script(&r.later).ignore();
+            let mut any = false;
+            for (user, at_ms) in chunk {
+                let left = ttl_all - (now_ms - at_ms);
+                if left <= 0 {
+                    continue;
+                }
+                any = true;
+                let key = self.key("logout_all", &URL_SAFE_NO_PAD.encode(digest(user)));
+                pipe.invoke_script(r.later.key(key).arg(*at_ms).arg(left))
+                    .ignore();
+            }
+            if !any {
+                continue;
+            }
+            let done = self
+                .call("replay", |mut c| async move {
+                    pipe.query_async::<()>(&mut c).await
+                })
+                .await;
+            if done.is_none() {
+                return;
+            }
+        }
+        if !tokens.is_empty() || !users.is_empty() {
+            tracing::info!(
+                tokens = tokens.len(),
+                users = users.len(),
+                "logouts remembered here were written to the shared store"
+            );
+        }
+    }
 
     /// Remembers a signed-out session token until `exp` (unix seconds).
     pub async fn revoke_session(&self, token: &str, exp: i64) {

@@ -434,10 +434,26 @@ async fn redis_down_keeps_serving_and_sharing_resumes_when_it_returns() {
         get(&gws[0], "/api/x", &format!("DS={gone}")).await.status(),
         401
     );
+    // So is a logout-all (Descope answers; only Redis is down).
+    let all_old = mint(&emu, "U-all", false, 600, json!({}));
+    let all_refresh = mint(&emu, "U-all", true, 3600, json!({}));
+    assert_eq!(
+        logout(&gws[0], "/_auth/logout-all", &format!("DSR={all_refresh}")).await,
+        204
+    );
 
     // Back on the same port: shared again within a few seconds.
     redis.restart().await;
     wait_up(&gws, true, Duration::from_secs(5)).await;
+    // The outage's logouts reach the other replicas once Redis answers.
+    for gw in &gws[1..] {
+        status_within(gw, &format!("DS={gone}"), 401, Duration::from_secs(3))
+            .await
+            .expect("a logout made during the outage is shared after it");
+        status_within(gw, &format!("DS={all_old}"), 401, Duration::from_secs(3))
+            .await
+            .expect("a logout-all made during the outage is shared after it");
+    }
     let later = mint(&emu, "U-back", false, 600, json!({}));
     assert_eq!(
         logout(&gws[0], "/_auth/logout", &format!("DS={later}")).await,
