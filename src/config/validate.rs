@@ -348,6 +348,13 @@ pub(super) fn validate(
 
     if let Some(p) = &policy {
         cx.lints.extend(p.lints());
+        if forward_auth.mode == ForwardAuthMode::Nginx && p.has_host_routes() {
+            cx.lint(ConfigIssue::new(
+                "forward_auth.mode",
+                "routes with `host` in nginx forward-auth: ingress-nginx sends the auth request with the auth service's own Host, so those routes never match there and a later route decides instead",
+                "with ingress-nginx, write the rules without `host` (one gateway config per app host); with plain nginx, pass the client's Host to the auth location (proxy_set_header Host $host)",
+            ));
+        }
         let catch_all_authenticated = p
             .routes()
             .iter()

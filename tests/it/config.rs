@@ -405,3 +405,21 @@ fn login_cdn_url_is_an_origin_over_https_or_loopback_http() {
         assert!(err.contains("fix:"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn host_routes_in_nginx_forward_auth_are_linted() {
+    let host_route =
+        "[[routes]]\nhost = \"admin.example.com\"\npath = \"/**\"\nroles = [\"admin\"]\n";
+    let lints = |mode: &str, routes: &str| {
+        load(&format!(
+            "[forward_auth]\nmode = \"{mode}\"\n{routes}{MINIMAL}"
+        ))
+        .unwrap()
+        .lints
+        .iter()
+        .any(|l| l.key == "forward_auth.mode")
+    };
+    assert!(lints("nginx", host_route));
+    assert!(!lints("nginx", ""));
+    assert!(!lints("traefik", host_route));
+}
