@@ -66,6 +66,9 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 ONLY = [t for t in os.environ.get("TARGETS", "").split(",") if t]
 # PERF=portcullis-auth,portcullis-public: perf-record those targets in the last round.
 PERF = [t for t in os.environ.get("PERF", "").split(",") if t]
+# PERF_CALLGRAPH=dwarf: DWARF call graphs (the release build has no frame pointers) and a
+# report of the gateway functions' inclusive time; default fp.
+PERF_CALLGRAPH = os.environ.get("PERF_CALLGRAPH", "fp")
 PROJECT_ID = "P2benchBenchBenchBenchBench0"
 CONTROL_TOKEN = "bench-control-token"
 SECRET = "bench-session-secret-0123456789abcdef0123456789"
@@ -638,7 +641,7 @@ def main() -> int:
         for t in targets:
             data = scratch / f"perf-{t.name}.data"
             if data.exists():
-                perf_report(t.name, data)
+                perf_report(t.name, data, t.results[-1].cpu_us_per_req)
         return 0 if all(not r.bad for t in targets for r in t.results) else 1
     finally:
         procs.stop_all()
@@ -742,14 +745,27 @@ def start_perf(t: Target, scratch: Path) -> subprocess.Popen | None:
         return None
     secs = max(1, int(to_ms(DURATION) / 1000) - 1)
     return subprocess.Popen(
-        ["taskset", "-c", LOAD_CPU, "perf", "record", "-q", "-F", "999", "-g", "-p", str(t.pid),
+        ["taskset", "-c", LOAD_CPU, "perf", "record", "-q", "-F", "999", "--call-graph", PERF_CALLGRAPH,
+         "-p", str(t.pid),
          "-o", str(scratch / f"perf-{t.name}.data"), "--", "sleep", str(secs)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-def perf_report(name: str, data: Path) -> None:
+def perf_report(name: str, data: Path, cpu_us: float) -> None:
+    # Where the round's CPU per request went, by binary: the kernel (the
+    # sockets), the proxy's own code (with everything linked into it), libc.
+    out = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+        capture_output=True, text=True, check=False,
+    ).stdout
+    split = []
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
+        if m and not line.startswith("#") and float(m.group(1)) >= 0.5:
+            split.append(f"{m.group(2)} {float(m.group(1)) * cpu_us / 100:.1f}")
+    print(f"\nperf, {name}: {cpu_us:.1f} CPU us/request in the profiled round = " + ", ".join(split))
     out = subprocess.run(
         ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso,symbol", "--stdio", "-g", "none"],
         capture_output=True, text=True, check=False,
@@ -758,6 +774,17 @@ def perf_report(name: str, data: Path) -> None:
     print(f"\nperf, {name} (self time, top 30):")
     for line in rows[:30]:
         print("  " + re.sub(r"\s{3,}", "   ", line.strip())[:160])
+    if PERF_CALLGRAPH.startswith("dwarf") and name.startswith("portcullis"):
+        # Inclusive time of the gateway's own functions: where its work goes.
+        out = subprocess.run(
+            ["perf", "report", "-i", str(data), "--children", "--sort", "symbol", "--stdio", "-g", "none"],
+            capture_output=True, text=True, check=False,
+        ).stdout
+        # Named functions only (not the generic wrappers instantiated over them).
+        own = [l for l in out.splitlines() if re.search(r"\[\.\] portcullis(_core)?::", l)]
+        print(f"\nperf, {name} (inclusive time of portcullis functions, top 40):")
+        for line in own[:40]:
+            print("  " + re.sub(r"\s{3,}", "   ", line.strip())[:160])
 
 
 def check_portcullis(gw_port: int, up_port: int, cookie: str, gw: Proc) -> None:
