@@ -605,7 +605,7 @@ def main() -> int:
                     perf.wait()
                 t.results.append(r)
                 flag = f"  ({r.bad} bad responses/errors)" if r.bad else ""
-                log(f"round {rnd} {t.name:24} {r.rps:>10,.0f} req/s  p99 {r.p99_ms:.2f} ms{flag}")
+                log(f"round {rnd} {t.name:24} {r.rps:>10,.0f} req/s  p99 {r.p99_ms:.2f} ms  {r.cpu_us_per_req:.1f} us/req{flag}")
 
         # --- cold path (one pass: each token is new exactly once) -------------
         for name, t in cold:
