@@ -170,10 +170,8 @@ impl LoginCore {
     /// Builds the login endpoints from explicit settings.
     pub fn new(settings: LoginSettings, codec: StateCodec, cookies: CookieSettings) -> Self {
         let public_origin = settings.public_url.origin().ascii_serialization();
-        let state_cookie = StateCookieSettings {
-            secure: cookies.secure,
-            path: settings.auth_prefix.clone(),
-        };
+        let state_cookie =
+            StateCookieSettings::new(cookies.secure, cookies.host_prefix, &settings.auth_prefix);
         let limiter = RateLimiter::new(settings.ip_rate_limit, DEFAULT_MAX_KEYS);
         Self {
             settings,
@@ -390,6 +388,7 @@ impl LoginService<'_> {
             return deny(StatusCode::BAD_REQUEST, "missing_fields");
         };
         let state = match self.core.codec.read_state_cookie(
+            &self.core.state_cookie,
             req.headers(),
             nonce,
             LoginKind::Flow,
@@ -641,6 +640,7 @@ impl LoginService<'_> {
             req.query("nonce")
         };
         let state = match self.core.codec.read_state_cookie(
+            &self.core.state_cookie,
             req.headers(),
             nonce.as_deref().unwrap_or(""),
             LoginKind::EnchantedLink,
@@ -771,6 +771,7 @@ impl LoginService<'_> {
         }
         let nonce = req.form("nonce").unwrap_or_default();
         let state = match self.core.codec.read_state_cookie(
+            &self.core.state_cookie,
             req.headers(),
             &nonce,
             LoginKind::Otp,
@@ -968,11 +969,13 @@ impl LoginService<'_> {
             return self.not_found();
         }
         let nonce = req.query("state").unwrap_or_default();
-        let state = match self
-            .core
-            .codec
-            .read_state_cookie(req.headers(), &nonce, kind, now_unix())
-        {
+        let state = match self.core.codec.read_state_cookie(
+            &self.core.state_cookie,
+            req.headers(),
+            &nonce,
+            kind,
+            now_unix(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 // No matching state cookie: this browser did not start this

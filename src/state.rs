@@ -62,10 +62,11 @@ impl Generation {
                 let prefix = config.server.auth_prefix.trim_end_matches('/');
                 let login = crate::oidc::LoginSetup {
                     codec: StateCodec::new(secret.expose().as_bytes(), &previous)?,
-                    state_cookie: crate::login_state::StateCookieSettings {
-                        secure: config.session.cookies.secure,
-                        path: prefix.to_owned(),
-                    },
+                    state_cookie: crate::login_state::StateCookieSettings::new(
+                        config.session.cookies.secure,
+                        config.session.cookies.host_prefix,
+                        prefix,
+                    ),
                     redirect: RedirectPolicy::new(&config.login.allowed_redirect_origins)?
                         .avoiding_prefix(prefix),
                     redirect_uri: format!("{}{prefix}/oidc/callback", config.server.public_origin),

@@ -184,6 +184,7 @@ pub async fn callback(
         ));
     }
     let state = match setup.codec.read_state_cookie(
+        &setup.state_cookie,
         req.headers(),
         &state_param,
         LoginKind::Oidc,

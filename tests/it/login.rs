@@ -35,6 +35,11 @@ tenants = [{ id = "T-acme", roles = ["member"] }]
 
 /// A gateway whose `[login]` table is `login`, with a seeded emulator.
 async fn spawn(login: &str) -> TestGateway {
+    spawn_at(login, "http://gw.test").await
+}
+
+/// [`spawn`] with another `public_url`.
+async fn spawn_at(login: &str, public_url: &str) -> TestGateway {
     init();
     let emu = Emulator::spawn(
         "127.0.0.1:0".parse().unwrap(),
@@ -61,7 +66,11 @@ path = "/**"
 access = "authenticated"
 "#
     );
-    let toml = base_toml(&emu, &upstream, &extra);
+    let toml = base_toml(&emu, &upstream, &extra).replacen(
+        "public_url = \"http://gw.test\"",
+        &format!("public_url = \"{public_url}\""),
+        1,
+    );
     TestGateway::spawn_with(Arc::new(emu), upstream, &toml).await
 }
 
@@ -98,7 +107,7 @@ impl Jar {
     fn state_cookies(&self) -> usize {
         self.0
             .keys()
-            .filter(|k| k.starts_with("portcullis_state_"))
+            .filter(|k| k.contains("portcullis_state_"))
             .count()
     }
 }
@@ -134,6 +143,7 @@ fn location(headers: &HeaderMap) -> String {
 /// The path and query of a link to the gateway's public URL.
 fn local(link: &str) -> String {
     link.strip_prefix(PUBLIC)
+        .or_else(|| link.strip_prefix("https://gw.test"))
         .unwrap_or_else(|| panic!("link {link} is not on {PUBLIC}"))
         .to_owned()
 }
@@ -526,6 +536,61 @@ async fn oauth_round_trip_requires_the_matching_state_cookie() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn an_https_gateway_names_its_state_cookie_host_only() {
+    // Cookie tossing: a sibling subdomain (or any plain-http answer for the
+    // host) can set `portcullis_state_<nonce>` for this host, with the
+    // attacker's own sealed state, and then send the victim the attacker's
+    // callback. With an https public_url the state cookie is
+    // `__Host-portcullis_state_<nonce>`, which only this host can set.
+    let gw = spawn_at(ALL_METHODS, "https://gw.test").await;
+    let (callback, jar) = provider_round(
+        &gw,
+        "/_auth/oauth/start?provider=google&return_to=/app",
+        "U-alice",
+    )
+    .await;
+    let (name, value) = jar
+        .0
+        .iter()
+        .find(|(k, _)| k.contains("portcullis_state_"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .expect("a state cookie");
+    assert!(name.starts_with("__Host-portcullis_state_"), "{name}");
+    // The attacker's planted copy, under the name a sibling can set.
+    let mut planted = Jar::default();
+    planted
+        .0
+        .insert(name.trim_start_matches("__Host-").to_owned(), value);
+    let resp = gw.get_with(&callback, &planted).await;
+    assert_eq!(resp.status(), 400);
+    assert!(!sets(resp.headers(), "__Host-DS"));
+    assert_eq!(gw.emu.calls("/v1/auth/oauth/exchange"), 0);
+    // `__Host-` requires Path=/ and Secure, no Domain: the app path now
+    // carries it, and the gateway keeps it from the app.
+    let start = gw
+        .get_public("/_auth/oauth/start?provider=google")
+        .send()
+        .await
+        .unwrap();
+    let set = start
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("__Host-portcullis_state_"))
+        .expect("state Set-Cookie");
+    assert!(set.contains("Path=/;") || set.ends_with("Path=/"), "{set}");
+    assert!(set.contains("Secure") && !set.contains("Domain"), "{set}");
+    // The browser that started the login finishes it.
+    let resp = gw.get_with(&callback, &jar).await;
+    assert_eq!(resp.status(), 303);
+    let mut jar = jar;
+    jar.absorb(resp.headers());
+    assert!(jar.has("__Host-DS"), "{jar:?}");
+    assert_eq!(jar.state_cookies(), 0, "the state cookie is used up");
 }
 
 #[tokio::test]

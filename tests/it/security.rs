@@ -304,7 +304,7 @@ async fn gateway_cookies_never_reach_the_upstream_in_any_shape() {
     let (status, _) = gw
         .raw(&raw_get(
             "/x",
-            "Cookie: app=1; DS=s; __Host-DS=h\r\nCookie: DS.0=a;DS.1=b ; DSR=r; __Host-DSR.3=c\r\nCookie: portcullis_state_abc=st; app2=2\r\nAuthorization: Bearer not-a-token\r\n",
+            "Cookie: app=1; DS=s; __Host-DS=h\r\nCookie: DS.0=a;DS.1=b ; DSR=r; __Host-DSR.3=c\r\nCookie: portcullis_state_abc=st; __Host-portcullis_state_def=st; app2=2\r\nAuthorization: Bearer not-a-token\r\n",
         ))
         .await;
     assert_eq!(status, 200);

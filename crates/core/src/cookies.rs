@@ -190,10 +190,10 @@ impl CookieSettings {
     /// the session and refresh names (with and without `__Host-`), their chunks,
     /// and the login state cookies.
     pub fn is_gateway_cookie(&self, name: &str) -> bool {
-        if name.starts_with(STATE_COOKIE_PREFIX) {
+        let bare = name.strip_prefix(HOST_PREFIX).unwrap_or(name);
+        if bare.starts_with(STATE_COOKIE_PREFIX) {
             return true;
         }
-        let bare = name.strip_prefix(HOST_PREFIX).unwrap_or(name);
         [&self.session_name, &self.refresh_name]
             .into_iter()
             .any(|base| is_name_or_chunk(bare, base))

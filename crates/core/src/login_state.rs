@@ -27,7 +27,7 @@ use cookie::Cookie;
 use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
-use crate::cookies::STATE_COOKIE_PREFIX;
+use crate::cookies::{HOST_PREFIX, STATE_COOKIE_PREFIX};
 
 /// Lifetime of a state cookie: a login started longer ago than this must start over.
 pub const DEFAULT_STATE_TTL: Duration = Duration::from_secs(10 * 60);
@@ -128,8 +128,44 @@ pub enum StateError {
 pub struct StateCookieSettings {
     /// `Secure` attribute (false only when `public_url` is http).
     pub secure: bool,
-    /// Cookie `Path`: the auth prefix, so the cookie never travels to the app.
+    /// Cookie `Path`: the auth prefix, so the cookie never travels to the
+    /// app; `/` with `host_prefix` (which `__Host-` requires).
     pub path: String,
+    /// Named `__Host-portcullis_state_<nonce>`: a cookie set from a sibling
+    /// subdomain or over plain http cannot carry that name, so nobody but
+    /// this host can plant a state (and with it a login) in a browser.
+    pub host_prefix: bool,
+}
+
+impl StateCookieSettings {
+    /// The settings for `auth_prefix`, `__Host-` named when the session
+    /// cookies are (`https` `public_url`, no cookie domain).
+    pub fn new(secure: bool, host_prefix: bool, auth_prefix: &str) -> Self {
+        let host_prefix = host_prefix && secure;
+        Self {
+            secure,
+            path: if host_prefix {
+                "/".to_owned()
+            } else {
+                auth_prefix.to_owned()
+            },
+            host_prefix,
+        }
+    }
+
+    /// The start every state cookie's name has under these settings.
+    pub fn name_prefix(&self) -> String {
+        if self.host_prefix {
+            format!("{HOST_PREFIX}{STATE_COOKIE_PREFIX}")
+        } else {
+            STATE_COOKIE_PREFIX.to_owned()
+        }
+    }
+
+    /// The state cookie's name for `nonce`.
+    pub fn name(&self, nonce: &str) -> String {
+        format!("{}{nonce}", self.name_prefix())
+    }
 }
 
 /// Seals and opens login states with the current and previous secrets.
@@ -223,7 +259,7 @@ impl StateCodec {
     pub fn state_cookie(&self, settings: &StateCookieSettings, state: &LoginState) -> HeaderValue {
         let max_age = state.expires_at.saturating_sub(now_unix());
         let c = Cookie::build((
-            state_cookie_name(&state.nonce),
+            settings.name(&state.nonce),
             self.seal(Purpose::Cookie, state),
         ))
         .http_only(true)
@@ -241,6 +277,7 @@ impl StateCodec {
     /// A nonce that is not ours in shape is refused before any lookup.
     pub fn read_state_cookie(
         &self,
+        settings: &StateCookieSettings,
         headers: &HeaderMap,
         nonce: &str,
         kind: LoginKind,
@@ -249,7 +286,9 @@ impl StateCodec {
         if !is_nonce(nonce) {
             return Err(StateError::Malformed);
         }
-        let name = state_cookie_name(nonce);
+        // Only the name these settings give: with `__Host-`, a planted
+        // `portcullis_state_<nonce>` is not read.
+        let name = settings.name(nonce);
         let mut result = Err(StateError::Missing);
         for value in request_cookies(headers, &name) {
             result = self.open(Purpose::Cookie, &value, now).and_then(|s| {
@@ -279,12 +318,13 @@ impl StateCodec {
     ) -> Vec<HeaderValue> {
         let mut valid: Vec<(u64, String)> = Vec::new();
         let mut out = Vec::new();
+        let prefix = settings.name_prefix();
         for (name, value) in all_cookies(headers) {
-            if !name.starts_with(STATE_COOKIE_PREFIX) {
+            if !name.starts_with(&prefix) {
                 continue;
             }
             match self.open(Purpose::Cookie, &value, now) {
-                Ok(s) if state_cookie_name(&s.nonce) == name => valid.push((s.expires_at, name)),
+                Ok(s) if settings.name(&s.nonce) == name => valid.push((s.expires_at, name)),
                 Ok(_) | Err(_) => out.push(clear_named(settings, name)),
             }
         }
@@ -301,7 +341,7 @@ impl StateCodec {
 
 /// `Set-Cookie` deleting the state cookie of `nonce` (after use, or on failure).
 pub fn clear_state_cookie(settings: &StateCookieSettings, nonce: &str) -> HeaderValue {
-    clear_named(settings, state_cookie_name(nonce))
+    clear_named(settings, settings.name(nonce))
 }
 
 fn clear_named(settings: &StateCookieSettings, name: String) -> HeaderValue {
@@ -316,7 +356,8 @@ fn clear_named(settings: &StateCookieSettings, name: String) -> HeaderValue {
     header_value(&c)
 }
 
-/// The cookie name for a nonce.
+/// The cookie name for a nonce without `__Host-` (see
+/// [`StateCookieSettings::name`]).
 pub fn state_cookie_name(nonce: &str) -> String {
     format!("{STATE_COOKIE_PREFIX}{nonce}")
 }

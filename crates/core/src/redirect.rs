@@ -181,16 +181,52 @@ fn leads_under(target: &str, prefix: &str) -> bool {
     let Ok(url) = base.join(target) else {
         return true;
     };
+    // Runs of `/` count as one: a front proxy that merges slashes (nginx
+    // does by default) turns `/.//_auth/x` (resolved: `//_auth/x`) into
+    // `/_auth/x`.
     let under = |path: &str| {
-        let lower = path.to_ascii_lowercase();
+        let lower = merge_slashes(&path.to_ascii_lowercase());
         lower == prefix
             || lower
                 .strip_prefix(prefix)
                 .is_some_and(|rest| rest.starts_with('/'))
     };
-    !every_layer(url.path(), |layer| {
-        !under(layer) && base.join(layer).is_ok_and(|u| !under(u.path()))
-    })
+    let resolved_clear = every_layer(url.path(), |layer| {
+        !under(layer)
+            && base
+                .join(&merge_slashes(layer))
+                .is_ok_and(|u| !under(u.path()))
+    });
+    // nginx merges slashes before it resolves dot segments: `/x//..//_auth`
+    // is its `/_auth` (the standard reading keeps `/x//_auth`).
+    let merged_first_clear = every_layer(raw_path(target), |layer| {
+        base.join(&merge_slashes(layer))
+            .is_ok_and(|u| !under(u.path()))
+    });
+    !(resolved_clear && merged_first_clear)
+}
+
+/// The path of a relative target or an absolute URL as written (before any
+/// dot-segment resolution): from the first `/` after the authority up to
+/// the query or fragment.
+fn raw_path(target: &str) -> &str {
+    let rest = match target.split_once("://") {
+        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
+        None => target,
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// `s` with every run of `/` made one.
+fn merge_slashes(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if !(c == '/' && out.ends_with('/')) {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Control characters, any Unicode whitespace, and `\` (read as `/` by browsers).

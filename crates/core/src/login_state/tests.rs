@@ -20,10 +20,7 @@ fn state(kind: LoginKind) -> LoginState {
 }
 
 fn settings() -> StateCookieSettings {
-    StateCookieSettings {
-        secure: true,
-        path: "/_auth".into(),
-    }
+    StateCookieSettings::new(true, false, "/_auth")
 }
 
 fn cookie_header(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -190,17 +187,18 @@ fn reading_the_state_cookie() {
 
     let ok = cookie_header(&[("DS", "x"), (&name, &sealed)]);
     assert_eq!(
-        c.read_state_cookie(&ok, &s.nonce, LoginKind::OAuth, NOW),
+        c.read_state_cookie(&settings(), &ok, &s.nonce, LoginKind::OAuth, NOW),
         Ok(s.clone())
     );
     // Wrong kind: an OTP state cannot finish an OAuth login.
     assert_eq!(
-        c.read_state_cookie(&ok, &s.nonce, LoginKind::Sso, NOW),
+        c.read_state_cookie(&settings(), &ok, &s.nonce, LoginKind::Sso, NOW),
         Err(StateError::Mismatch)
     );
     // No cookie at all for this nonce.
     assert_eq!(
         c.read_state_cookie(
+            &settings(),
             &cookie_header(&[("DS", "x")]),
             &s.nonce,
             LoginKind::OAuth,
@@ -211,19 +209,19 @@ fn reading_the_state_cookie() {
     // Another login's sealed value planted under this nonce's name.
     let planted = cookie_header(&[(&name, &other_sealed)]);
     assert_eq!(
-        c.read_state_cookie(&planted, &s.nonce, LoginKind::OAuth, NOW),
+        c.read_state_cookie(&settings(), &planted, &s.nonce, LoginKind::OAuth, NOW),
         Err(StateError::Mismatch)
     );
     // A link state is not a cookie state.
     let link = cookie_header(&[(&name, &c.seal(Purpose::Link, &s))]);
     assert_eq!(
-        c.read_state_cookie(&link, &s.nonce, LoginKind::OAuth, NOW),
+        c.read_state_cookie(&settings(), &link, &s.nonce, LoginKind::OAuth, NOW),
         Err(StateError::BadSignature)
     );
     // Duplicates: a bad one first does not hide the good one.
     let dup = cookie_header(&[(&name, "garbage"), (&name, &sealed)]);
     assert_eq!(
-        c.read_state_cookie(&dup, &s.nonce, LoginKind::OAuth, NOW),
+        c.read_state_cookie(&settings(), &dup, &s.nonce, LoginKind::OAuth, NOW),
         Ok(s.clone())
     );
     // A nonce not of our shape is refused up front.
@@ -234,11 +232,53 @@ fn reading_the_state_cookie() {
         "aaaaaaaaaaaaaaaaaaaaa;",
     ] {
         assert_eq!(
-            c.read_state_cookie(&ok, bad, LoginKind::OAuth, NOW),
+            c.read_state_cookie(&settings(), &ok, bad, LoginKind::OAuth, NOW),
             Err(StateError::Malformed),
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn a_host_prefixed_state_cookie_cannot_be_planted_without_the_prefix() {
+    // With `__Host-` (https, no cookie domain) the cookie is named
+    // `__Host-portcullis_state_<nonce>` with `Path=/`, which a sibling
+    // subdomain or a plain-http response cannot set; the unprefixed name
+    // such a site can set is never read.
+    let c = codec();
+    let host = StateCookieSettings::new(true, true, "/_auth");
+    let s = state(LoginKind::OAuth);
+    let sealed = c.seal(Purpose::Cookie, &s);
+    let set = c.state_cookie(&host, &s);
+    let parsed = Cookie::parse(set.to_str().expect("ascii").to_owned()).expect("valid cookie");
+    assert_eq!(
+        parsed.name(),
+        format!("__Host-{STATE_COOKIE_PREFIX}{}", s.nonce)
+    );
+    assert_eq!(parsed.path(), Some("/"));
+    assert_eq!(parsed.secure(), Some(true));
+    assert_eq!(parsed.domain(), None);
+    let planted = cookie_header(&[(&state_cookie_name(&s.nonce), &sealed)]);
+    assert_eq!(
+        c.read_state_cookie(&host, &planted, &s.nonce, LoginKind::OAuth, NOW),
+        Err(StateError::Missing)
+    );
+    let real = cookie_header(&[(parsed.name(), &sealed)]);
+    assert_eq!(
+        c.read_state_cookie(&host, &real, &s.nonce, LoginKind::OAuth, NOW),
+        Ok(s.clone())
+    );
+    let cleared = clear_state_cookie(&host, &s.nonce);
+    let parsed = Cookie::parse(cleared.to_str().expect("ascii").to_owned()).expect("valid");
+    assert_eq!(
+        parsed.name(),
+        format!("__Host-{STATE_COOKIE_PREFIX}{}", s.nonce)
+    );
+    assert_eq!(parsed.path(), Some("/"));
+    // Without Secure (an http public_url) there is no `__Host-`.
+    let plain = StateCookieSettings::new(false, true, "/_auth");
+    assert!(!plain.host_prefix);
+    assert_eq!(plain.path, "/_auth");
 }
 
 /// The same base64url text with its first character changed.

@@ -200,6 +200,13 @@ fn a_login_return_to_never_leads_into_the_auth_prefix() {
         "/./_auth/enchantedlink/verify",
         "https://allowed.example.com/_auth/magiclink/verify?t=abc",
         "https://allowed.example.com/a/../_Auth/oauth/callback",
+        // `//_auth/...` once resolved, `/_auth/...` behind a proxy that
+        // merges slashes.
+        "/.//_auth/magiclink/verify?t=abc",
+        "/x/..//_auth/magiclink/verify",
+        "/x/%2e%2e//_auth/magiclink/verify",
+        "/x//..//_auth/magiclink/verify",
+        "https://allowed.example.com/.//_auth/magiclink/verify",
     ] {
         assert_eq!(p.sanitize(Some(raw)), FALLBACK, "for {raw:?}");
     }
