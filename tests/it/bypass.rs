@@ -48,6 +48,10 @@ struct Rig {
 impl Rig {
     /// `server` is extra `[server]` keys.
     async fn new(mode: Mode, server: &str) -> Self {
+        Self::with_routes(mode, server, ROUTES).await
+    }
+
+    async fn with_routes(mode: Mode, server: &str, routes: &str) -> Self {
         let fa = match mode {
             Mode::Proxy | Mode::Traefik => "traefik",
             Mode::Nginx => "nginx",
@@ -59,7 +63,7 @@ impl Rig {
             &emu,
             &up,
             &format!(
-                "[forward_auth]\nmode = \"{fa}\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{ROUTES}"
+                "[forward_auth]\nmode = \"{fa}\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{routes}"
             ),
         )
         .replacen("[server]\n", &format!("[server]\n{server}\n"), 1);
@@ -106,9 +110,17 @@ async fn in_every_mode<F>(extra: &str, check: F)
 where
     F: AsyncFn(&Rig, &mut Vec<String>),
 {
+    in_every_mode_with(ROUTES, extra, check).await;
+}
+
+/// [`in_every_mode`] with other `[[routes]]`.
+async fn in_every_mode_with<F>(routes: &str, extra: &str, check: F)
+where
+    F: AsyncFn(&Rig, &mut Vec<String>),
+{
     let mut failures = Vec::new();
     for mode in MODES {
-        let rig = Rig::new(mode, extra).await;
+        let rig = Rig::with_routes(mode, extra, routes).await;
         check(&rig, &mut failures).await;
         // Nothing refused or forbidden ever reached the app.
         if rig.mode != Mode::Proxy && rig.gw.upstream.count() != 0 {
@@ -255,6 +267,42 @@ async fn no_letter_case_variant_escapes_its_route() {
 }
 
 #[tokio::test]
+async fn a_route_spelled_with_capitals_is_not_escaped_by_lower_case() {
+    // `/Admin/**` (ASP.NET style): an app that ignores letter case serves
+    // `/admin/users` as `/Admin/users`, so the lower-case spelling may not
+    // fall through to the laxer catch-all, with or without capitals of its
+    // own; the same for a regex route.
+    const CAPITALS: &str = r#"
+[[routes]]
+path = "/Admin/**"
+roles = ["admin"]
+[[routes]]
+path_regex = "/Reports/[0-9]+"
+roles = ["admin"]
+[[routes]]
+path = "/**"
+access = "public"
+"#;
+    let targets = [
+        "/admin/users",
+        "/admin",
+        "/ADMIN/users",
+        "/reports/1",
+        "/REPORTS/2",
+    ];
+    in_every_mode_with(CAPITALS, "", async |rig, failures| {
+        expect_all(rig, failures, &targets, rig.refused()).await;
+        for (target, want) in [("/Admin/users", 403), ("/Reports/7", 403), ("/other", 200)] {
+            let (got, _) = rig.send("GET", target, "gw.test", "").await;
+            if got != want {
+                failures.push(format!("{:?} {target}: {got}, want {want}", rig.mode));
+            }
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn case_insensitive_paths_judge_every_case_by_the_same_route() {
     let targets = ["/ADMIN/x", "/Admin/x", "/admin/X", "/aDmIn"];
     in_every_mode("case_insensitive_paths = true", async |rig, failures| {
@@ -386,6 +434,9 @@ async fn method_overrides_are_judged_in_every_spelling() {
             "/get-only/x?+_method=DELETE",
             "/get-only/x?_method%2E=x&%20.METHOD=put",
             "/get-only/x?_method[]=DELETE",
+            // PHP ends a name at its first NUL.
+            "/get-only/x?_method%00=DELETE",
+            "/get-only/x?_method%00x=DELETE",
         ] {
             let (got, _) = rig.send("GET", q, "gw.test", "").await;
             if got != not_allowed {
@@ -474,6 +525,10 @@ async fn method_override_fields_in_post_bodies_are_judged() {
         (
             "application/x-www-form-urlencoded",
             "+_method=DELETE".to_string(),
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "_method%00x=DELETE".to_string(),
         ),
         (
             "multipart/form-data; boundary=XyZ",

@@ -34,9 +34,11 @@ fn allowed(route: &Route, name: &[u8]) -> bool {
 /// Whether a query or form field named `key` is read as `_method` by some
 /// framework: PHP turns `.` and ` ` in a parameter name into `_` and drops
 /// leading spaces before Laravel/Symfony look (`.method`, `+_method`), and
-/// nested-parameter parsers make `_method[]` / `_method[x]` of `_method`.
+/// nested-parameter parsers make `_method[]` / `_method[x]` of `_method`;
+/// PHP also ends a name at its first NUL (`_method%00x` is `_method`).
 /// Compared in any letter case.
 pub fn names_override(key: &str) -> bool {
+    let key = key.split('\0').next().unwrap_or(key);
     let base = key.trim_start_matches(' ');
     let base = base.split('[').next().unwrap_or(base);
     base.len() == METHOD_OVERRIDE_PARAM.len()

@@ -119,6 +119,11 @@ pub struct Policy {
     routes: Vec<Route>,
     default: DefaultPolicy,
     case_insensitive: bool,
+    /// Some pattern has an upper-case (or non-ASCII) letter, or is a regex:
+    /// then even an all-lower-case path has a case-folded reading that may
+    /// select another route (`/admin/x` belongs to `/Admin/**` for an app
+    /// that ignores case).
+    case_in_patterns: bool,
 }
 
 // === impl Policy ===
@@ -141,10 +146,14 @@ impl Policy {
         if !issues.is_empty() {
             return Err(issues);
         }
+        let case_in_patterns = compiled
+            .iter()
+            .any(|r| r.is_regex || matches!(fold_case(&r.pattern), std::borrow::Cow::Owned(_)));
         Ok(Self {
             routes: compiled,
             default,
             case_insensitive: ctx.case_insensitive_paths,
+            case_in_patterns,
         })
     }
 
@@ -235,7 +244,7 @@ impl Policy {
                 continue;
             }
             let folded = fold_case(reading);
-            if matches!(folded, std::borrow::Cow::Owned(_))
+            if (self.case_in_patterns || matches!(folded, std::borrow::Cow::Owned(_)))
                 && self.index_of(host, &folded, true, true) != want
             {
                 return Err(CaseConflict);
