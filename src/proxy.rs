@@ -485,6 +485,17 @@ pub fn set_forwarding_headers(
         headers.insert(X_FORWARDED_PROTO.clone(), proto);
     }
     set(headers, &X_FORWARDED_HOST, host);
+    // A trusted proxy's `Forwarded` may carry a client's `host=` (nginx
+    // passes a client's `Forwarded` on): apps reading it (Rack, Spring's
+    // ForwardedHeaderFilter) would see another host than the one judged.
+    // Such a header is dropped whole rather than re-spelled.
+    if headers.get_all(&FORWARDED).iter().any(|v| {
+        v.as_bytes()
+            .windows(5)
+            .any(|w| w.eq_ignore_ascii_case(b"host="))
+    }) {
+        headers.remove(&FORWARDED);
+    }
     set(headers, &X_REAL_IP, Some(ip_value(info.client_ip)));
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
 }
@@ -492,6 +503,7 @@ pub fn set_forwarding_headers(
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// `X-Request-Id`, to the upstream and on every answer.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -148,7 +148,7 @@ pub const KEYS: &[KeyDoc] = &[
         List("CIDRs"),
         "`[]`",
         L,
-        "Peers whose `X-Forwarded-*`, `Forwarded`, `X-Real-IP` are believed. An IPv4 network also matches its peers seen as `::ffff:a.b.c.d` on a dual-stack `[::]` listener.",
+        "Peers whose `X-Forwarded-*`, `Forwarded`, `X-Real-IP` are believed. An IPv4 network also matches its peers seen as `::ffff:a.b.c.d` on a dual-stack `[::]` listener. Their `Forwarded` goes on to the app, unless it names a `host=` (then it is dropped: the app's host is the one judged, in `X-Forwarded-Host`).",
     ),
     k(
         "server.case_insensitive_paths",

@@ -65,6 +65,24 @@ async fn forwarded_headers_believed_only_from_trusted_proxies() {
         text.to_ascii_lowercase()
             .contains("x-request-id: from-proxy")
     );
+    // The same for `Forwarded`: a trusted proxy's chain goes on, but not
+    // with a `host=` the request was not judged by.
+    gw.raw(&raw_get("/f", "Forwarded: for=203.0.113.9;proto=https\r\n"))
+        .await;
+    assert_eq!(
+        gw.upstream.last().headers["forwarded"],
+        "for=203.0.113.9;proto=https"
+    );
+    for forwarded in [
+        "for=203.0.113.9;host=admin.example",
+        "for=203.0.113.9, for=198.51.100.1;HOST=\"admin.example\"",
+    ] {
+        gw.raw(&raw_get("/f", &format!("Forwarded: {forwarded}\r\n")))
+            .await;
+        let h = gw.upstream.last().headers;
+        assert!(!h.contains_key("forwarded"), "{forwarded}: {h:?}");
+        assert_eq!(h["x-forwarded-host"], "gw.test");
+    }
 }
 
 #[tokio::test]
