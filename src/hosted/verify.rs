@@ -110,6 +110,22 @@ async fn decide<'g>(
     }) {
         return Err(Reject::BadRequest("path override header"));
     }
+    // The ingress replaces the gateway's identity headers on the way to the
+    // app in their own spelling only; `X_Auth_User_Id` would reach an app
+    // that folds `_` into `-` (CGI, PHP, WSGI, Rack) as the user id. No one
+    // but a forger sends the gateway's own names in another spelling.
+    if req.headers().keys().any(|k| {
+        k.as_str().contains('_') && {
+            let n = crate::identity::normalize_name(k.as_str());
+            generation
+                .identity
+                .all_names()
+                .iter()
+                .any(|own| own.as_str() == n)
+        }
+    }) {
+        return Err(Reject::BadRequest("identity header in another spelling"));
+    }
     let mut facts = Facts::new(
         Mode::ForwardAuth(cfg.forward_auth.mode),
         &original.method,

@@ -704,6 +704,34 @@ async fn other_proxies_headers_never_reach_the_app_in_any_spelling() {
 }
 
 #[tokio::test]
+async fn forward_auth_refuses_its_own_identity_headers_in_another_spelling() {
+    // The ingress replaces `X-Auth-User-Id` on the way to the app, not
+    // `X_Auth_User_Id`, which an app folding `_` into `-` reads as the same.
+    in_every_mode("", async |rig, failures| {
+        for forged in ["X_Auth_User_Id", "x_auth_email", "X-Auth_Roles"] {
+            let extra = format!("{forged}: U-admin\r\n");
+            let (got, _) = rig.send("GET", "/public/x", "gw.test", &extra).await;
+            let want = if rig.mode == Mode::Proxy {
+                200
+            } else {
+                rig.refused()
+            };
+            if got != want {
+                failures.push(format!("{:?} {forged}: {got}, want {want}", rig.mode));
+            }
+        }
+        // Another header with an underscore is no reason to refuse.
+        let (got, _) = rig
+            .send("GET", "/public/x", "gw.test", "X_Custom: 1\r\n")
+            .await;
+        if got != 200 {
+            failures.push(format!("{:?} X_Custom: {got}, want 200", rig.mode));
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn windows_path_forms_are_refused() {
     let targets = [
         "/admin:$i30:$INDEX_ALLOCATION/x",
