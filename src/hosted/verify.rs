@@ -21,6 +21,9 @@ use crate::state::{AppState, Generation};
 /// The original request as the ingress describes it.
 struct Original {
     method: Method,
+    /// The ingress named the method (else GET is assumed, which is only
+    /// good enough where the route does not limit methods).
+    method_given: bool,
     path: String,
     query: Option<String>,
     host: Option<String>,
@@ -166,6 +169,16 @@ async fn decide<'g>(
         log.decision = crate::decide::Decision::Allowed;
         return Ok(None);
     }
+    // Without the original method a POST would be judged as GET: refused
+    // where the route's rules depend on the method.
+    if !original.method_given
+        && crate::decide::route(generation, &facts)
+            .is_ok_and(|t| t.route().is_some_and(|r| r.methods().is_some()))
+    {
+        return Err(Reject::BadRequest(
+            "no original method, and the route limits methods",
+        ));
+    }
     let verdict = crate::decide::decide(state, generation, &facts).await;
     if let Ok(t) = crate::decide::route(generation, &facts) {
         log.route = t.name();
@@ -194,11 +207,11 @@ fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -
     };
     let (method, uri) = match mode {
         ForwardAuthMode::Nginx => (
-            get("x-original-method").unwrap_or("GET").to_string(),
+            get("x-original-method").map(str::to_owned),
             get("x-original-uri")?.to_string(),
         ),
         ForwardAuthMode::Traefik => (
-            get("x-forwarded-method").unwrap_or("GET").to_string(),
+            get("x-forwarded-method").map(str::to_owned),
             get("x-forwarded-uri")?.to_string(),
         ),
         ForwardAuthMode::Envoy => {
@@ -216,10 +229,11 @@ fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -
                 u.push('?');
                 u.push_str(q);
             }
-            (req.method().as_str().to_string(), u)
+            (Some(req.method().as_str().to_string()), u)
         }
     };
-    let method = Method::from_bytes(method.as_bytes()).ok()?;
+    let method_given = method.is_some();
+    let method = Method::from_bytes(method.as_deref().unwrap_or("GET").as_bytes()).ok()?;
     if !uri.starts_with('/') {
         return None;
     }
@@ -249,6 +263,7 @@ fn read_original(mode: ForwardAuthMode, req: &Request<Incoming>, prefix: &str) -
     };
     Some(Original {
         method,
+        method_given,
         path,
         query,
         host,

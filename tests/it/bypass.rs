@@ -704,6 +704,36 @@ async fn other_proxies_headers_never_reach_the_app_in_any_spelling() {
 }
 
 #[tokio::test]
+async fn forward_auth_without_the_original_method_is_refused_where_methods_matter() {
+    // An ingress config that leaves out X-Original-Method (or
+    // X-Forwarded-Method) would have a POST judged as GET.
+    for mode in [Mode::Nginx, Mode::Traefik] {
+        let rig = Rig::new(mode, "").await;
+        let ask = |target: &str| {
+            let cookie = format!("Cookie: DS={}\r\n", rig.user);
+            match mode {
+                Mode::Nginx => format!(
+                    "GET /_auth/verify HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nX-Original-URI: {target}\r\n{cookie}\r\n"
+                ),
+                _ => format!(
+                    "GET /_auth/verify HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nX-Forwarded-Uri: {target}\r\nX-Forwarded-Host: gw.test\r\nX-Forwarded-Proto: https\r\n{cookie}\r\n"
+                ),
+            }
+        };
+        for (target, want) in [
+            ("/get-only/x", rig.refused()),
+            ("/forms/x", rig.refused()),
+            ("/public/x", 200),
+            ("/other", 200),
+            ("/admin/x", 403),
+        ] {
+            let (got, _) = rig.gw.raw(&ask(target)).await;
+            assert_eq!(got, want, "{mode:?} {target}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn forward_auth_refuses_its_own_identity_headers_in_another_spelling() {
     // The ingress replaces `X-Auth-User-Id` on the way to the app, not
     // `X_Auth_User_Id`, which an app folding `_` into `-` reads as the same.
