@@ -381,10 +381,9 @@ impl Store {
             if local.tokens.len() >= MAX_LOCAL_ENTRIES {
                 local.tokens.retain(|_, e| *e > now);
             }
-            if local.tokens.len() < MAX_LOCAL_ENTRIES {
-                local.tokens.insert(hash, exp);
-                self.remembered.store(true, Ordering::Release);
-            }
+            make_room(&mut local.tokens, MAX_LOCAL_ENTRIES);
+            local.tokens.insert(hash, exp);
+            self.remembered.store(true, Ordering::Release);
         }
         let key = self.key("revoked", &URL_SAFE_NO_PAD.encode(hash));
         let ttl_ms = u64::try_from(exp - now).unwrap_or(0).saturating_mul(1000);
@@ -410,10 +409,11 @@ impl Store {
             if local.users.len() >= MAX_LOCAL_ENTRIES {
                 local.users.retain(|_, t| *t > horizon);
             }
-            if local.users.len() < MAX_LOCAL_ENTRIES || local.users.contains_key(subject) {
-                local.users.insert(subject.to_owned(), now_ms);
-                self.remembered.store(true, Ordering::Release);
+            if !local.users.contains_key(subject) {
+                make_room(&mut local.users, MAX_LOCAL_ENTRIES);
             }
+            local.users.insert(subject.to_owned(), now_ms);
+            self.remembered.store(true, Ordering::Release);
         }
         let key = self.key("logout_all", &URL_SAFE_NO_PAD.encode(digest(subject)));
         let ttl = u64::try_from(LOGOUT_ALL_TTL.as_millis()).unwrap_or(u64::MAX);
@@ -619,9 +619,86 @@ fn unix_now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Makes room for one more entry in a full logout memory: a new logout is
+/// always remembered (refusing it would let a flood of logouts of one's
+/// own sessions hide every later one), at the cost of the sixteenth of the
+/// entries with the smallest values, i.e. nearest their expiry (tokens) or
+/// oldest (logout-all times).
+fn make_room<K: Clone + Eq + std::hash::Hash>(map: &mut HashMap<K, i64>, limit: usize) {
+    if map.len() < limit {
+        return;
+    }
+    let drop = (limit / 16).max(1).min(map.len());
+    let mut values: Vec<i64> = map.values().copied().collect();
+    let (_, cut, _) = values.select_nth_unstable(drop - 1);
+    let cut = *cut;
+    let mut left = drop;
+    map.retain(|_, v| {
+        if left > 0 && *v <= cut {
+            left -= 1;
+            false
+        } else {
+            true
+        }
+    });
+    tracing::warn!(
+        dropped = drop - left,
+        "logout memory full: the logouts nearest their expiry were forgotten"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_logout_memory_forgets_the_nearest_expiry_not_the_newest() {
+        let mut m: HashMap<u32, i64> = (0..32).map(|k| (k, 1_000 + i64::from(k))).collect();
+        make_room(&mut m, 32);
+        // A sixteenth of 32: the two entries nearest their expiry.
+        assert_eq!(m.len(), 30);
+        assert!(!m.contains_key(&0) && !m.contains_key(&1));
+        assert!((2..32).all(|k| m.contains_key(&k)));
+        // Not full: nothing goes.
+        make_room(&mut m, 32);
+        assert_eq!(m.len(), 30);
+        // Equal values: exactly a sixteenth goes, never more.
+        let mut same: HashMap<u32, i64> = (0..32).map(|k| (k, 5)).collect();
+        make_room(&mut same, 32);
+        assert_eq!(same.len(), 30);
+    }
+
+    #[tokio::test]
+    async fn a_logout_is_remembered_even_when_the_memory_is_full() {
+        let store = Store::local(Arc::new(Metrics::new()));
+        let now = crate::time::unix_now_i64();
+        let now_ms = unix_now_ms();
+        {
+            let mut local = store.lock_local();
+            for i in 0..MAX_LOCAL_ENTRIES {
+                let mut k = [0u8; 32];
+                k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                local
+                    .tokens
+                    .insert(k, now + 3600 + i64::try_from(i).unwrap());
+            }
+            for i in 0..MAX_LOCAL_ENTRIES {
+                local
+                    .users
+                    .insert(format!("flood-{i}"), now_ms - i64::try_from(i).unwrap());
+            }
+        }
+        store.revoke_session("victim-token", now + 60).await;
+        assert!(store.is_revoked("victim-token", None, None).await);
+        store.revoke_user("victim").await;
+        assert!(
+            store
+                .is_revoked("other", Some("victim"), Some(now - 10))
+                .await
+        );
+        assert!(store.lock_local().tokens.len() <= MAX_LOCAL_ENTRIES);
+        assert!(store.lock_local().users.len() <= MAX_LOCAL_ENTRIES);
+    }
 
     #[tokio::test]
     async fn local_memory_refuses_signed_out_tokens_and_earlier_sessions() {
