@@ -844,6 +844,14 @@ async fn authenticate_oidc(
             issued_at: None,
         };
     };
+    if crate::oidc::too_old(sealed.signed_in_at) {
+        return Found::Missing {
+            reason: "session past its maximum age",
+            refresh: None,
+            subject: None,
+            issued_at: None,
+        };
+    }
     let subject = sealed
         .claims
         .get("sub")
@@ -936,7 +944,17 @@ async fn refresh(
             &r.session_jwt,
             r.refresh_rotated.then_some(r.refresh_jwt.as_str()),
         ),
-        Idp::Oidc(_) => match crate::oidc::seal_refreshed(generation.sealer.as_ref(), &r) {
+        Idp::Oidc(_) => match crate::oidc::seal_refreshed(
+            generation.sealer.as_ref(),
+            &r,
+            // The session refreshed is the cookie's: its sign-in time goes on.
+            cookies
+                .read(headers)
+                .session
+                .and_then(|v| generation.sealer.as_ref()?.open(&v))
+                .and_then(|s| s.signed_in_at)
+                .unwrap_or_else(crate::time::unix_now_i64),
+        ) {
             Some(value) => cookies.set_opaque_session(headers, &value, None),
             None => {
                 return SessionState::Unavailable {

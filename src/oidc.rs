@@ -33,7 +33,7 @@ use jsonwebtoken::Algorithm;
 pub use claims::map_claims;
 pub use discovery::Metadata;
 pub use discovery::is_secure;
-pub use sealed::{SealedSession, Sealer};
+pub use sealed::{MAX_SESSION_AGE, SealedSession, Sealer};
 pub use tokens::{OidcRefresh, TokenError, TokenResponse};
 
 use crate::claims::Claims;
@@ -50,14 +50,27 @@ pub fn tokens_leeway() -> i64 {
 
 /// The sealed cookie value for a refreshed session (`None`: no sealer, or
 /// the RNG failed).
-pub fn seal_refreshed(sealer: Option<&Sealer>, r: &crate::refresh::Refreshed) -> Option<String> {
+/// `signed_in_at`: the sign-in time of the session refreshed.
+pub fn seal_refreshed(
+    sealer: Option<&Sealer>,
+    r: &crate::refresh::Refreshed,
+    signed_in_at: i64,
+) -> Option<String> {
     let sealer = sealer?;
     sealer.seal(&SealedSession {
         claims: r.claims.as_map().clone(),
         expires_at: r.claims.expires_at().unwrap_or(0),
         refresh_token: Some(r.refresh_jwt.clone()),
         id_token: Some(r.session_jwt.clone()),
+        signed_in_at: Some(signed_in_at),
     })
+}
+
+/// Whether a sealed session signed in at `signed_in_at` is past
+/// [`sealed::MAX_SESSION_AGE`].
+pub fn too_old(signed_in_at: Option<i64>) -> bool {
+    let max = i64::try_from(sealed::MAX_SESSION_AGE.as_secs()).unwrap_or(i64::MAX);
+    signed_in_at.is_some_and(|t| crate::time::unix_now_i64().saturating_sub(t) > max)
 }
 
 /// The OIDC mode's login state, per configuration generation: what the

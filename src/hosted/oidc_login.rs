@@ -295,6 +295,7 @@ fn establish(
         expires_at: exp,
         refresh_token: tokens.refresh_token,
         id_token: tokens.id_token,
+        signed_in_at: Some(crate::time::unix_now_i64()),
     };
     let Some(value) = sealer.seal(&sealed) else {
         return unavailable();

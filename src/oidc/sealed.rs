@@ -36,7 +36,19 @@ pub struct SealedSession {
     /// For `id_token_hint` at logout and `forward_token`.
     #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// When the user signed in (unix seconds), kept through refreshes: a
+    /// session older than [`MAX_SESSION_AGE`] is not refreshed. `None` in
+    /// cookies sealed before it was recorded (counted from their next
+    /// refresh).
+    #[serde(rename = "t", default, skip_serializing_if = "Option::is_none")]
+    pub signed_in_at: Option<i64>,
 }
+
+/// The longest an OIDC session lives from its sign-in, refreshes included
+/// (oauth2-proxy's default `cookie_expire`). It is also how long a signed-out
+/// refresh token and a logout-all are remembered, so a copy of a cookie
+/// signed out earlier can never outlive that memory.
+pub const MAX_SESSION_AGE: std::time::Duration = crate::store::LOGOUT_ALL_TTL;
 
 /// Seals and opens sessions; the first key seals, every key opens.
 pub struct Sealer {
@@ -134,6 +146,7 @@ mod tests {
             expires_at: 1_900_000_000,
             refresh_token: Some("rt".into()),
             id_token: Some("id".into()),
+            signed_in_at: Some(1_800_000_000),
         }
     }
 

@@ -344,6 +344,45 @@ async fn an_expired_session_is_refreshed_and_verified_again() {
     assert_eq!(header(&gw.upstream.last(), "x-auth-roles"), Some("admin"));
 }
 
+#[tokio::test]
+async fn a_session_past_its_maximum_age_is_not_refreshed() {
+    // A signed-out refresh token is remembered for MAX_SESSION_AGE; a copy
+    // of an older cookie must not be refreshable after that memory is gone.
+    let Some(op) = op(&[]).await else { return };
+    let gw = OidcGateway::spawn(op, BASIC, ROUTES).await;
+    let mut b = signed_in(&gw, "bob", "/home").await;
+    let (_, fresh) = session_cookie(&b).unwrap();
+    let signed_in_at = fresh.signed_in_at.expect("the sign-in time is sealed");
+    assert!((portcullis::time::unix_now_i64() - signed_in_at).abs() < 60);
+    // A refresh keeps the sign-in time.
+    expire_session(&mut b);
+    let r = b.send(Method::GET, "http://gw.test/home", None, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(gw.op.count("/token refresh_token").await, 1);
+    let (_, refreshed) = session_cookie(&b).unwrap();
+    assert_eq!(refreshed.signed_in_at, Some(signed_in_at));
+    // Past the maximum age: signed out, the provider is not asked.
+    let (name, mut old) = session_cookie(&b).unwrap();
+    let max = i64::try_from(portcullis::oidc::MAX_SESSION_AGE.as_secs()).unwrap();
+    old.signed_in_at = Some(portcullis::time::unix_now_i64() - max - 60);
+    old.expires_at = portcullis::time::unix_now_i64() - 120;
+    let value = sealer().seal(&old).unwrap();
+    let mut cookies = b.gateway_cookies();
+    for c in &mut cookies {
+        if c.0 == name {
+            c.1 = value.clone();
+        }
+    }
+    b.set_gateway_cookies(cookies);
+    let r = b.send(Method::GET, "http://gw.test/home", None, &[]).await;
+    assert_ne!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        gw.op.count("/token refresh_token").await,
+        1,
+        "no refresh call"
+    );
+}
+
 /// 32 requests at once on one expired session, against a provider that
 /// rotates refresh tokens and revokes the whole grant when a rotated one
 /// is reused: one refresh call, every request served, nobody signed out;
