@@ -110,6 +110,27 @@ impl Metrics {
             &["op"],
         )
         .expect("static metric definition is valid");
+        // The documented label values exist from the start at 0, so every
+        // family is exported before its first event (an alert on
+        // `rate(...{result="error"})` has a series to read, a scrape of a
+        // fresh gateway lists every metric).
+        for (vec, values) in [
+            (&upstream_errors, &["connect", "timeout", "reset"][..]),
+            (
+                &refreshes,
+                &["ok", "revoked", "unavailable", "rate_limited", "shared"][..],
+            ),
+            (&jwks_fetches, &["ok", "error"][..]),
+            (&reloads, &["ok", "error"][..]),
+            (
+                &store_errors,
+                &["ping", "revoked", "revoke", "rate", "lease", "result"][..],
+            ),
+        ] {
+            for v in values {
+                let _ = vec.with_label_values(&[v]);
+            }
+        }
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),

@@ -751,7 +751,7 @@ pub const KEYS: &[KeyDoc] = &[
         Map("one `[upstreams.<name>]` table per upstream"),
         "—",
         L,
-        "The apps behind the gateway; routes pick one by name (`default` unless set).",
+        "The apps behind the gateway; routes pick one by name (`default` unless set). None at all (a lint) suits a forward-auth-only gateway: proxied requests then get 502.",
     ),
     k("upstreams.<name>", Table, "", L, "One upstream."),
     k(

@@ -316,10 +316,15 @@ pub(super) fn validate(
             ))
         }
         (_, Some(o)) => IdpConfig::Oidc(oidc(&mut cx, o, &server)),
-        (d, None) => IdpConfig::Descope(descope(
-            &mut cx,
-            d.as_ref().unwrap_or(&RawDescope::default()),
-        )),
+        (Some(d), None) => IdpConfig::Descope(descope(&mut cx, d)),
+        (None, None) => {
+            cx.error(ConfigIssue::new(
+                "descope",
+                "neither [descope] nor [oidc] is configured; a gateway needs exactly one identity provider",
+                "add a [descope] table (project_id, or DESCOPE_PROJECT_ID to fill it) or an [oidc] table",
+            ));
+            IdpConfig::Descope(descope(&mut cx, &RawDescope::default()))
+        }
     };
     let login = login(&mut cx, &raw.login, &server);
     let oidc_mode = matches!(idp, IdpConfig::Oidc(_));
@@ -1534,11 +1539,13 @@ fn upstreams(
     raw: &BTreeMap<String, super::raw::RawUpstream>,
 ) -> HashMap<String, UpstreamConfig> {
     let mut out = HashMap::new();
+    // A forward-auth-only gateway needs none: it answers /verify and its own
+    // endpoints; a request it would proxy gets 502.
     if raw.is_empty() {
-        cx.error(ConfigIssue::new(
+        cx.lint(ConfigIssue::new(
             "upstreams",
-            "no upstream is configured",
-            "add [upstreams.default] with url = \"http://127.0.0.1:3000\"",
+            "no upstream is configured: only forward-auth (/verify) and the gateway's own endpoints work; proxied requests get 502",
+            "add [upstreams.default] with url = \"http://127.0.0.1:3000\" to proxy",
         ));
     }
     for (name, u) in raw {

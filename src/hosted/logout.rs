@@ -93,10 +93,13 @@ async fn logout(
     let cfg = &generation.config;
     let cookies = &cfg.session.cookies;
 
-    // Bearer-only calls carry their credential explicitly and are exempt from
-    // the origin check; they must present a refresh token.
+    // Only a request carrying session cookies is authenticated by them and
+    // needs the origin check: a Bearer-only call carries its credential
+    // explicitly (it must present a refresh token), and a request with
+    // neither has nothing to sign out (its answer clears the cookies and
+    // says so, like any other logout).
     let cookie_tokens = cookies.read(headers);
-    let bearer_only = cookie_tokens == Default::default() && bearer_token(headers).is_some();
+    let bearer_only = cookie_tokens == Default::default();
     let refresh = if bearer_only {
         bearer_token(headers).map(str::to_owned)
     } else {

@@ -171,6 +171,21 @@ fn project_id_from_environment_and_required() {
 }
 
 #[test]
+fn a_config_without_any_identity_provider_is_refused() {
+    // An empty [descope] table is filled from DESCOPE_PROJECT_ID; no table
+    // at all (and no [oidc]) is an error naming both, env or not.
+    let none = MINIMAL.replace("[descope]\nproject_id = \"env:DESCOPE_PROJECT_ID\"\n", "");
+    assert!(!none.contains("[descope]"));
+    let err = load(&none).unwrap_err();
+    assert!(
+        err.contains("neither [descope] nor [oidc]") && err.contains("add a [descope] table"),
+        "{err}"
+    );
+    let empty_table = MINIMAL.replace("project_id = \"env:DESCOPE_PROJECT_ID\"\n", "");
+    assert!(load(&empty_table).is_ok());
+}
+
+#[test]
 fn regional_base_url_and_env_override() {
     let long = MINIMAL.replace("env:DESCOPE_PROJECT_ID", "Puse12aAc4T2V93bddihGEx2Ryhc8e5Z");
     assert_eq!(
@@ -300,9 +315,20 @@ fn redirect_origins_and_after_logout_are_validated() {
 }
 
 #[test]
-fn upstreams_are_required_and_validated() {
-    let err = load("[descope]\nproject_id = \"P1\"\n[[routes]]\npath = \"/**\"\n").unwrap_err();
-    assert!(err.contains("upstreams"), "{err}");
+fn upstreams_are_validated_and_a_missing_table_is_a_lint() {
+    // None at all suits a forward-auth-only gateway: a lint, not an error.
+    let cfg = load("[descope]\nproject_id = \"P1\"\n[[routes]]\npath = \"/**\"\n").unwrap();
+    assert!(
+        cfg.lints.iter().any(|l| l.key == "upstreams"),
+        "{:?}",
+        cfg.lints
+    );
+    // A route naming an upstream that does not exist is still an error.
+    let err = load(
+        "[descope]\nproject_id = \"P1\"\n[[routes]]\npath = \"/**\"\nupstream = \"billing\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("upstream"), "{err}");
     let err = load(&MINIMAL.replace("http://127.0.0.1:3000", "ftp://x")).unwrap_err();
     assert!(err.contains("upstreams.default.url"), "{err}");
 }

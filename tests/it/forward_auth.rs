@@ -550,3 +550,45 @@ async fn only_real_hosted_endpoints_are_exempt_from_the_route_rules() {
     }
     assert_eq!(gw.upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn a_forward_auth_only_gateway_needs_no_upstream() {
+    // An ingress's auth service proxies nothing: no [upstreams] at all.
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    let toml = base_toml(
+        &emu,
+        &up,
+        &format!(
+            "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{ROUTES}"
+        ),
+    );
+    let start = toml
+        .find("[upstreams.default]")
+        .expect("base has an upstream");
+    let end = toml[start..].find("\n\n").map_or(toml.len(), |e| start + e);
+    let toml = format!("{}{}", &toml[..start], &toml[end..]);
+    assert!(!toml.contains("[upstreams"), "{toml}");
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let user = gw.session("U-user", json!({"roles": []}));
+    let ask = |uri: &'static str, cookie: Option<String>| {
+        let mut r = gw
+            .get("/_auth/verify")
+            .header("x-original-uri", uri)
+            .header("x-original-method", "GET");
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    assert_eq!(ask("/public/x", None).await.unwrap().status(), 200);
+    assert_eq!(ask("/other", None).await.unwrap().status(), 401);
+    let ok = ask("/other", Some(format!("DS={user}"))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["x-auth-user-id"], "U-user");
+    // A request it would proxy has nowhere to go: a clean 502.
+    let before = gw.upstream.count();
+    let resp = gw.get("/public/x").send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(gw.upstream.count(), before);
+}

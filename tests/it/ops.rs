@@ -44,6 +44,13 @@ async fn health_readiness_and_metrics() {
         "portcullis_request_duration_seconds_bucket",
         "portcullis_in_flight_requests",
         "portcullis_jwks_fetches_total",
+        // Exported before their first event, at 0.
+        "portcullis_refresh_total{result=\"ok\"} 0",
+        "portcullis_refresh_total{result=\"unavailable\"} 0",
+        "portcullis_config_reloads_total{result=\"error\"} 0",
+        "portcullis_upstream_errors_total{kind=\"connect\"} 0",
+        "portcullis_store_errors_total{op=\"ping\"} 0",
+        "portcullis_jwks_fetches_total{result=\"error\"} 0",
     ] {
         assert!(m.contains(name), "missing {name} in\n{m}");
     }

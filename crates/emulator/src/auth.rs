@@ -445,6 +445,7 @@ pub(crate) fn outbox_entry(
         login_id: login_id.to_owned(),
         delivery: delivery.to_owned(),
         to: to.to_owned(),
+        email: (delivery == "email").then(|| to.to_owned()),
         link,
         code,
         sent_at: 0,

@@ -178,6 +178,9 @@ pub struct OutboxEntry {
     pub delivery: String,
     /// Address the message went to.
     pub to: String,
+    /// The same address when the message went by e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -441,6 +441,7 @@ async fn codes_and_links_a_flow_sends_show_in_both_outboxes() {
     let entries = entries.as_array().expect("array");
     assert!(entries.iter().any(|e| e["loginId"] == "alice@example.com"
         && e["to"] == "alice@example.com"
+        && e["email"] == "alice@example.com"
         && e["code"] == code.as_str()));
     assert!(
         entries
