@@ -160,8 +160,12 @@ pub async fn serve(
                         + 32 * crate::proxy::header_slots(server_cfg.max_header_bytes),
                 )
                 .unwrap_or(u32::MAX),
-            )
-            .keep_alive_interval(Some(Duration::from_secs(30)));
+            );
+        // No keep-alive PINGs: hyper's server sends them on idle connections
+        // too, and the PING and its automatic answer count as traffic for
+        // the idle timeout, so an HTTP/2 client that sends nothing would
+        // hold its connection (and a `max_connections` slot) for ever. A
+        // dead peer is closed by the idle timeout like on HTTP/1.
         let idle = server_cfg.idle_timeout;
         let watcher = graceful.watcher();
         let tls_on = acceptor.is_some();

@@ -380,6 +380,47 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
     assert!(closed.is_ok(), "the idle connection was closed");
 }
 
+/// An HTTP/2 client that opens a connection and then sends nothing is closed
+/// by the idle timeout, like an HTTP/1 one: the server's own keep-alive
+/// PINGs used to count as traffic and held such connections for ever.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let up = spawn_upstream().await;
+    // Longer than the 30 s PING interval the server used to have.
+    let toml = base_toml(
+        &emu,
+        &up,
+        "[[routes]]\npath = \"/**\"\naccess = \"public\"\n",
+    )
+    .replace("[admin]", "idle_timeout = \"32s\"\n[admin]");
+    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let mut s = tokio::net::TcpStream::connect(gw.handle.addr)
+        .await
+        .unwrap();
+    // The h2c prior-knowledge preface and an empty SETTINGS frame.
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let closed = tokio::time::timeout(Duration::from_secs(45), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle HTTP/2 connection was not closed");
+    assert!(
+        started.elapsed() >= Duration::from_secs(30),
+        "closed by the idle timeout, not at once: {:?}",
+        started.elapsed()
+    );
+}
+
 /// Signed-out browsers' own `/favicon.ico` fetches get the gateway's icon,
 /// not 401/redirect noise, and never reach the app; signed-in users and a
 /// public route get the app's.
