@@ -442,6 +442,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        // The request was judged by its Host: `Connection: host` may not
+        // send it upstream without one (then the upstream URL's would go).
+        .filter(|n| n != header::HOST)
         .collect();
     for n in nominated {
         headers.remove(n);
@@ -618,6 +621,11 @@ impl Upstream {
             return tunnel(resp, handshake, downstream_upgrade);
         }
         let (mut parts, body) = resp.into_parts();
+        // With both framings the body was read by its chunks (RFC 9112
+        // §6.3); the Content-Length beside them would misframe the answer.
+        if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+            parts.headers.remove(header::CONTENT_LENGTH);
+        }
         strip_hop_by_hop(&mut parts.headers);
         let body = IdleTimeout::new(body, self.cfg.body_idle_timeout).boxed_unsync();
         Ok(Response::from_parts(parts, body))

@@ -110,6 +110,11 @@ async fn host_is_rewritten_unless_preserved() {
         .await
         .unwrap();
     assert_eq!(gw.upstream.last().headers["host"], "app.example");
+    // `Connection: host` may not take the judged Host away (the upstream
+    // would get its own name from the URL instead).
+    gw.raw("GET /h HTTP/1.1\r\nHost: app.example\r\nConnection: host, close\r\n\r\n")
+        .await;
+    assert_eq!(gw.upstream.last().headers["host"], "app.example");
 }
 
 #[tokio::test]

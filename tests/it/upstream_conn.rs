@@ -358,3 +358,35 @@ async fn a_head_answered_with_a_body_does_not_poison_the_next_request() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_answer_framed_by_chunks_is_not_sent_on_with_its_content_length() {
+    // Both framings in one answer (RFC 9112 §6.3: chunked wins): the body is
+    // read by its chunks, so a Content-Length passed on beside it would frame
+    // the client's answer wrongly (cut short, or a connection left waiting).
+    let up = RawUpstream::spawn(|mut c| async move {
+        while c.next_head().await.is_some() {
+            c.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  b\r\nhello world\r\n0\r\n\r\n",
+            )
+            .await;
+        }
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
+        let r = gw.get("/both").send().await.unwrap();
+        let cl = r.headers().get("content-length").cloned();
+        (r.status(), cl, r.text().await)
+    })
+    .await
+    .expect("answered");
+    assert_eq!(r.0, 200);
+    assert!(
+        r.1.as_ref().is_none_or(|v| v == "11"),
+        "content-length {:?}",
+        r.1
+    );
+    assert_eq!(r.2.expect("whole body"), "hello world");
+}
