@@ -233,15 +233,18 @@ impl Upstreams {
 
     /// Like [`Self::new`], keeping the pooled client (and so its idle
     /// keep-alive connections) of every upstream whose settings did not
-    /// change since `previous`: a reload of unrelated settings drops no
-    /// connection.
+    /// change since `previous` and that has no `ca_file`: a reload of
+    /// unrelated settings drops no plain connection.
     pub fn reusing(cfgs: &HashMap<String, UpstreamConfig>, previous: Option<&Upstreams>) -> Self {
         let map = cfgs
             .iter()
             .map(|(name, cfg)| {
                 let (client, fresh) = previous
                     .and_then(|p| p.map.get(name))
-                    .filter(|old| old.cfg == *cfg)
+                    // A CA bundle is read when the client is built: with one,
+                    // the client is always rebuilt, so a bundle rotated in
+                    // place is applied by the reload that reports it.
+                    .filter(|old| old.cfg == *cfg && cfg.ca_file.is_none())
                     .map_or_else(
                         || build_clients(cfg),
                         |old| (old.client.clone(), old.fresh.clone()),

@@ -794,7 +794,7 @@ pub const KEYS: &[KeyDoc] = &[
         Text("path to PEM CA certificates"),
         "—",
         L,
-        "Extra CA for an https upstream.",
+        "Extra CA for an https upstream, read again on every reload (a bundle replaced in place is applied; that upstream's pooled connections are then renewed).",
     ),
     // [identity]
     k(

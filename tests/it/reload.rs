@@ -277,3 +277,99 @@ fn a_store_change_needs_a_restart() {
     );
     assert!(one.restart_only().changed(&one.restart_only()).is_empty());
 }
+
+/// A TLS upstream whose certificate can be replaced while it runs; every
+/// answer closes its connection, so each request is a new handshake.
+async fn tls_upstream(
+    cert: &rcgen::CertifiedKey<rcgen::KeyPair>,
+) -> (
+    std::net::SocketAddr,
+    Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>,
+) {
+    fn server_config(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ServerConfig> {
+        let key =
+            rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.cert.der().clone()], key)
+                .unwrap(),
+        )
+    }
+    let current = Arc::new(std::sync::Mutex::new(server_config(cert)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::clone(&current);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let cfg = Arc::clone(&served.lock().unwrap());
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut s) = tokio_rustls::TlsAcceptor::from(cfg).accept(tcp).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, current)
+}
+
+#[tokio::test]
+async fn a_ca_bundle_rotated_in_place_is_applied_by_the_reload() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (addr, serving) = tls_upstream(&first).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca, first.cert.pem()).unwrap();
+    let extra = format!(
+        "[upstreams.tls]\nurl = \"https://localhost:{}\"\nca_file = \"{}\"\n\
+         [[routes]]\npath = \"/tls/**\"\naccess = \"public\"\nupstream = \"tls\"\n",
+        addr.port(),
+        ca.display()
+    );
+    let gw = Reloading::start(&extra).await;
+    let get = || gw.client.get(gw.url("/tls/x")).send();
+    assert_eq!(get().await.unwrap().status(), 200);
+    // The upstream moves to a certificate from another CA; the bundle file
+    // is replaced at the same path, and the config reloaded.
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    *serving.lock().unwrap() = {
+        let key =
+            rustls_pki_types::PrivateKeyDer::try_from(second.signing_key.serialize_der()).unwrap();
+        Arc::new(
+            rustls::ServerConfig::builder()
+                .with_no_client_auth()
+                .with_single_cert(vec![second.cert.der().clone()], key)
+                .unwrap(),
+        )
+    };
+    assert_eq!(
+        get().await.unwrap().status(),
+        502,
+        "the old bundle no longer fits"
+    );
+    std::fs::write(&ca, second.cert.pem()).unwrap();
+    gw.write_and_wait(&format!("{}\n# reloaded\n", gw.base), "ok")
+        .await;
+    assert_eq!(
+        get().await.unwrap().status(),
+        200,
+        "the reload applied the new bundle"
+    );
+    gw.handle.shutdown().await;
+}
