@@ -414,18 +414,6 @@ impl Forwarding<'_> {
             return fail(Reject::PayloadTooLarge("body too large"), parts);
         }
         let mut req = Request::from_parts(parts, crate::http_util::incoming(body));
-        if let Some(route) = verdict.target.route()
-            && let Some(kind) =
-                crate::method_override::body_to_inspect(route, req.method(), req.headers())
-        {
-            req = match Box::pin(inspect_body(req, route, &kind)).await {
-                Ok(r) => r,
-                Err(failed) => {
-                    let (r, parts) = *failed;
-                    return fail(r, parts);
-                }
-            };
-        }
         let Some(upstream) = generation.upstreams.get(verdict.target.upstream()) else {
             let (parts, _) = req.into_parts();
             return fail(
@@ -439,13 +427,38 @@ impl Forwarding<'_> {
                 parts,
             );
         };
+        if let Some(route) = verdict.target.route()
+            && let Some(kind) =
+                crate::method_override::body_to_inspect(route, req.method(), req.headers())
+        {
+            // The body is read whole before anything goes upstream: bounded
+            // in time as well as in size, or a client trickling it would
+            // hold the request (and up to 1 MiB) for as long as it likes.
+            let head = head_of(&req);
+            let read = Box::pin(inspect_body(req, route, &kind));
+            req = match tokio::time::timeout(upstream.cfg.response_header_timeout, read).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(failed)) => {
+                    let (r, parts) = *failed;
+                    return fail(r, parts);
+                }
+                Err(_) => {
+                    return fail(
+                        Reject::Upstream {
+                            reason: "client body timeout",
+                            status: http::StatusCode::REQUEST_TIMEOUT,
+                            code: "request_timeout",
+                            message: "The request body took too long to arrive.",
+                            cookies: verdict.cookies,
+                        },
+                        head,
+                    );
+                }
+            };
+        }
         let upgrade = self.rewrite_headers(&mut req, &verdict, upstream);
         // Kept to answer an upstream failure: a page for browsers, JSON else.
-        let head = (
-            req.method().clone(),
-            req.uri().clone(),
-            req.headers().get(header::ACCEPT).cloned(),
-        );
+        let head = head_of(&req);
         match upstream
             .forward(
                 req,
@@ -480,17 +493,21 @@ impl Forwarding<'_> {
                     message,
                     cookies: verdict.cookies,
                 };
-                let (method, uri, accept) = head;
-                let mut parts = http::Request::new(()).into_parts().0;
-                parts.method = method;
-                parts.uri = uri;
-                if let Some(accept) = accept {
-                    parts.headers.insert(header::ACCEPT, accept);
-                }
-                Err(Box::new((r, parts)))
+                Err(Box::new((r, head)))
             }
         }
     }
+}
+
+/// The method, URI and `Accept` of a request: what an answer to it needs.
+fn head_of<B>(req: &Request<B>) -> http::request::Parts {
+    let mut parts = http::Request::new(()).into_parts().0;
+    parts.method = req.method().clone();
+    parts.uri = req.uri().clone();
+    if let Some(accept) = req.headers().get(header::ACCEPT) {
+        parts.headers.insert(header::ACCEPT, accept.clone());
+    }
+    parts
 }
 
 /// The request line and headers' size, as HTTP/1.1 would spell them.

@@ -190,3 +190,38 @@ async fn connect_is_refused_with_405_and_never_forwarded() {
         assert_eq!(gw.upstream.count(), 0, "under {routes:?}");
     }
 }
+
+#[tokio::test]
+async fn a_body_read_for_method_overrides_is_bounded_in_time() {
+    // On a route with `methods`, a form body is read whole before anything
+    // goes upstream; a client trickling it gets 408 after the upstream's
+    // response_header_timeout (2 s in tests) instead of holding the request.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::spawn(
+        "[[routes]]\npath = \"/forms/**\"\naccess = \"public\"\nmethods = [\"GET\", \"POST\"]\n",
+    )
+    .await;
+    let mut s = tokio::net::TcpStream::connect(gw.handle.addr)
+        .await
+        .unwrap();
+    s.write_all(
+        b"POST /forms/x HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\na=1&b=",
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer while the body trickles");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(gw.upstream.count(), 0);
+}
