@@ -15,11 +15,21 @@ use tokio::sync::watch;
 use crate::http_util::{Body, respond};
 use crate::state::AppState;
 
+/// Connections the admin listener serves at once (probes and scrapes need
+/// a handful); beyond it a new connection is closed at once, so the admin
+/// port can never use up the process's file descriptors.
+const MAX_ADMIN_CONNECTIONS: usize = 256;
+/// A request head must arrive within this; a connection idle this long
+/// between requests is closed.
+const ADMIN_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const ADMIN_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_ADMIN_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.changed() => break,
@@ -34,15 +44,24 @@ pub async fn serve(
                 }
             },
         };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let svc = service_fn(move |req: Request<Incoming>| {
                 let state = state.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&state, &req)) }
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT);
+            let io = crate::server::IdleIo::new(TokioIo::new(stream), ADMIN_IDLE_TIMEOUT);
+            let _ = builder.serve_connection(io, svc).await;
         });
     }
 }

@@ -472,3 +472,39 @@ async fn signed_out_favicon_requests_get_the_built_in_icon() {
     assert_eq!(r.status(), 200);
     assert_eq!(gw.upstream.count(), 1);
 }
+
+/// The admin port closes connections that send nothing, so idle
+/// connections cannot pile up there (it shares the process's file
+/// descriptors with the traffic listener).
+#[tokio::test]
+async fn the_admin_listener_closes_silent_connections() {
+    let gw = TestGateway::spawn("[[routes]]\npath = \"/**\"\n").await;
+    let admin = gw.handle.admin_addr.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(admin).await.unwrap();
+    // A head that never ends.
+    let mut slow = tokio::net::TcpStream::connect(admin).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    for s in [&mut silent, &mut slow] {
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(Duration::from_secs(25), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the admin connection was not closed");
+    }
+    // The port still answers.
+    let r = gw
+        .client
+        .get(gw.admin_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
