@@ -148,6 +148,9 @@ pub enum UpstreamError {
     /// The client's body went past `max_body_bytes` (no `Content-Length`).
     #[error("client request body over max_body_bytes")]
     ClientBodyTooLarge,
+    /// Every `max_connections` slot is taken: no room for another tunnel.
+    #[error("no connection slot left for a WebSocket tunnel")]
+    NoSlot,
 }
 
 impl UpstreamError {
@@ -161,6 +164,7 @@ impl UpstreamError {
             | Self::BadUpgrade => StatusCode::BAD_GATEWAY,
             Self::ClientBody(_) => StatusCode::BAD_REQUEST,
             Self::ClientBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NoSlot => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -175,6 +179,7 @@ impl UpstreamError {
             Self::BadUpgrade => "bad_upgrade",
             Self::ClientBody(_) => "client_body",
             Self::ClientBodyTooLarge => "client_body_too_large",
+            Self::NoSlot => "no_slot",
         }
     }
 
@@ -182,7 +187,7 @@ impl UpstreamError {
     /// as an upstream error.
     pub fn is_client_fault(&self) -> bool {
         match self {
-            Self::ClientBody(_) | Self::ClientBodyTooLarge => true,
+            Self::ClientBody(_) | Self::ClientBodyTooLarge | Self::NoSlot => true,
             Self::Connect(_)
             | Self::Request(_)
             | Self::Timeout
@@ -206,6 +211,10 @@ impl UpstreamError {
                 "The request body is malformed or incomplete.",
             ),
             Self::ClientBodyTooLarge => ("payload_too_large", "The request body is too large."),
+            Self::NoSlot => (
+                "unavailable",
+                "Too many open connections; try again shortly.",
+            ),
         }
     }
 }
@@ -545,6 +554,9 @@ impl Upstream {
         let handshake = websocket::Handshake::from_request(&req, upgrade.is_some())
             .filter(|_| req.body().is_end_stream());
         let downstream_upgrade = handshake.as_ref().map(|_| hyper::upgrade::on(&mut req));
+        let slots = handshake
+            .as_ref()
+            .and_then(|_| req.extensions().get::<ConnectionSlots>().cloned());
         let (mut parts, body) = req.into_parts();
         if self.cfg.preserve_host {
             if !parts.headers.contains_key(header::HOST)
@@ -621,7 +633,7 @@ impl Upstream {
             return Err(UpstreamError::HeadersTooLarge);
         }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return tunnel(resp, handshake, downstream_upgrade);
+            return tunnel(resp, handshake, downstream_upgrade, slots);
         }
         let (mut parts, body) = resp.into_parts();
         // With both framings the body was read by its chunks (RFC 9112
@@ -635,12 +647,19 @@ impl Upstream {
     }
 }
 
+/// The traffic listener's connection slots (`server.max_connections`), in
+/// each request's extensions: a WebSocket tunnel holds one for its life.
+#[derive(Clone)]
+pub struct ConnectionSlots(pub std::sync::Arc<tokio::sync::Semaphore>);
+
 /// A 101 from the upstream: a tunnel only for the WebSocket handshake the
-/// client asked for and the upstream accepted correctly, else 502.
+/// client asked for and the upstream accepted correctly, else 502; 503 when
+/// every connection slot is taken.
 fn tunnel(
     mut resp: Response<hyper::body::Incoming>,
     handshake: Option<websocket::Handshake>,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    slots: Option<ConnectionSlots>,
 ) -> Result<Response<Body>, UpstreamError> {
     // Dropping `resp` without taking its upgrade closes the upstream
     // connection: it is never reused and never becomes a tunnel.
@@ -650,8 +669,18 @@ fn tunnel(
     if !hs.accepted_by(resp.headers()) {
         return Err(UpstreamError::BadUpgrade);
     }
+    // The connection's own slot is given back when its task ends, which is
+    // as soon as the upgrade happens: the tunnel counts on its own.
+    let slot = match slots {
+        Some(s) => match s.0.try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => return Err(UpstreamError::NoSlot),
+        },
+        None => None,
+    };
     let up = hyper::upgrade::on(&mut resp);
     tokio::spawn(async move {
+        let _slot = slot;
         if let (Ok(d), Ok(u)) = tokio::join!(down, up) {
             let mut d = TokioIo::new(d);
             let mut u = TokioIo::new(u);

@@ -172,8 +172,12 @@ pub async fn serve(
         // hyper keeps room for one request future per connection for the
         // connection's whole life; boxed, that room is one pointer, and the
         // request's state exists only while the request does.
-        let svc = service_fn(move |req: hyper::Request<Incoming>| {
+        let slots = crate::proxy::ConnectionSlots(Arc::clone(&permits));
+        let svc = service_fn(move |mut req: hyper::Request<Incoming>| {
             let state = state.clone();
+            // A WebSocket tunnel outlives its connection's task (and so
+            // that task's permit): it takes a slot of its own from here.
+            req.extensions_mut().insert(slots.clone());
             Box::pin(async move {
                 Ok::<_, std::convert::Infallible>(
                     crate::pipeline::handle(state, req, peer, tls_on).await,

@@ -336,3 +336,80 @@ async fn http2_requests_never_tunnel() {
     assert_eq!(resp.status(), 405);
     assert!(up.requests().iter().all(|r| r.method != "CONNECT"));
 }
+
+#[tokio::test]
+async fn websocket_tunnels_count_against_max_connections() {
+    // A tunnel outlives its connection's task: it holds a connection slot of
+    // its own, so tunnels cannot grow past max_connections (here 5, one
+    // slot of which the connection asking for a tunnel needs itself; the
+    // harness may hold an idle keep-alive connection too).
+    let up = answering(|req| {
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            accept_for(req)
+        )
+    })
+    .await;
+    let emu = std::sync::Arc::new(spawn_emulator().await);
+    let addr = up.url().strip_prefix("http://").unwrap().parse().unwrap();
+    let upstream = Upstream {
+        addr: Some(addr),
+        ..Default::default()
+    };
+    let toml = base_toml(&emu, &upstream, PUBLIC_ALL).replacen(
+        "[server]\n",
+        "[server]\nmax_connections = 5\n",
+        1,
+    );
+    let gw = TestGateway::spawn_with(emu, upstream, &toml).await;
+    let mut open = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(gw.handle.addr).await.unwrap();
+        s.write_all(ws_request("").as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => got.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        statuses.push(text.split(' ').nth(1).unwrap_or("").to_owned());
+        open.push(s);
+    }
+    let tunnels = statuses.iter().filter(|s| *s == "101").count();
+    assert!(
+        statuses[0] == "101" && (1..=4).contains(&tunnels),
+        "{statuses:?}"
+    );
+    // Refused (503), or not even accepted while every slot is taken.
+    assert_ne!(
+        statuses.last().map(String::as_str),
+        Some("101"),
+        "{statuses:?}"
+    );
+    // Closing a tunnel gives its slot back.
+    drop(open);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut s = TcpStream::connect(gw.handle.addr).await.unwrap();
+        s.write_all(ws_request("").as_bytes()).await.unwrap();
+        let mut chunk = [0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
+        if String::from_utf8_lossy(&chunk[..n]).starts_with("HTTP/1.1 101") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "slots were not given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
