@@ -615,8 +615,35 @@ impl Upstream {
                 other => other,
             }
         };
-        let resp = match tokio::time::timeout(self.cfg.response_header_timeout, exchange).await {
-            Err(_) => return Err(UpstreamError::Timeout),
+        // `response_header_timeout` is the upstream's time to answer once it
+        // has the whole request: it starts when the body has been sent (a
+        // large upload is no upstream timeout; a stalled one ends by the
+        // client connection's idle timeout, as a client fault).
+        let answer = async {
+            let mut exchange = std::pin::pin!(exchange);
+            let wait = self.cfg.response_header_timeout;
+            let mut deadline = tokio::time::Instant::now() + wait;
+            loop {
+                tokio::select! {
+                    r = &mut exchange => return Some(r),
+                    () = tokio::time::sleep_until(deadline) => {
+                        if !has_body {
+                            return None;
+                        }
+                        match fault.ended_at() {
+                            // The answer's time counts from the body's end.
+                            Some(end) if end + wait <= tokio::time::Instant::now() => {
+                                return None;
+                            }
+                            Some(end) => deadline = end + wait,
+                            None => deadline = tokio::time::Instant::now() + wait,
+                        }
+                    }
+                }
+            }
+        };
+        let resp = match answer.await.ok_or(()) {
+            Err(()) => return Err(UpstreamError::Timeout),
             Ok(Err(e)) => {
                 return Err(match fault.get() {
                     Some(BodyFault::Malformed) => UpstreamError::ClientBody(e),

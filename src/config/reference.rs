@@ -780,7 +780,7 @@ pub const KEYS: &[KeyDoc] = &[
         Duration,
         "`\"30s\"`",
         L,
-        "504 when the response head takes longer.",
+        "504 when the response head takes longer, counted from the end of the request body (a long upload is no timeout; a stalled one ends by `server.idle_timeout`).",
     ),
     k(
         "upstreams.<name>.body_idle_timeout",

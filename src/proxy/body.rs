@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use crate::http_util::{Body, BoxError};
@@ -23,23 +23,61 @@ pub enum BodyFault {
     TooLarge,
 }
 
-/// Shared between the body (owned by the upstream client) and the request.
-#[derive(Debug, Clone, Default)]
-pub struct FaultCell(Arc<AtomicU8>);
+/// Shared between the body (owned by the upstream client) and the request:
+/// how the body failed, and when it ended.
+#[derive(Debug, Clone)]
+pub struct FaultCell(Arc<Shared>);
+
+#[derive(Debug)]
+struct Shared {
+    fault: AtomicU8,
+    /// Milliseconds after `start` at which the body ended, plus one (0: not yet).
+    ended: AtomicU64,
+    start: tokio::time::Instant,
+}
+
+impl Default for FaultCell {
+    fn default() -> Self {
+        Self(Arc::new(Shared {
+            fault: AtomicU8::new(FINE),
+            ended: AtomicU64::new(0),
+            start: tokio::time::Instant::now(),
+        }))
+    }
+}
 
 impl FaultCell {
     pub fn get(&self) -> Option<BodyFault> {
-        match self.0.load(Ordering::Acquire) {
+        match self.0.fault.load(Ordering::Acquire) {
             MALFORMED => Some(BodyFault::Malformed),
             TOO_LARGE => Some(BodyFault::TooLarge),
             _ => None,
         }
     }
 
+    /// When the body ended (sent whole, or failed), if it has: from then
+    /// on the upstream owes the answer.
+    pub fn ended_at(&self) -> Option<tokio::time::Instant> {
+        match self.0.ended.load(Ordering::Acquire) {
+            0 => None,
+            ms => Some(self.0.start + std::time::Duration::from_millis(ms - 1)),
+        }
+    }
+
     fn set(&self, code: u8) {
         let _ = self
             .0
+            .fault
             .compare_exchange(FINE, code, Ordering::AcqRel, Ordering::Acquire);
+        self.finish();
+    }
+
+    fn finish(&self) {
+        let ms = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let _ = self
+            .0
+            .ended
+            .compare_exchange(0, ms + 1, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -75,7 +113,10 @@ impl HttpBody for ClientBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.fault.finish();
+                Poll::Ready(None)
+            }
             Poll::Ready(Some(Err(e))) => {
                 this.fault.set(MALFORMED);
                 Poll::Ready(Some(Err(e)))
@@ -88,6 +129,11 @@ impl HttpBody for ClientBody {
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
                     }
                     *left -= len;
+                }
+                // hyper stops polling a body of known length once it is
+                // at its end.
+                if this.inner.is_end_stream() {
+                    this.fault.finish();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -415,3 +415,30 @@ async fn a_405_names_the_allowed_methods() {
     assert_eq!(r.status(), 405);
     assert_eq!(r.headers()["allow"], "GET, HEAD");
 }
+
+#[tokio::test]
+async fn a_slow_upload_is_not_an_upstream_timeout() {
+    // response_header_timeout (2 s here) is the upstream's time to answer
+    // once it has the whole request: an upload that takes longer is no 504.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::spawn(PUBLIC_ALL).await;
+    let mut s = tokio::net::TcpStream::connect(gw.handle.addr)
+        .await
+        .unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nHost: gw.test\r\nContent-Type: application/octet-stream\r\nContent-Length: 8\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    for b in b"12345678" {
+        tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        s.read_to_end(&mut answer),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(gw.upstream.last().body_len, 8);
+}
