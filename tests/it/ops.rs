@@ -368,16 +368,10 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
     let mut buf = vec![0u8; 65536];
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
-    let closed = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the idle connection was closed");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(20)).await,
+        "the idle connection was closed"
+    );
 }
 
 /// An HTTP/2 client that opens a connection and then sends nothing is closed
@@ -403,17 +397,10 @@ async fn an_idle_http2_connection_is_closed() {
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let mut buf = vec![0u8; 4096];
-    let closed = tokio::time::timeout(Duration::from_secs(45), async {
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the idle HTTP/2 connection was not closed");
+    assert!(
+        closed_within(&mut s, Duration::from_secs(45)).await,
+        "the idle HTTP/2 connection was not closed"
+    );
     assert!(
         started.elapsed() >= Duration::from_secs(30),
         "closed by the idle timeout, not at once: {:?}",
@@ -487,17 +474,10 @@ async fn the_admin_listener_closes_silent_connections() {
         .await
         .unwrap();
     for s in [&mut silent, &mut slow] {
-        let mut buf = [0u8; 1024];
-        let closed = tokio::time::timeout(Duration::from_secs(25), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "the admin connection was not closed");
+        assert!(
+            closed_within(s, Duration::from_secs(25)).await,
+            "the admin connection was not closed"
+        );
     }
     // The port still answers.
     let r = gw

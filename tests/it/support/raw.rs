@@ -288,3 +288,19 @@ pub async fn spawn_late_fin_relay(
     });
     addr
 }
+
+/// Reads and discards until the peer closes `s`; false if it is still open
+/// after `within`.
+pub async fn closed_within(s: &mut TcpStream, within: std::time::Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
