@@ -177,7 +177,11 @@ pub async fn serve(
             let state = state.clone();
             // A WebSocket tunnel outlives its connection's task (and so
             // that task's permit): it takes a slot of its own from here.
-            req.extensions_mut().insert(slots.clone());
+            // Only a request asking for an upgrade can become one (and the
+            // extension map is allocated only then).
+            if req.headers().contains_key(http::header::UPGRADE) {
+                req.extensions_mut().insert(slots.clone());
+            }
             Box::pin(async move {
                 Ok::<_, std::convert::Infallible>(
                     crate::pipeline::handle(state, req, peer, tls_on).await,
