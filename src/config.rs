@@ -142,6 +142,9 @@ pub struct DescopeConfig {
     pub jwks_min_refetch: Duration,
     pub jwks_refresh: Duration,
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 of `ca_file`'s contents when loaded: a bundle replaced at the
+    /// same path is a change a reload cannot apply (and says so).
+    pub ca_digest: Option<[u8; 32]>,
 }
 
 pub use crate::store::{DEFAULT_STORE_KEY_PREFIX, DEFAULT_STORE_TIMEOUT, StoreConfig};
@@ -286,7 +289,10 @@ fn idp_changes(a: &IdpConfig, b: &IdpConfig) -> Vec<&'static str> {
                 da.jwks_min_refetch != db.jwks_min_refetch,
             ),
             ("descope.jwks_refresh", da.jwks_refresh != db.jwks_refresh),
-            ("descope.ca_file", da.ca_file != db.ca_file),
+            (
+                "descope.ca_file",
+                da.ca_file != db.ca_file || da.ca_digest != db.ca_digest,
+            ),
         ]
         .into_iter()
         .filter_map(|(key, changed)| changed.then_some(key))

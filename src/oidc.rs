@@ -127,6 +127,8 @@ pub struct OidcConfig {
     pub bearer: BearerMode,
     pub timeout: Duration,
     pub ca_file: Option<std::path::PathBuf>,
+    /// SHA-256 of `ca_file`'s contents when loaded (see `DescopeConfig`).
+    pub ca_digest: Option<[u8; 32]>,
 }
 
 /// Default `[oidc] scopes`.

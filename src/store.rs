@@ -94,6 +94,9 @@ pub struct StoreConfig {
     pub key_prefix: String,
     pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
+    /// SHA-256 of `ca_file`'s contents when loaded: a bundle replaced at the
+    /// same path is a change a reload refuses rather than ignores.
+    pub ca_digest: Option<[u8; 32]>,
 }
 
 /// Why the store could not be set up (a bad URL or CA file).

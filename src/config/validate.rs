@@ -476,6 +476,7 @@ fn store(cx: &mut Ctx<'_>, s: &super::raw::RawStore) -> Option<super::StoreConfi
         redis_url: url,
         key_prefix,
         timeout,
+        ca_digest: ca_file.as_deref().and_then(file_digest),
         ca_file,
     })
 }
@@ -793,6 +794,7 @@ fn descope(cx: &mut Ctx<'_>, d: &RawDescope) -> DescopeConfig {
         auth_management_key,
         audience,
         seed_keys,
+        ca_digest: ca_file.as_deref().and_then(file_digest),
         ca_file,
     }
 }
@@ -860,8 +862,17 @@ fn oidc(cx: &mut Ctx<'_>, o: &RawOidc, server: &ServerConfig) -> crate::oidc::Oi
             o.timeout.as_deref(),
             crate::oidc::DEFAULT_TIMEOUT,
         ),
+        ca_digest: ca_file.as_deref().and_then(file_digest),
         ca_file,
     }
+}
+
+/// SHA-256 of a file's contents (`None` when it cannot be read; that is
+/// reported where the file is checked).
+fn file_digest(path: &Path) -> Option<[u8; 32]> {
+    let bytes = std::fs::read(path).ok()?;
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
+    d.as_ref().try_into().ok()
 }
 
 /// `oidc.issuer`: https (plain http on loopback only), no query or fragment.

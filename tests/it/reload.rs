@@ -23,11 +23,16 @@ struct Reloading {
 
 impl Reloading {
     async fn start(extra: &str) -> Self {
+        Self::start_mapped(extra, |t| t).await
+    }
+
+    /// [`Self::start`] with the config text passed through `map` first.
+    async fn start_mapped(extra: &str, map: impl FnOnce(String) -> String) -> Self {
         let emu = Arc::new(spawn_emulator().await);
         let up = spawn_upstream().await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("portcullis.toml");
-        let base = base_toml(&emu, &up, extra);
+        let base = map(base_toml(&emu, &up, extra));
         std::fs::write(&path, &base).unwrap();
         init();
         let handle = portcullis::app::start(
@@ -371,5 +376,28 @@ async fn a_ca_bundle_rotated_in_place_is_applied_by_the_reload() {
         200,
         "the reload applied the new bundle"
     );
+    gw.handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_only_ca_bundle_replaced_in_place_is_refused_not_ignored() {
+    // descope.ca_file is read once, when the Descope client is built: a
+    // bundle replaced at the same path cannot be applied by a reload, so the
+    // reload says so (error) instead of reporting success.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("descope-ca.pem");
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&ca, first.cert.pem()).unwrap();
+    let ca_line = format!("jwks_min_refetch = \"1s\"\nca_file = \"{}\"", ca.display());
+    let gw = Reloading::start_mapped(ROUTES, |t| {
+        t.replacen("jwks_min_refetch = \"1s\"", &ca_line, 1)
+    })
+    .await;
+    assert!(gw.base.contains("ca_file"));
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&ca, second.cert.pem()).unwrap();
+    gw.write_and_wait(&format!("{}\n# touched\n", gw.base), "error")
+        .await;
+    assert_eq!(gw.reloads("ok").await, 0);
     gw.handle.shutdown().await;
 }

@@ -576,6 +576,7 @@ async fn a_vanished_lease_holder_is_taken_over() {
             key_prefix: portcullis::config::DEFAULT_STORE_KEY_PREFIX.into(),
             timeout: Duration::from_millis(250),
             ca_file: None,
+            ca_digest: None,
         },
         Arc::new(portcullis::metrics::Metrics::new()),
     )
