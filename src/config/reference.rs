@@ -318,7 +318,7 @@ pub const KEYS: &[KeyDoc] = &[
         Text("path to PEM CA certificates"),
         "—",
         R,
-        "Extra CA trusted for `base_url` besides the webpki roots A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
+        "Extra CA trusted for `base_url` besides the webpki roots. A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
     ),
     // [oidc]
     k(
@@ -445,7 +445,7 @@ pub const KEYS: &[KeyDoc] = &[
         Text("path to PEM CA certificates"),
         "—",
         R,
-        "Extra CA trusted for the provider's endpoints A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
+        "Extra CA trusted for the provider's endpoints. A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
     ),
     // [store]
     k(
@@ -488,7 +488,7 @@ pub const KEYS: &[KeyDoc] = &[
         Text("path to PEM CA certificates"),
         "—",
         R,
-        "CA trusted for a `rediss://` server instead of the webpki roots A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
+        "CA trusted for a `rediss://` server instead of the webpki roots. A bundle replaced at the same path is a change too: a reload then refuses it, naming the key, until a restart.",
     ),
     // [session]
     k(
