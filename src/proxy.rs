@@ -504,11 +504,15 @@ pub fn set_forwarding_headers(
     // passes a client's `Forwarded` on): apps reading it (Rack, Spring's
     // ForwardedHeaderFilter) would see another host than the one judged.
     // Such a header is dropped whole rather than re-spelled.
-    if headers.get_all(&FORWARDED).iter().any(|v| {
-        v.as_bytes()
-            .windows(5)
-            .any(|w| w.eq_ignore_ascii_case(b"host="))
-    }) {
+    // (Only a trusted peer's can be here: every other `Forwarded` was
+    // scrubbed on the way in.)
+    if info.trusted
+        && headers.get_all(&FORWARDED).iter().any(|v| {
+            v.as_bytes()
+                .windows(5)
+                .any(|w| w.eq_ignore_ascii_case(b"host="))
+        })
+    {
         headers.remove(&FORWARDED);
     }
     set(headers, &X_REAL_IP, Some(ip_value(info.client_ip)));

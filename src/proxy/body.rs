@@ -28,22 +28,25 @@ pub enum BodyFault {
 #[derive(Debug, Clone)]
 pub struct FaultCell(Arc<Shared>);
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Shared {
     fault: AtomicU8,
-    /// Milliseconds after `start` at which the body ended, plus one (0: not yet).
+    /// Milliseconds after [`base`] at which the body ended, plus one (0: not
+    /// yet). Measured from one process-wide instant, so a request without a
+    /// body reads no clock for it.
     ended: AtomicU64,
-    start: tokio::time::Instant,
 }
 
 impl Default for FaultCell {
     fn default() -> Self {
-        Self(Arc::new(Shared {
-            fault: AtomicU8::new(FINE),
-            ended: AtomicU64::new(0),
-            start: tokio::time::Instant::now(),
-        }))
+        Self(Arc::new(Shared::default()))
     }
+}
+
+/// The instant body ends are measured from.
+fn base() -> tokio::time::Instant {
+    static BASE: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(tokio::time::Instant::now)
 }
 
 impl FaultCell {
@@ -60,7 +63,7 @@ impl FaultCell {
     pub fn ended_at(&self) -> Option<tokio::time::Instant> {
         match self.0.ended.load(Ordering::Acquire) {
             0 => None,
-            ms => Some(self.0.start + std::time::Duration::from_millis(ms - 1)),
+            ms => Some(base() + std::time::Duration::from_millis(ms - 1)),
         }
     }
 
@@ -73,7 +76,7 @@ impl FaultCell {
     }
 
     fn finish(&self) {
-        let ms = u64::try_from(self.0.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let ms = u64::try_from(base().elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         let _ = self
             .0
             .ended
