@@ -283,6 +283,17 @@ fn a_store_change_needs_a_restart() {
     assert!(one.restart_only().changed(&one.restart_only()).is_empty());
 }
 
+/// A TLS server config presenting `cert`.
+fn server_config(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ServerConfig> {
+    let key = rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap(),
+    )
+}
+
 /// A TLS upstream whose certificate can be replaced while it runs; every
 /// answer closes its connection, so each request is a new handshake.
 async fn tls_upstream(
@@ -291,16 +302,6 @@ async fn tls_upstream(
     std::net::SocketAddr,
     Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>,
 ) {
-    fn server_config(cert: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Arc<rustls::ServerConfig> {
-        let key =
-            rustls_pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-        Arc::new(
-            rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(vec![cert.cert.der().clone()], key)
-                .unwrap(),
-        )
-    }
     let current = Arc::new(std::sync::Mutex::new(server_config(cert)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -353,16 +354,7 @@ async fn a_ca_bundle_rotated_in_place_is_applied_by_the_reload() {
     // The upstream moves to a certificate from another CA; the bundle file
     // is replaced at the same path, and the config reloaded.
     let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    *serving.lock().unwrap() = {
-        let key =
-            rustls_pki_types::PrivateKeyDer::try_from(second.signing_key.serialize_der()).unwrap();
-        Arc::new(
-            rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(vec![second.cert.der().clone()], key)
-                .unwrap(),
-        )
-    };
+    *serving.lock().unwrap() = server_config(&second);
     assert_eq!(
         get().await.unwrap().status(),
         502,

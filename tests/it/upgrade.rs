@@ -38,6 +38,15 @@ async fn answering(answer: Answer) -> RawUpstream {
     .await
 }
 
+/// A correct acceptance of the client's handshake.
+fn accepting(req: &RawRequest) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {}\r\n\r\n",
+        accept_for(req)
+    )
+}
+
 /// Sends `request`, reads the gateway's answer head, then sends a probe as a
 /// tunnel would carry it, and reads until the gateway closes. Returns the
 /// status of the first answer and all text read.
@@ -78,14 +87,7 @@ fn accept_for(req: &RawRequest) -> String {
 async fn a_correct_websocket_handshake_is_tunnelled() {
     // The control: with a correct 101 the probe does travel the tunnel, so
     // the refusals below are what the gateway decided, not the harness.
-    let up = answering(|req| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(req)
-        )
-    })
-    .await;
+    let up = answering(accepting).await;
     let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
     let (status, text) = handshake_then_probe(&gw, &ws_request("")).await;
     assert_eq!(status, 101, "{text}");
@@ -262,14 +264,7 @@ fn raw_get_keep(target: &str, extra: &str) -> String {
 async fn a_101_to_anything_but_a_valid_handshake_is_a_502() {
     // The upstream says a well-formed 101 (accepting whatever key came, or
     // none) to every request: only the request's shape can stop the tunnel.
-    let up = answering(|req| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(req)
-        )
-    })
-    .await;
+    let up = answering(accepting).await;
     let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
     for (name, request) in bad_requests() {
         let before = probes_seen(&up);
@@ -287,14 +282,7 @@ async fn a_101_to_anything_but_a_valid_handshake_is_a_502() {
 async fn http2_requests_never_tunnel() {
     // HTTP/2 has no Upgrade, and extended CONNECT is not offered: a 101
     // from the upstream to an HTTP/2 request is a 502.
-    let up = answering(|req| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(req)
-        )
-    })
-    .await;
+    let up = answering(accepting).await;
     let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
     let h2 = reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -343,14 +331,7 @@ async fn websocket_tunnels_count_against_max_connections() {
     // its own, so tunnels cannot grow past max_connections (here 5, one
     // slot of which the connection asking for a tunnel needs itself; the
     // harness may hold an idle keep-alive connection too).
-    let up = answering(|req| {
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Accept: {}\r\n\r\n",
-            accept_for(req)
-        )
-    })
-    .await;
+    let up = answering(accepting).await;
     let emu = std::sync::Arc::new(spawn_emulator().await);
     let addr = up.url().strip_prefix("http://").unwrap().parse().unwrap();
     let upstream = Upstream {
