@@ -1,4 +1,5 @@
-//! Forwarding to upstreams: one pooled keep-alive client per upstream,
+//! Forwarding to upstreams: one pool of keep-alive connections per upstream
+//! ([`pool`]),
 //! hop-by-hop removal (RFC 9110 §7.6.1), `X-Forwarded-*` believed only from
 //! trusted proxies, streaming bodies both ways, WebSocket upgrades, and clean
 //! 502/504 answers that carry no internals.
@@ -24,8 +25,10 @@
 //! - **A stale keep-alive connection costs one retry, never a 502** — for a
 //!   request that is safe to send twice: an idempotent method (GET, HEAD,
 //!   OPTIONS, PUT, DELETE) without a body, that failed on a reused
-//!   connection before any byte of its answer arrived ([`conn`]). It is sent
-//!   once more on a fresh connection. Nothing else is ever replayed.
+//!   connection before any byte of its answer arrived ([`pool`]). It is sent
+//!   once more on a fresh connection. A request the connection closed under
+//!   before it was written is sent on a fresh one too (it was never sent).
+//!   Nothing else is ever replayed.
 //! - **Limits are sizes.** An upstream answer's status line and headers may
 //!   take [`UPSTREAM_MAX_HEADER_BYTES`]; there is no separate header count
 //!   below what that size allows (see [`header_slots`]).
@@ -50,12 +53,12 @@ use ipnet::IpNet;
 use crate::http_util::{Body, BoxError, ip_value};
 
 mod body;
-mod conn;
+mod pool;
 pub mod websocket;
 
 use body::{BodyFault, ClientBody, FaultCell};
 
-type Connector = conn::Tracking<hyper_rustls::HttpsConnector<HttpConnector>>;
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// The largest status line + headers an upstream answer may have; beyond
 /// it the answer is a 502. Four to eight times what nginx accepts from an
@@ -129,9 +132,9 @@ pub struct UpstreamConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("upstream connection failed")]
-    Connect(#[source] hyper_util::client::legacy::Error),
+    Connect(#[source] BoxError),
     #[error("upstream request failed")]
-    Request(#[source] hyper_util::client::legacy::Error),
+    Request(#[source] BoxError),
     #[error("upstream response headers timed out")]
     Timeout,
     #[error("bad upstream URI")]
@@ -144,7 +147,7 @@ pub enum UpstreamError {
     BadUpgrade,
     /// The client's body was malformed (bad chunked framing) or cut short.
     #[error("client request body malformed or incomplete")]
-    ClientBody(#[source] hyper_util::client::legacy::Error),
+    ClientBody(#[source] BoxError),
     /// The client's body went past `max_body_bytes` (no `Content-Length`).
     #[error("client request body over max_body_bytes")]
     ClientBodyTooLarge,
@@ -219,15 +222,18 @@ impl UpstreamError {
     }
 }
 
-/// One upstream: its settings and pooled client.
+/// One upstream: its settings and connections.
 pub struct Upstream {
     pub cfg: UpstreamConfig,
     /// `scheme://authority` of every request to it, parsed once.
     origin: Option<(http::uri::Scheme, http::uri::Authority)>,
-    client: Client<Connector, Body>,
-    /// The same client without a pool: a retry after a stale connection
-    /// goes on a fresh connection, never on another idle one.
-    fresh: Client<Connector, Body>,
+    /// The `Host` a request gets when it has none (the upstream URL's host,
+    /// and its port unless it is the scheme's default).
+    host: Option<HeaderValue>,
+    pool: pool::Pool,
+    /// WebSocket handshakes go on a connection of their own (it becomes
+    /// the tunnel), through hyper-util's client without a pool.
+    handshakes: Client<Connector, Body>,
 }
 
 /// Every configured upstream, by name.
@@ -248,23 +254,25 @@ impl Upstreams {
         let map = cfgs
             .iter()
             .map(|(name, cfg)| {
-                let (client, fresh) = previous
+                let origin = origin(&cfg.url);
+                let (pool, handshakes) = previous
                     .and_then(|p| p.map.get(name))
                     // A CA bundle is read when the client is built: with one,
                     // the client is always rebuilt, so a bundle rotated in
                     // place is applied by the reload that reports it.
                     .filter(|old| old.cfg == *cfg && cfg.ca_file.is_none())
                     .map_or_else(
-                        || build_clients(cfg),
-                        |old| (old.client.clone(), old.fresh.clone()),
+                        || build_clients(cfg, origin.as_ref()),
+                        |old| (old.pool.clone(), old.handshakes.clone()),
                     );
                 (
                     name.clone(),
                     Upstream {
-                        origin: origin(&cfg.url),
+                        host: origin.as_ref().and_then(|(s, a)| host_value(s, a)),
+                        origin,
                         cfg: cfg.clone(),
-                        client,
-                        fresh,
+                        pool,
+                        handshakes,
                     },
                 )
             })
@@ -277,31 +285,54 @@ impl Upstreams {
     }
 }
 
-/// The pooled keep-alive client for an upstream, and a pool-less one for
-/// the one retry after a stale connection (always a fresh connection).
-fn build_clients(cfg: &UpstreamConfig) -> (Client<Connector, Body>, Client<Connector, Body>) {
+/// An upstream's keep-alive pool, and the pool-less client for WebSocket
+/// handshakes (same connector, same limits).
+fn build_clients(
+    cfg: &UpstreamConfig,
+    origin: Option<&(http::uri::Scheme, http::uri::Authority)>,
+) -> (pool::Pool, Client<Connector, Body>) {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(cfg.connect_timeout));
-    let https = conn::Tracking(
-        hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http),
-    );
-    let mut builder = Client::builder(TokioExecutor::new());
-    builder
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_client_config(cfg.ca_file.as_deref()))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let mut h1 = hyper::client::conn::http1::Builder::new();
+    h1.max_buf_size(UPSTREAM_MAX_HEADER_BYTES)
+        .max_headers(UPSTREAM_HEADER_SLOTS);
+    let target = origin.and_then(|(scheme, authority)| {
+        Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .ok()
+    });
+    let pool = pool::Pool::new(https.clone(), h1, target);
+    let handshakes = Client::builder(TokioExecutor::new())
         .http1_max_buf_size(UPSTREAM_MAX_HEADER_BYTES)
         .http1_max_headers(UPSTREAM_HEADER_SLOTS)
-        .pool_idle_timeout(Duration::from_secs(90));
-    let client = builder
-        .clone()
-        .pool_max_idle_per_host(256)
-        .build(https.clone());
-    let fresh = builder.pool_max_idle_per_host(0).build(https);
-    (client, fresh)
+        .pool_max_idle_per_host(0)
+        .build(https);
+    (pool, handshakes)
+}
+
+/// The `Host` for requests to `scheme://authority`: the host, and the port
+/// unless it is the scheme's default (what an HTTP client sends).
+fn host_value(scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> Option<HeaderValue> {
+    let default = if *scheme == http::uri::Scheme::HTTPS {
+        443
+    } else {
+        80
+    };
+    let value = match authority.port_u16() {
+        Some(p) if p != default => format!("{}:{p}", authority.host()),
+        _ => authority.host().to_owned(),
+    };
+    HeaderValue::from_str(&value).ok()
 }
 
 /// webpki roots plus the optional extra CA bundle. A CA file that cannot be
@@ -552,7 +583,6 @@ impl Upstream {
         max_body: Option<u64>,
         retries: &prometheus::IntCounter,
     ) -> Result<Response<Body>, UpstreamError> {
-        let uri = self.uri(path_and_query)?;
         // A handshake has no body: one with a body would leave the body on
         // a kept-alive connection when the upstream refuses the upgrade.
         let handshake = websocket::Handshake::from_request(&req, upgrade.is_some())
@@ -574,6 +604,11 @@ impl Upstream {
         } else {
             parts.headers.remove(header::HOST);
         }
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(h) = &self.host
+        {
+            parts.headers.insert(header::HOST, h.clone());
+        }
         let has_body = !body.is_end_stream();
         if handshake.is_some() {
             set_websocket_upgrade(&mut parts.headers);
@@ -585,9 +620,13 @@ impl Upstream {
                 .headers
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let replay = (!has_body && handshake.is_none() && replayable(&parts.method)).then(|| {
+        if let Some(hs) = handshake {
+            parts.uri = self.uri(path_and_query)?;
+            return self.handshake(parts, hs, downstream_upgrade, slots).await;
+        }
+        parts.uri = self.origin_form(path_and_query)?;
+        let replay = (!has_body && replayable(&parts.method)).then(|| {
             (
                 parts.method.clone(),
                 parts.uri.clone(),
@@ -600,23 +639,41 @@ impl Upstream {
         } else {
             crate::http_util::empty()
         };
-        let first = self.client.request(Request::from_parts(parts, body));
+        let pool = &self.pool;
         let exchange = async {
-            match first.await {
-                Err(e) if replay.is_some() && conn::failed_on_stale_connection(&e) => {
-                    let Some((method, uri, headers)) = replay else {
-                        return Err(e);
-                    };
+            let conn = pool.checkout().await.map_err(Lost::Connect)?;
+            let again = match pool.send(conn, Request::from_parts(parts, body)).await {
+                Ok(resp) => return Ok(resp),
+                // Never written: sent as it is on a fresh connection.
+                Err(pool::Failure::NotSent(req, e)) => {
                     tracing::debug!(upstream = %self.cfg.name, error = %e,
+                        "upstream connection closed before the request was sent; sending it on a fresh one");
+                    *req
+                }
+                Err(pool::Failure::Failed { error, stale: true }) if replay.is_some() => {
+                    let Some((method, uri, headers)) = replay else {
+                        return Err(Lost::Request(error.into()));
+                    };
+                    tracing::debug!(upstream = %self.cfg.name, error = %error,
                         "stale keep-alive connection; retrying on a fresh one");
                     retries.inc();
                     let mut again = Request::new(crate::http_util::empty());
                     *again.method_mut() = method;
                     *again.uri_mut() = uri;
                     *again.headers_mut() = headers;
-                    self.fresh.request(again).await
+                    *again.version_mut() = Version::HTTP_11;
+                    again
                 }
-                other => other,
+                Err(pool::Failure::Failed { error, .. }) => {
+                    return Err(Lost::Request(error.into()));
+                }
+            };
+            let conn = pool.connect().await.map_err(Lost::Connect)?;
+            match pool.send(conn, again).await {
+                Ok(resp) => Ok(resp),
+                Err(pool::Failure::NotSent(_, e) | pool::Failure::Failed { error: e, .. }) => {
+                    Err(Lost::Request(e.into()))
+                }
             }
         };
         // `response_header_timeout` is the upstream's time to answer once it
@@ -648,12 +705,14 @@ impl Upstream {
         };
         let resp = match answer.await.ok_or(()) {
             Err(()) => return Err(UpstreamError::Timeout),
-            Ok(Err(e)) => {
-                return Err(match fault.get() {
-                    Some(BodyFault::Malformed) => UpstreamError::ClientBody(e),
-                    Some(BodyFault::TooLarge) => UpstreamError::ClientBodyTooLarge,
-                    None if e.is_connect() => UpstreamError::Connect(e),
-                    None => UpstreamError::Request(e),
+            Ok(Err(lost)) => {
+                return Err(match (fault.get(), lost) {
+                    (Some(BodyFault::Malformed), Lost::Connect(e) | Lost::Request(e)) => {
+                        UpstreamError::ClientBody(e)
+                    }
+                    (Some(BodyFault::TooLarge), _) => UpstreamError::ClientBodyTooLarge,
+                    (None, Lost::Connect(e)) => UpstreamError::Connect(e),
+                    (None, Lost::Request(e)) => UpstreamError::Request(e),
                 });
             }
             Ok(Ok(r)) => r,
@@ -663,9 +722,47 @@ impl Upstream {
         if header_bytes(resp.headers()) > UPSTREAM_MAX_HEADER_BYTES {
             return Err(UpstreamError::HeadersTooLarge);
         }
+        // No upgrade was asked for: a 101 is the upstream's error (the
+        // connection, dropped with the answer, is never reused).
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-            return tunnel(resp, handshake, downstream_upgrade, slots);
+            return Err(UpstreamError::BadUpgrade);
         }
+        Ok(self.answer(resp))
+    }
+
+    /// A WebSocket handshake: sent on a connection of its own, which
+    /// becomes the tunnel if the upstream accepts.
+    async fn handshake(
+        &self,
+        parts: http::request::Parts,
+        hs: websocket::Handshake,
+        downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        slots: Option<ConnectionSlots>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let sent = self
+            .handshakes
+            .request(Request::from_parts(parts, crate::http_util::empty()));
+        let resp = match tokio::time::timeout(self.cfg.response_header_timeout, sent).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Err(e)) if e.is_connect() => return Err(UpstreamError::Connect(e.into())),
+            Ok(Err(e)) => return Err(UpstreamError::Request(e.into())),
+            Ok(Ok(r)) => r,
+        };
+        if header_bytes(resp.headers()) > UPSTREAM_MAX_HEADER_BYTES {
+            return Err(UpstreamError::HeadersTooLarge);
+        }
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return tunnel(resp, Some(hs), downstream_upgrade, slots);
+        }
+        Ok(self.answer(resp))
+    }
+
+    /// An upstream answer as the client gets it: hop-by-hop headers gone,
+    /// its body bounded by `body_idle_timeout`.
+    fn answer<B>(&self, resp: Response<B>) -> Response<Body>
+    where
+        B: HttpBody<Data = Bytes, Error = hyper::Error> + Unpin + Send + 'static,
+    {
         let (mut parts, body) = resp.into_parts();
         // With both framings the body was read by its chunks (RFC 9112
         // §6.3); the Content-Length beside them would misframe the answer.
@@ -674,8 +771,15 @@ impl Upstream {
         }
         strip_hop_by_hop(&mut parts.headers);
         let body = IdleTimeout::new(body, self.cfg.body_idle_timeout).boxed_unsync();
-        Ok(Response::from_parts(parts, body))
+        Response::from_parts(parts, body)
     }
+}
+
+/// Why the upstream leg produced no answer (before the client's body fault
+/// is taken into account).
+enum Lost {
+    Connect(BoxError),
+    Request(BoxError),
 }
 
 /// The traffic listener's connection slots (`server.max_connections`), in
@@ -760,14 +864,31 @@ pub fn connect_refused() -> Response<Body> {
 }
 
 impl Upstream {
-    /// The upstream URI for `path_and_query`: its origin and base path.
-    fn uri(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+    /// The request target sent on an upstream connection: the base path
+    /// and `path_and_query` (origin form; the authority is the connection's).
+    fn origin_form(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        if self.origin.is_none() {
+            // Fails the way `uri` does: the upstream URL has no authority.
+            return self.uri(path_and_query);
+        }
+        Uri::builder()
+            .path_and_query(self.full_path(path_and_query))
+            .build()
+            .map_err(UpstreamError::Uri)
+    }
+
+    fn full_path(&self, path_and_query: &str) -> String {
         let base = self.cfg.url.path().trim_end_matches('/');
-        let pq = if base.is_empty() {
+        if base.is_empty() {
             path_and_query.to_owned()
         } else {
             format!("{base}{path_and_query}")
-        };
+        }
+    }
+
+    /// The upstream URI for `path_and_query`: its origin and base path.
+    fn uri(&self, path_and_query: &str) -> Result<Uri, UpstreamError> {
+        let pq = self.full_path(path_and_query);
         let mut builder = Uri::builder();
         builder = match &self.origin {
             Some((scheme, authority)) => {

@@ -390,3 +390,150 @@ async fn an_answer_framed_by_chunks_is_not_sent_on_with_its_content_length() {
     );
     assert_eq!(r.2.expect("whole body"), "hello world");
 }
+
+/// An upstream that keeps one connection alive for everything, answering
+/// by path: every framing an answer can have, with and without a body.
+async fn framing_upstream() -> RawUpstream {
+    RawUpstream::spawn(|mut c| async move {
+        while let Some(req) = c.next_head().await {
+            c.skip_body(&req).await;
+            let answer = match req.target.as_str() {
+                "/no-content" => "HTTP/1.1 204 No Content\r\n\r\n".to_owned(),
+                "/not-modified" => "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n".to_owned(),
+                "/zero" => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+                    .to_owned(),
+                other => String::from_utf8(ok_response(other)).unwrap(),
+            };
+            c.write(answer.as_bytes()).await;
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn answers_of_every_framing_keep_their_upstream_connection() {
+    let up = framing_upstream().await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    let expect = [
+        ("/no-content", 204, ""),
+        ("/not-modified", 304, ""),
+        ("/zero", 200, ""),
+        ("/chunked", 200, "hello world"),
+        ("/sized", 200, "/sized"),
+    ];
+    for _ in 0..2 {
+        for (path, status, body) in expect {
+            let r = gw.client.get(gw.url(path)).send().await.unwrap();
+            assert_eq!(r.status(), status, "{path}");
+            assert_eq!(r.text().await.unwrap(), body, "{path}");
+        }
+    }
+    assert_eq!(
+        up.connections(),
+        1,
+        "ten sequential answers, bodies or none, share one upstream connection: {:?}",
+        up.requests()
+            .iter()
+            .map(|r| (r.conn, r.target.clone()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_left_unread_is_never_read_as_the_next_answer() {
+    // `/big` announces a megabyte and sends 64 KiB of it; the rest never
+    // comes while the connection stays open.
+    let up = RawUpstream::spawn(|mut c| async move {
+        while let Some(req) = c.next_head().await {
+            if req.target == "/big" {
+                c.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n")
+                    .await;
+                c.write(&vec![b'x'; 64 * 1024]).await;
+                // Hold the connection (and the missing bytes) until the
+                // gateway gives up on it.
+                c.wait_for_bytes().await;
+                let mut rest = [0u8; 1024];
+                while matches!(
+                    tokio::io::AsyncReadExt::read(&mut c.stream, &mut rest).await,
+                    Ok(n) if n > 0
+                ) {}
+                return;
+            }
+            c.write(&ok_response(&req.target)).await;
+        }
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    let big = gw.client.get(gw.url("/big")).send().await.unwrap();
+    assert_eq!(big.status(), 200);
+    drop(big);
+    for i in 0..3 {
+        let path = format!("/small-{i}");
+        let r = gw.client.get(gw.url(&path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), path);
+    }
+    let small_conns: Vec<usize> = up
+        .requests()
+        .iter()
+        .filter(|r| r.target.starts_with("/small"))
+        .map(|r| r.conn)
+        .collect();
+    assert!(
+        small_conns.iter().all(|&c| c != 1),
+        "no request followed the unfinished answer on its connection: {small_conns:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_upstream_closed_is_not_used() {
+    // The upstream answers one request per connection with keep-alive; it
+    // closes the connection when the test says so (the connection is idle
+    // in the gateway's pool by then) and reports that it has.
+    let close = std::sync::Arc::new(tokio::sync::Notify::new());
+    let closed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (close_rx, closed_tx) = (close.clone(), closed.clone());
+    let up = RawUpstream::spawn(move |mut c| {
+        let (close_rx, closed_tx) = (close_rx.clone(), closed_tx.clone());
+        async move {
+            if let Some(req) = c.next_head().await {
+                c.skip_body(&req).await;
+                c.write(&ok_response(&req.target)).await;
+            }
+            close_rx.notified().await;
+            drop(c);
+            closed_tx.notify_one();
+        }
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    for i in 0..3 {
+        let r = gw
+            .client
+            .get(gw.url(&format!("/get-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap();
+        close.notify_one();
+        closed.notified().await;
+        // A POST is never replayed: sent on the closed connection, it
+        // would be a 502. The pool notices the close first.
+        let r = gw
+            .client
+            .post(gw.url(&format!("/post-{i}")))
+            .body("data")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "round {i}");
+        assert_eq!(r.text().await.unwrap(), format!("/post-{i}"));
+        close.notify_one();
+        closed.notified().await;
+    }
+    assert_eq!(up.connections(), 6);
+    assert_eq!(metric(&gw, "portcullis_upstream_retries_total").await, 0);
+}
