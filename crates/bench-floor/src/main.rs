@@ -1,19 +1,24 @@
 //! `hyper-floor LISTEN UPSTREAM`: a reverse proxy that does nothing but
 //! proxy, on the same stack as the gateway (hyper's auto HTTP/1 + h2c
-//! server, hyper-util's pooled client, a current-thread tokio runtime,
-//! mimalloc). `scripts/bench` runs it beside the gateway as the floor of
-//! what a hyper proxy costs on the machine: no routing, no header hygiene,
-//! no session work, no log. It is not part of the product.
+//! server; hyper's client connections kept in a pool and driven by the
+//! request that uses them, as the gateway's are; a current-thread tokio
+//! runtime; mimalloc). `scripts/bench` runs it beside the gateway as the
+//! floor of what a hyper proxy costs on the machine: no routing, no header
+//! hygiene, no session work, no retries, no log. It is not part of the
+//! product.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body as HttpBody, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
 use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -49,23 +54,18 @@ fn main() {
 
 async fn serve(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(connector);
-    let origin = format!("http://{upstream}");
-    eprintln!("hyper-floor: listening on {listen}, proxying to {origin}");
+    let pool = Pool {
+        idle: Arc::default(),
+        upstream,
+    };
+    eprintln!("hyper-floor: listening on {listen}, proxying to http://{upstream}");
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let client = client.clone();
-        let origin = origin.clone();
+        let pool = pool.clone();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-            let client = client.clone();
-            let origin = origin.clone();
-            Box::pin(async move { Ok::<_, Infallible>(forward(&client, &origin, req).await) })
+            let pool = pool.clone();
+            Box::pin(async move { Ok::<_, Infallible>(forward(&pool, req).await) })
         });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -81,18 +81,145 @@ async fn serve(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<()> 
     }
 }
 
-async fn forward(
-    client: &Client<HttpConnector, Incoming>,
-    origin: &str,
-    mut req: Request<Incoming>,
-) -> Response<Body> {
+type Driver = http1::Connection<TokioIo<tokio::net::TcpStream>, Incoming>;
+
+/// An upstream connection (boxed: it moves from the pool to the request,
+/// its answer and back). The connection future is dropped when it
+/// finishes, which fails a request still queued on it.
+struct Conn(Box<(http1::SendRequest<Incoming>, Option<Driver>)>);
+
+impl Conn {
+    /// Moves the connection along; false once it has closed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if let Some(driver) = self.0.1.as_mut()
+            && Pin::new(driver).poll(cx).is_ready()
+        {
+            self.0.1 = None;
+        }
+        self.0.1.is_some()
+    }
+
+    fn is_idle(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx) && self.0.0.is_ready()
+    }
+}
+
+/// Idle upstream connections, most recently used last.
+#[derive(Clone)]
+struct Pool {
+    idle: Arc<Mutex<Vec<Conn>>>,
+    upstream: SocketAddr,
+}
+
+impl Pool {
+    fn take_idle(&self) -> Option<Conn> {
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            let mut conn = self.idle.lock().ok()?.pop()?;
+            if conn.is_idle(&mut cx) {
+                return Some(conn);
+            }
+        }
+    }
+
+    async fn checkout(&self) -> std::io::Result<Conn> {
+        if let Some(conn) = self.take_idle() {
+            return Ok(conn);
+        }
+        let stream = tokio::net::TcpStream::connect(self.upstream).await?;
+        stream.set_nodelay(true)?;
+        let (tx, conn) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(Conn(Box::new((tx, Some(conn)))))
+    }
+
+    fn put(&self, conn: Conn) {
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < 1024
+        {
+            idle.push(conn);
+        }
+    }
+}
+
+/// The answer's body: reading it drives the connection, which goes back
+/// to the pool at the end.
+struct Returning {
+    inner: Incoming,
+    conn: Option<Conn>,
+    pool: Pool,
+}
+
+impl HttpBody for Returning {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let mut r = Pin::new(&mut this.inner).poll_frame(cx);
+        if r.is_pending()
+            && let Some(conn) = this.conn.as_mut()
+        {
+            if !conn.drive(cx) {
+                this.conn = None;
+            }
+            r = Pin::new(&mut this.inner).poll_frame(cx);
+        }
+        let ended = match &r {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(_))) => this.inner.is_end_stream(),
+            Poll::Ready(Some(Err(_))) => {
+                this.conn = None;
+                false
+            }
+            Poll::Pending => false,
+        };
+        if ended
+            && let Some(mut conn) = this.conn.take()
+            && conn.is_idle(cx)
+        {
+            this.pool.put(conn);
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+async fn forward(pool: &Pool, mut req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("{origin}{path}").parse::<Uri>() else {
+    let Ok(uri) = path.parse::<Uri>() else {
         return status(StatusCode::BAD_REQUEST);
     };
     *req.uri_mut() = uri;
-    match client.request(req).await {
-        Ok(resp) => resp.map(BodyExt::boxed),
+    let Ok(mut conn) = pool.checkout().await else {
+        return status(StatusCode::BAD_GATEWAY);
+    };
+    let mut sent = std::pin::pin!(conn.0.0.send_request(req));
+    let answer = std::future::poll_fn(|cx| {
+        conn.drive(cx);
+        sent.as_mut().poll(cx)
+    })
+    .await;
+    match answer {
+        Ok(resp) => resp.map(|inner| {
+            Returning {
+                inner,
+                conn: Some(conn),
+                pool: pool.clone(),
+            }
+            .boxed()
+        }),
         Err(_) => status(StatusCode::BAD_GATEWAY),
     }
 }
