@@ -77,7 +77,7 @@ impl Metrics {
         .expect("static metric definition is valid");
         let upstream_retries = IntCounter::new(
             UPSTREAM_RETRIES,
-            "Requests retried on a fresh connection after a stale keep-alive connection.",
+            "Requests sent again on a fresh connection: after a stale keep-alive connection, or one that closed before the request was written.",
         )
         .expect("static metric definition is valid");
         let log_lines_dropped = IntCounter::new(

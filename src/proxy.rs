@@ -648,6 +648,7 @@ impl Upstream {
                 Err(pool::Failure::NotSent(req, e)) => {
                     tracing::debug!(upstream = %self.cfg.name, error = %e,
                         "upstream connection closed before the request was sent; sending it on a fresh one");
+                    retries.inc();
                     *req
                 }
                 Err(pool::Failure::Failed { error, stale: true }) if replay.is_some() => {

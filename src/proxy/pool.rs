@@ -19,7 +19,13 @@
 //! - **A connection goes back only when its exchange is over**: the whole
 //!   answer read, the connection idle (not closing, not still sending).
 //!   An answer that is not read to its end (the client went away, an error,
-//!   a timeout) closes its connection.
+//!   a timeout) closes its connection, and so does a 204 or 304 that
+//!   announces a body: hyper reads none, so body bytes a broken server
+//!   sends late would be read as the next request's answer.
+//! - **A request body flows whatever becomes of the answer.** A request
+//!   with a body is the last on its connection (`Connection: close`), so
+//!   that connection runs as a task of its own until it closes: an app may
+//!   answer early and read on.
 //! - **Failures say whether a retry is safe**: a request the connection
 //!   closed under before it was written comes back whole
 //!   ([`Failure::NotSent`]); one that failed on a reused connection before
@@ -55,7 +61,7 @@ pub const MAX_IDLE: usize = 256;
 /// How long an idle connection is kept.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often idle connections are checked while nobody uses them.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(15);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 type Stream = hyper_rustls::MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
@@ -97,7 +103,7 @@ pub struct ConnState {
     /// Set by the first byte read after a request is sent.
     answered: Arc<AtomicBool>,
     /// Exchanges completed on it.
-    served: u32,
+    served: u64,
 }
 
 impl std::ops::Deref for Conn {
@@ -203,35 +209,65 @@ impl Pool {
     /// Sends `req` on `conn` and waits for the answer's head, driving the
     /// connection meanwhile. The answer's body keeps driving it and hands
     /// it back to the pool at its end.
+    ///
+    /// A request with a body is the last on its connection (the caller
+    /// sends it with `Connection: close`), and its body must keep flowing
+    /// whatever becomes of the answer: an app may answer early and read on.
+    /// Its connection runs as a task of its own until it closes.
     pub async fn send(
         &self,
         mut conn: Conn,
         req: Request<Body>,
     ) -> Result<Response<Returning>, Failure> {
-        conn.answered.store(false, Ordering::Release);
+        let has_body = !req.body().is_end_stream();
+        let reused = conn.reused();
+        let answered = Arc::clone(&conn.answered);
+        answered.store(false, Ordering::Release);
         let mut sent = std::pin::pin!(conn.tx.try_send_request(req));
+        let mut conn = if has_body {
+            tokio::spawn(async move {
+                std::future::poll_fn(|cx| {
+                    if conn.drive(cx) {
+                        Poll::Pending
+                    } else {
+                        Poll::Ready(())
+                    }
+                })
+                .await;
+            });
+            None
+        } else {
+            Some(conn)
+        };
         let result = std::future::poll_fn(|cx| {
-            conn.drive(cx);
+            if let Some(conn) = conn.as_mut() {
+                conn.drive(cx);
+            }
             let r = std::task::ready!(sent.as_mut().poll(cx));
             // An answer without a body ends here: whether the connection
             // can be reused is known now (the body is never polled).
-            let done = r
-                .as_ref()
-                .is_ok_and(|resp| resp.body().is_end_stream())
-                .then(|| conn.is_idle(cx));
+            let done = match (&r, conn.as_mut()) {
+                (Ok(resp), Some(conn)) if resp.body().is_end_stream() => {
+                    Some(conn.is_idle(cx) && !framed_without_body(resp))
+                }
+                _ => None,
+            };
             Poll::Ready((r, done))
         })
         .await;
         match result {
             (Ok(resp), done) => {
-                conn.served += 1;
-                let conn = match done {
-                    Some(true) => {
+                let conn = match (conn, done) {
+                    (Some(mut conn), Some(true)) => {
+                        conn.served = conn.served.saturating_add(1);
                         self.put(conn);
                         None
                     }
-                    Some(false) => None,
-                    None => Some(conn),
+                    (Some(mut conn), None) => {
+                        conn.served = conn.served.saturating_add(1);
+                        Some(conn)
+                    }
+                    _ => None,
                 };
                 Ok(resp.map(|inner| Returning {
                     inner,
@@ -242,7 +278,7 @@ impl Pool {
             (Err(mut e), _) => match e.take_message() {
                 Some(req) => Err(Failure::NotSent(Box::new(req), e.into_error())),
                 None => Err(Failure::Failed {
-                    stale: conn.reused() && !conn.answered.load(Ordering::Acquire),
+                    stale: reused && !answered.load(Ordering::Acquire),
                     error: e.into_error(),
                 }),
             },
@@ -252,6 +288,22 @@ impl Pool {
     fn put(&self, conn: Conn) {
         Inner::put(&self.inner, conn);
     }
+}
+
+/// A 204 or 304 is bodiless whatever its headers say, so hyper reads no
+/// body; one that announces a body anyway may be followed by one on the
+/// wire (a hand-written server), which would be read as the next request's
+/// answer. Such a connection is not reused. (A 304's `Content-Length` may be
+/// the full representation's, legitimately: then one connection is lost.)
+fn framed_without_body<B>(resp: &Response<B>) -> bool {
+    let bodiless = matches!(resp.status().as_u16(), 204 | 304);
+    let framed = resp.headers().contains_key(http::header::TRANSFER_ENCODING)
+        || resp
+            .headers()
+            .get_all(http::header::CONTENT_LENGTH)
+            .iter()
+            .any(|v| v.as_bytes() != b"0");
+    bodiless && framed
 }
 
 impl Inner {
@@ -273,8 +325,9 @@ impl Inner {
                 since: Instant::now(),
             });
         }
-        if !this.sweeping.swap(true, Ordering::AcqRel)
+        if !this.sweeping.load(Ordering::Acquire)
             && let Ok(rt) = tokio::runtime::Handle::try_current()
+            && !this.sweeping.swap(true, Ordering::AcqRel)
         {
             rt.spawn(sweep(Arc::downgrade(this)));
         }
@@ -284,6 +337,17 @@ impl Inner {
 /// Every [`SWEEP_EVERY`], closes idle connections that expired or that the
 /// upstream closed; ends with the pool.
 async fn sweep(pool: Weak<Inner>) {
+    /// Lets the next `put` start a sweep again if this one ends with its
+    /// runtime rather than with the pool.
+    struct Running(Weak<Inner>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let Some(pool) = self.0.upgrade() {
+                pool.sweeping.store(false, Ordering::Release);
+            }
+        }
+    }
+    let _running = Running(pool.clone());
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
         let Some(pool) = pool.upgrade() else {
@@ -294,24 +358,23 @@ async fn sweep(pool: Weak<Inner>) {
 }
 
 impl Inner {
+    /// Checked (and closed) outside the lock, which checkouts and returns
+    /// need meanwhile; the survivors go back in front of the connections
+    /// returned during the sweep (they are older).
     fn sweep_now(&self) {
         let mut cx = Context::from_waker(Waker::noop());
-        let closing = {
-            let mut idle = self.lock();
-            let mut keep = Vec::with_capacity(idle.len());
-            let mut close = Vec::new();
-            for mut i in idle.drain(..) {
-                if i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_idle(&mut cx) {
-                    keep.push(i);
-                } else {
-                    close.push(i);
-                }
-            }
-            *idle = keep;
-            close
-        };
-        // Closed outside the lock.
-        drop(closing);
+        let checking = std::mem::take(&mut *self.lock());
+        let mut keep: Vec<Idle> = checking
+            .into_iter()
+            .filter_map(|mut i| {
+                (i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_idle(&mut cx)).then_some(i)
+            })
+            .collect();
+        let mut idle = self.lock();
+        keep.append(&mut idle);
+        let excess = keep.len().saturating_sub(MAX_IDLE);
+        keep.drain(..excess);
+        *idle = keep;
     }
 }
 
@@ -353,7 +416,10 @@ impl HttpBody for Returning {
         }
         match &r {
             Poll::Ready(None) => this.finish(cx),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.finish(cx),
+            // Trailers are the last frame; hyper's server stops reading then.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.inner.is_end_stream() => {
+                this.finish(cx);
+            }
             // A broken answer leaves the connection in no known state.
             Poll::Ready(Some(Err(_))) => this.conn = None,
             _ => {}
@@ -467,6 +533,40 @@ mod tests {
         (addr, accepted)
     }
 
+    /// An upstream that answers one request per connection, keeps the
+    /// connection open until `close` is notified, closes it and notifies
+    /// `closed`.
+    async fn upstream_closing_on_demand() -> (
+        SocketAddr,
+        Arc<tokio::sync::Notify>,
+        Arc<tokio::sync::Notify>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let close = Arc::new(tokio::sync::Notify::new());
+        let closed = Arc::new(tokio::sync::Notify::new());
+        let (close_rx, closed_tx) = (Arc::clone(&close), Arc::clone(&closed));
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    .await;
+                close_rx.notified().await;
+                drop(s);
+                closed_tx.notify_one();
+            }
+        });
+        (addr, close, closed)
+    }
+
     fn pool(addr: SocketAddr) -> Pool {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -563,5 +663,37 @@ mod tests {
             pool.put(conn);
         }
         assert_eq!(idle(&pool), MAX_IDLE);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_while_idle_is_never_checked_out() {
+        let (addr, close, closed) = upstream_closing_on_demand().await;
+        let pool = pool(addr);
+        exchange(&pool).await;
+        assert_eq!(idle(&pool), 1);
+        close.notify_one();
+        closed.notified().await;
+        // One turn of the reactor (a yielded task resumes after it), which
+        // records the close on the idle connection's socket.
+        tokio::task::yield_now().await;
+        assert!(
+            pool.take_idle().is_none(),
+            "a closed connection was checked out"
+        );
+        assert_eq!(idle(&pool), 0);
+    }
+
+    #[tokio::test]
+    async fn the_sweep_closes_connections_the_upstream_closed() {
+        let (addr, close, closed) = upstream_closing_on_demand().await;
+        let pool = pool(addr);
+        exchange(&pool).await;
+        pool.inner.sweep_now();
+        assert_eq!(idle(&pool), 1, "an open idle connection is kept");
+        close.notify_one();
+        closed.notified().await;
+        tokio::task::yield_now().await;
+        pool.inner.sweep_now();
+        assert_eq!(idle(&pool), 0, "the closed one is gone");
     }
 }

@@ -404,6 +404,11 @@ async fn framing_upstream() -> RawUpstream {
                 "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                      5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
                     .to_owned(),
+                "/trailers" => {
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n\
+                     5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n"
+                        .to_owned()
+                }
                 other => String::from_utf8(ok_response(other)).unwrap(),
             };
             c.write(answer.as_bytes()).await;
@@ -421,6 +426,7 @@ async fn answers_of_every_framing_keep_their_upstream_connection() {
         ("/not-modified", 304, ""),
         ("/zero", 200, ""),
         ("/chunked", 200, "hello world"),
+        ("/trailers", 200, "hello"),
         ("/sized", 200, "/sized"),
     ];
     for _ in 0..2 {
@@ -433,7 +439,7 @@ async fn answers_of_every_framing_keep_their_upstream_connection() {
     assert_eq!(
         up.connections(),
         1,
-        "ten sequential answers, bodies or none, share one upstream connection: {:?}",
+        "sequential answers, bodies or none, share one upstream connection: {:?}",
         up.requests()
             .iter()
             .map(|r| (r.conn, r.target.clone()))
@@ -536,4 +542,83 @@ async fn a_pooled_connection_the_upstream_closed_is_not_used() {
     }
     assert_eq!(up.connections(), 6);
     assert_eq!(metric(&gw, "portcullis_upstream_retries_total").await, 0);
+}
+
+#[tokio::test]
+async fn a_body_keeps_flowing_to_an_app_that_answered_early() {
+    // The app answers as soon as it has the head, then reads the upload
+    // (Node's `res.end()` before `req.pipe(...)`), and reports how much of
+    // it arrived.
+    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel();
+    let up = RawUpstream::spawn(move |mut c| {
+        let got_tx = got_tx.clone();
+        async move {
+            let Some(req) = c.next_head().await else {
+                return;
+            };
+            c.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                .await;
+            let n = c.skip_body(&req).await;
+            let _ = got_tx.send((req.content_length(), n));
+        }
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    for size in [1usize, 64 * 1024, 4 * 1024 * 1024] {
+        let r = gw
+            .client
+            .post(gw.url("/upload"))
+            .body(vec![b'u'; size])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let (announced, arrived) = got_rx.recv().await.unwrap();
+        assert_eq!(
+            (announced, arrived),
+            (size, size),
+            "the whole body reached the app"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bodiless_status_that_announces_a_body_does_not_poison_the_next_answer() {
+    // A broken server answers 204 and 304 with a body anyway, and sends
+    // that body late: after the next request has arrived. Shaped like a
+    // whole answer, it would be read as the next user's answer.
+    let up = RawUpstream::spawn(|mut c| async move {
+        while let Some(req) = c.next_head().await {
+            let forged = String::from_utf8(ok_response("forged")).unwrap();
+            let head = match req.target.as_str() {
+                "/no-content" => format!(
+                    "HTTP/1.1 204 No Content\r\nContent-Length: {}\r\n\r\n",
+                    forged.len()
+                ),
+                "/not-modified" => {
+                    "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned()
+                }
+                other => {
+                    c.write(&ok_response(other)).await;
+                    continue;
+                }
+            };
+            c.write(head.as_bytes()).await;
+            c.wait_for_bytes().await;
+            c.write(forged.as_bytes()).await;
+        }
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
+    for first in ["/no-content", "/not-modified"] {
+        let r = gw.client.get(gw.url(first)).send().await.unwrap();
+        assert!(r.status() == 204 || r.status() == 304, "{first}");
+        r.bytes().await.unwrap();
+        for i in 0..2 {
+            let path = format!("/after-{i}");
+            let r = gw.client.get(gw.url(&path)).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.text().await.unwrap(), path, "after {first}");
+        }
+    }
 }

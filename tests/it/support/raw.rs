@@ -71,19 +71,22 @@ impl RawConn {
         }
     }
 
-    /// Reads and discards the `Content-Length` body of `req`.
-    pub async fn skip_body(&mut self, req: &RawRequest) {
-        let mut want = req.content_length();
+    /// Reads and discards the `Content-Length` body of `req`; returns how
+    /// many of its bytes arrived (fewer when the peer closed first).
+    pub async fn skip_body(&mut self, req: &RawRequest) -> usize {
+        let len = req.content_length();
+        let mut want = len;
         let take = want.min(self.buf.len());
         self.buf.drain(..take);
         want -= take;
         while want > 0 {
             let mut chunk = vec![0u8; want.min(16 * 1024)];
             match self.stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => break,
                 Ok(n) => want -= n,
             }
         }
+        len - want
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
