@@ -20,8 +20,9 @@ Targets, each driven by `wrk -t1 -c64 -dDURATION --latency`:
   portcullis-auth   Portcullis, an authenticated route with a valid DS cookie
                     (verified once, then served from the claims cache)
   hyper-floor(+cookie)  a proxy that only proxies, on the gateway's own stack
-                    (hyper + hyper-util client, current-thread tokio,
-                    mimalloc; crates/bench-floor): what hyper allows here
+                    (hyper server + request-driven client connections,
+                    current-thread tokio, mimalloc; crates/bench-floor):
+                    what hyper allows here
 
 Portcullis runs in its default configuration (access log on, JSON to a
 file as in a container) beside nginx with its access log on (buffered); the

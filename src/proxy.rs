@@ -311,7 +311,11 @@ fn build_clients(
             .build()
             .ok()
     });
-    let pool = pool::Pool::new(https.clone(), h1, target);
+    // A connection left to run on its own (one carrying a request body)
+    // is closed when nothing moves on it for longer than the upstream may
+    // take to answer or to send the next piece of its answer.
+    let stall = cfg.body_idle_timeout.max(cfg.response_header_timeout);
+    let pool = pool::Pool::new(https.clone(), h1, target, stall);
     let handshakes = Client::builder(TokioExecutor::new())
         .http1_max_buf_size(UPSTREAM_MAX_HEADER_BYTES)
         .http1_max_headers(UPSTREAM_HEADER_SLOTS)

@@ -25,7 +25,10 @@
 //! - **A request body flows whatever becomes of the answer.** A request
 //!   with a body is the last on its connection (`Connection: close`), so
 //!   that connection runs as a task of its own until it closes: an app may
-//!   answer early and read on.
+//!   answer early and read on. Such a connection is closed when nothing
+//!   moves on it for the upstream's longer timeout (`body_idle_timeout` or
+//!   `response_header_timeout`), so an app that stops reading and never
+//!   closes cannot hold it for ever.
 //! - **Failures say whether a retry is safe**: a request the connection
 //!   closed under before it was written comes back whole
 //!   ([`Failure::NotSent`]); one that failed on a reused connection before
@@ -39,7 +42,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -75,6 +78,9 @@ pub struct Pool {
 
 struct Inner {
     connector: Connector,
+    /// How long a connection running on its own (one carrying a request
+    /// body) may go without moving a byte before it is closed.
+    stall: Duration,
     builder: http1::Builder,
     /// `scheme://authority/` of the upstream (`None`: it does not parse,
     /// and nothing is ever connected).
@@ -100,8 +106,8 @@ pub struct ConnState {
     /// the request, when it was not written yet) instead of leaving that
     /// request waiting for ever.
     driver: Option<http1::Connection<Io, Body>>,
-    /// Set by the first byte read after a request is sent.
-    answered: Arc<AtomicBool>,
+    /// What moved on its socket.
+    io: Arc<IoStats>,
     /// Exchanges completed on it.
     served: u64,
 }
@@ -152,10 +158,16 @@ pub enum Failure {
 }
 
 impl Pool {
-    pub fn new(connector: Connector, builder: http1::Builder, target: Option<Uri>) -> Self {
+    pub fn new(
+        connector: Connector,
+        builder: http1::Builder,
+        target: Option<Uri>,
+        stall: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 connector,
+                stall,
                 builder,
                 target,
                 idle: Mutex::new(Vec::new()),
@@ -192,16 +204,16 @@ impl Pool {
         let mut connector = self.inner.connector.clone();
         std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
         let stream = connector.call(target).await?;
-        let answered = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(IoStats::default());
         let io = TokioIo::new(Counting {
             inner: TokioIo::new(stream),
-            answered: Arc::clone(&answered),
+            stats: Arc::clone(&stats),
         });
         let (tx, driver) = self.inner.builder.handshake(io).await?;
         Ok(Conn(Box::new(ConnState {
             tx,
             driver: Some(driver),
-            answered,
+            io: stats,
             served: 0,
         })))
     }
@@ -221,20 +233,11 @@ impl Pool {
     ) -> Result<Response<Returning>, Failure> {
         let has_body = !req.body().is_end_stream();
         let reused = conn.reused();
-        let answered = Arc::clone(&conn.answered);
-        answered.store(false, Ordering::Release);
+        let io = Arc::clone(&conn.io);
+        io.answered.store(false, Ordering::Release);
         let mut sent = std::pin::pin!(conn.tx.try_send_request(req));
         let mut conn = if has_body {
-            tokio::spawn(async move {
-                std::future::poll_fn(|cx| {
-                    if conn.drive(cx) {
-                        Poll::Pending
-                    } else {
-                        Poll::Ready(())
-                    }
-                })
-                .await;
-            });
+            tokio::spawn(run_alone(conn, self.inner.stall));
             None
         } else {
             Some(conn)
@@ -278,7 +281,7 @@ impl Pool {
             (Err(mut e), _) => match e.take_message() {
                 Some(req) => Err(Failure::NotSent(Box::new(req), e.into_error())),
                 None => Err(Failure::Failed {
-                    stale: reused && !answered.load(Ordering::Acquire),
+                    stale: reused && !io.answered.load(Ordering::Acquire),
                     error: e.into_error(),
                 }),
             },
@@ -287,6 +290,34 @@ impl Pool {
 
     fn put(&self, conn: Conn) {
         Inner::put(&self.inner, conn);
+    }
+}
+
+/// Drives a connection until it closes, or until no byte moved on it for
+/// `stall` (an upstream that stopped reading the upload and never closes
+/// would otherwise hold the task and its socket for ever).
+async fn run_alone(mut conn: Conn, stall: Duration) {
+    let io = Arc::clone(&conn.io);
+    let mut done = std::pin::pin!(std::future::poll_fn(|cx| {
+        if conn.drive(cx) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }));
+    let mut seen = io.moved.load(Ordering::Relaxed);
+    loop {
+        tokio::select! {
+            () = &mut done => return,
+            () = tokio::time::sleep(stall) => {
+                let now = io.moved.load(Ordering::Relaxed);
+                if now == seen {
+                    tracing::debug!("upstream connection stalled; closing it");
+                    return;
+                }
+                seen = now;
+            }
+        }
     }
 }
 
@@ -329,28 +360,32 @@ impl Inner {
             && let Ok(rt) = tokio::runtime::Handle::try_current()
             && !this.sweeping.swap(true, Ordering::AcqRel)
         {
-            rt.spawn(sweep(Arc::downgrade(this)));
+            // The guard exists before the task does: a task dropped
+            // unpolled (its runtime shutting down) clears the flag too.
+            let running = Sweeping(Arc::downgrade(this));
+            rt.spawn(sweep(running));
+        }
+    }
+}
+
+/// The sweeper's claim on its pool: dropped with the sweeper (the pool is
+/// gone, or the runtime shut down), it lets the next `put` start another.
+struct Sweeping(Weak<Inner>);
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.upgrade() {
+            pool.sweeping.store(false, Ordering::Release);
         }
     }
 }
 
 /// Every [`SWEEP_EVERY`], closes idle connections that expired or that the
 /// upstream closed; ends with the pool.
-async fn sweep(pool: Weak<Inner>) {
-    /// Lets the next `put` start a sweep again if this one ends with its
-    /// runtime rather than with the pool.
-    struct Running(Weak<Inner>);
-    impl Drop for Running {
-        fn drop(&mut self) {
-            if let Some(pool) = self.0.upgrade() {
-                pool.sweeping.store(false, Ordering::Release);
-            }
-        }
-    }
-    let _running = Running(pool.clone());
+async fn sweep(running: Sweeping) {
     loop {
         tokio::time::sleep(SWEEP_EVERY).await;
-        let Some(pool) = pool.upgrade() else {
+        let Some(pool) = running.0.upgrade() else {
             return;
         };
         pool.sweep_now();
@@ -358,23 +393,26 @@ async fn sweep(pool: Weak<Inner>) {
 }
 
 impl Inner {
-    /// Checked (and closed) outside the lock, which checkouts and returns
-    /// need meanwhile; the survivors go back in front of the connections
-    /// returned during the sweep (they are older).
+    /// Checked under the lock (a poll of an idle connection reads only
+    /// when its socket has something: a close), so the pool never looks
+    /// empty to a checkout meanwhile; closed outside it.
     fn sweep_now(&self) {
         let mut cx = Context::from_waker(Waker::noop());
-        let checking = std::mem::take(&mut *self.lock());
-        let mut keep: Vec<Idle> = checking
-            .into_iter()
-            .filter_map(|mut i| {
-                (i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_idle(&mut cx)).then_some(i)
-            })
-            .collect();
-        let mut idle = self.lock();
-        keep.append(&mut idle);
-        let excess = keep.len().saturating_sub(MAX_IDLE);
-        keep.drain(..excess);
-        *idle = keep;
+        let closing: Vec<Idle> = {
+            let mut idle = self.lock();
+            let mut keep = Vec::with_capacity(idle.len());
+            let mut close = Vec::new();
+            for mut i in idle.drain(..) {
+                if i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_idle(&mut cx) {
+                    keep.push(i);
+                } else {
+                    close.push(i);
+                }
+            }
+            *idle = keep;
+            close
+        };
+        drop(closing);
     }
 }
 
@@ -442,7 +480,23 @@ impl HttpBody for Returning {
 /// `AsyncRead`/`AsyncWrite` between two `TokioIo` adapters.
 struct Counting<T> {
     inner: T,
-    answered: Arc<AtomicBool>,
+    stats: Arc<IoStats>,
+}
+
+#[derive(Default)]
+struct IoStats {
+    /// Set by the first byte read after a request is sent.
+    answered: AtomicBool,
+    /// Reads and writes that moved bytes, ever.
+    moved: AtomicU64,
+}
+
+impl<T> Counting<T> {
+    fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
+            self.stats.moved.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Counting<T> {
@@ -455,7 +509,8 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counting<T> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.answered.store(true, Ordering::Release);
+            this.stats.answered.store(true, Ordering::Release);
+            this.stats.moved.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -467,7 +522,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -475,7 +532,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counting<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -576,7 +635,12 @@ mod tests {
             .enable_http1()
             .wrap_connector(http);
         let target = format!("http://{addr}/").parse().unwrap();
-        Pool::new(connector, http1::Builder::new(), Some(target))
+        Pool::new(
+            connector,
+            http1::Builder::new(),
+            Some(target),
+            Duration::from_secs(60),
+        )
     }
 
     /// One exchange on a checked-out connection, its answer read to the end.
@@ -592,6 +656,19 @@ mod tests {
         };
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"ok");
+    }
+
+    /// Whether `check` holds within 2 s (checked every millisecond): well
+    /// inside [`SWEEP_EVERY`], so the pool's own sweeper cannot be what
+    /// makes it hold.
+    async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+        for _ in 0..2000 {
+            if check() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
     }
 
     fn idle(pool: &Pool) -> usize {
@@ -673,12 +750,18 @@ mod tests {
         assert_eq!(idle(&pool), 1);
         close.notify_one();
         closed.notified().await;
-        // One turn of the reactor (a yielded task resumes after it), which
-        // records the close on the idle connection's socket.
-        tokio::task::yield_now().await;
+        // The close reaches the socket at the kernel's pace: until it has,
+        // the connection is open and may be checked out (and goes back).
         assert!(
-            pool.take_idle().is_none(),
-            "a closed connection was checked out"
+            eventually(|| match pool.take_idle() {
+                None => true,
+                Some(conn) => {
+                    pool.put(conn);
+                    false
+                }
+            })
+            .await,
+            "a connection the upstream closed is still checked out"
         );
         assert_eq!(idle(&pool), 0);
     }
@@ -692,8 +775,13 @@ mod tests {
         assert_eq!(idle(&pool), 1, "an open idle connection is kept");
         close.notify_one();
         closed.notified().await;
-        tokio::task::yield_now().await;
-        pool.inner.sweep_now();
-        assert_eq!(idle(&pool), 0, "the closed one is gone");
+        assert!(
+            eventually(|| {
+                pool.inner.sweep_now();
+                idle(&pool) == 0
+            })
+            .await,
+            "the sweep keeps a connection the upstream closed"
+        );
     }
 }
