@@ -645,7 +645,10 @@ mod tests {
 
     /// One exchange on a checked-out connection, its answer read to the end.
     async fn exchange(pool: &Pool) {
-        let conn = pool.checkout().await.unwrap();
+        exchange_on(pool, pool.checkout().await.unwrap()).await;
+    }
+
+    async fn exchange_on(pool: &Pool, conn: Conn) {
         let req = Request::builder()
             .uri("/")
             .header(http::header::HOST, "up.test")
@@ -710,15 +713,7 @@ mod tests {
             pool.checkout().await.unwrap(),
         );
         for conn in [a, b] {
-            let req = Request::builder()
-                .uri("/")
-                .header(http::header::HOST, "up.test")
-                .body(crate::http_util::empty())
-                .unwrap();
-            let Ok(resp) = pool.send(conn, req).await else {
-                panic!("the exchange failed");
-            };
-            resp.into_body().collect().await.unwrap();
+            exchange_on(&pool, conn).await;
         }
         assert_eq!(idle(&pool), 2);
         pool.inner.sweep_now();

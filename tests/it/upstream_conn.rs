@@ -543,12 +543,16 @@ async fn a_pooled_connection_the_upstream_closed_is_not_used() {
     assert_eq!(up.connections(), 6);
 }
 
-#[tokio::test]
-async fn a_body_keeps_flowing_to_an_app_that_answered_early() {
-    // The app answers as soon as it has the head, then reads the whole
-    // upload (a server that keeps reading a `Connection: close` request
-    // after answering it), and reports how much of it arrived.
-    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel();
+/// An app that answers `201` as soon as it has a request's head, then
+/// (after `pause`, not reading meanwhile) reads the upload and reports how
+/// many bytes were announced and how many arrived.
+async fn early_answering_upstream(
+    pause: Duration,
+) -> (
+    RawUpstream,
+    tokio::sync::mpsc::UnboundedReceiver<(usize, usize)>,
+) {
+    let (got_tx, got_rx) = tokio::sync::mpsc::unbounded_channel();
     let up = RawUpstream::spawn(move |mut c| {
         let got_tx = got_tx.clone();
         async move {
@@ -557,11 +561,20 @@ async fn a_body_keeps_flowing_to_an_app_that_answered_early() {
             };
             c.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
                 .await;
+            tokio::time::sleep(pause).await;
             let n = c.skip_body(&req).await;
             let _ = got_tx.send((req.content_length(), n));
         }
     })
     .await;
+    (up, got_rx)
+}
+
+#[tokio::test]
+async fn a_body_keeps_flowing_to_an_app_that_answered_early() {
+    // A server that keeps reading a `Connection: close` request after
+    // answering it gets the whole upload.
+    let (up, mut got_rx) = early_answering_upstream(Duration::ZERO).await;
     let gw = TestGateway::spawn_for_url(&up.url(), PUBLIC_ALL).await;
     for size in [1usize, 64 * 1024, 4 * 1024 * 1024] {
         let r = gw
@@ -629,21 +642,7 @@ async fn a_connection_left_running_for_an_upload_is_closed_when_it_stalls() {
     // own, would wait for ever; it is closed once nothing moved for the
     // upstream's timeouts (1 s here). The app resumes reading after 3 s and
     // reports how much of the upload it got before the close.
-    let (got_tx, mut got_rx) = tokio::sync::mpsc::unbounded_channel();
-    let up = RawUpstream::spawn(move |mut c| {
-        let got_tx = got_tx.clone();
-        async move {
-            let Some(req) = c.next_head().await else {
-                return;
-            };
-            c.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-                .await;
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            let n = c.skip_body(&req).await;
-            let _ = got_tx.send((req.content_length(), n));
-        }
-    })
-    .await;
+    let (up, mut got_rx) = early_answering_upstream(Duration::from_secs(3)).await;
     let gw = TestGateway::spawn_for_url(
         "http://127.0.0.1:9",
         &format!(
