@@ -25,10 +25,11 @@
 //! - **A request body flows whatever becomes of the answer.** A request
 //!   with a body is the last on its connection (`Connection: close`), so
 //!   that connection runs as a task of its own until it closes: an app may
-//!   answer early and read on. Such a connection is closed when nothing
-//!   moves on it for the upstream's longer timeout (`body_idle_timeout` or
-//!   `response_header_timeout`), so an app that stops reading and never
-//!   closes cannot hold it for ever.
+//!   answer early and read on. Such a connection is closed when the app
+//!   has not read a byte of the upload for the upstream's longer timeout
+//!   (`body_idle_timeout` or `response_header_timeout`), so an app that
+//!   stops reading and never closes cannot hold it for ever; a slow client
+//!   is not mistaken for such an app.
 //! - **Failures say whether a retry is safe**: a request the connection
 //!   closed under before it was written comes back whole
 //!   ([`Failure::NotSent`]); one that failed on a reused connection before
@@ -141,6 +142,13 @@ impl ConnState {
         self.drive(cx) && self.tx.is_ready()
     }
 
+    /// [`Self::is_idle`] for a connection about to sit in the pool: polled
+    /// with a waker that wakes nobody (a close the upstream sends later
+    /// must not wake the task that last used it).
+    fn is_idle_unwatched(&mut self) -> bool {
+        self.is_idle(&mut Context::from_waker(Waker::noop()))
+    }
+
     /// It carried an exchange before.
     pub fn reused(&self) -> bool {
         self.served > 0
@@ -251,7 +259,7 @@ impl Pool {
             // can be reused is known now (the body is never polled).
             let done = match (&r, conn.as_mut()) {
                 (Ok(resp), Some(conn)) if resp.body().is_end_stream() => {
-                    Some(conn.is_idle(cx) && !framed_without_body(resp))
+                    Some(conn.is_idle_unwatched() && !framed_without_body(resp))
                 }
                 _ => None,
             };
@@ -293,9 +301,12 @@ impl Pool {
     }
 }
 
-/// Drives a connection until it closes, or until no byte moved on it for
-/// `stall` (an upstream that stopped reading the upload and never closes
-/// would otherwise hold the task and its socket for ever).
+/// Drives a connection until it closes, or until the upstream has not read
+/// a byte of the upload for `stall`: its socket stayed full and nothing
+/// moved (an app that stopped reading and never closes would otherwise
+/// hold the task and its socket for ever). A connection that is quiet
+/// because the *client* is slow (pausing its upload, or reading the answer
+/// slowly) is left alone: the client's side has its own timeouts.
 async fn run_alone(mut conn: Conn, stall: Duration) {
     let io = Arc::clone(&conn.io);
     let mut done = std::pin::pin!(std::future::poll_fn(|cx| {
@@ -311,7 +322,7 @@ async fn run_alone(mut conn: Conn, stall: Duration) {
             () = &mut done => return,
             () = tokio::time::sleep(stall) => {
                 let now = io.moved.load(Ordering::Relaxed);
-                if now == seen {
+                if now == seen && io.write_blocked.load(Ordering::Relaxed) {
                     tracing::debug!("upstream connection stalled; closing it");
                     return;
                 }
@@ -426,9 +437,9 @@ pub struct Returning {
 
 impl Returning {
     /// Hands the connection back once the answer is over.
-    fn finish(&mut self, cx: &mut Context<'_>) {
+    fn finish(&mut self) {
         if let Some(mut conn) = self.conn.take()
-            && conn.is_idle(cx)
+            && conn.is_idle_unwatched()
         {
             Inner::put(&self.pool, conn);
         }
@@ -453,10 +464,10 @@ impl HttpBody for Returning {
             r = Pin::new(&mut this.inner).poll_frame(cx);
         }
         match &r {
-            Poll::Ready(None) => this.finish(cx),
+            Poll::Ready(None) => this.finish(),
             // Trailers are the last frame; hyper's server stops reading then.
             Poll::Ready(Some(Ok(f))) if f.is_trailers() || this.inner.is_end_stream() => {
-                this.finish(cx);
+                this.finish();
             }
             // A broken answer leaves the connection in no known state.
             Poll::Ready(Some(Err(_))) => this.conn = None,
@@ -489,10 +500,15 @@ struct IoStats {
     answered: AtomicBool,
     /// Reads and writes that moved bytes, ever.
     moved: AtomicU64,
+    /// The last write found the socket full: the upstream is not reading.
+    write_blocked: AtomicBool,
 }
 
 impl<T> Counting<T> {
     fn wrote(&self, r: &Poll<io::Result<usize>>) {
+        self.stats
+            .write_blocked
+            .store(r.is_pending(), Ordering::Relaxed);
         if matches!(r, Poll::Ready(Ok(n)) if *n > 0) {
             self.stats.moved.fetch_add(1, Ordering::Relaxed);
         }

@@ -672,3 +672,48 @@ async fn a_connection_left_running_for_an_upload_is_closed_when_it_stalls() {
         "the stalled connection was closed, not held: {arrived} of {size} bytes"
     );
 }
+
+#[tokio::test]
+async fn a_slow_client_reading_the_answer_to_an_upload_gets_all_of_it() {
+    // A POST's connection runs on its own; a client that reads its answer
+    // slowly leaves that connection quiet for longer than the upstream's
+    // timeouts (1 s here). That is the client's pace, not a stalled app:
+    // the answer arrives whole. 64 MiB is more than the sockets can hold,
+    // so the gateway really stops reading the upstream meanwhile.
+    const SIZE: usize = 64 * 1024 * 1024;
+    let up = RawUpstream::spawn(|mut c| async move {
+        let Some(req) = c.next_head().await else {
+            return;
+        };
+        c.skip_body(&req).await;
+        c.write(format!("HTTP/1.1 200 OK\r\nContent-Length: {SIZE}\r\n\r\n").as_bytes())
+            .await;
+        c.write(&vec![b'a'; SIZE]).await;
+    })
+    .await;
+    let gw = TestGateway::spawn_for_url(
+        "http://127.0.0.1:9",
+        &format!(
+            "[upstreams.slow]\nurl = \"{}\"\nbody_idle_timeout = \"1s\"\n\
+             response_header_timeout = \"1s\"\n\
+             [[routes]]\npath = \"/**\"\naccess = \"public\"\nupstream = \"slow\"\n",
+            up.url()
+        ),
+    )
+    .await;
+    let mut r = gw
+        .client
+        .post(gw.url("/download"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut got = r.chunk().await.unwrap().map_or(0, |c| c.len());
+    // The client's pace: nothing read for 3 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    while let Some(c) = r.chunk().await.expect("the answer is not cut off") {
+        got += c.len();
+    }
+    assert_eq!(got, SIZE);
+}
