@@ -268,7 +268,11 @@ impl Upstreams {
                 (
                     name.clone(),
                     Upstream {
-                        host: origin.as_ref().and_then(|(s, a)| host_value(s, a)),
+                        // The URL never spells a scheme's default port, so
+                        // its authority is the `Host` an HTTP client sends.
+                        host: origin
+                            .as_ref()
+                            .and_then(|(_, a)| HeaderValue::from_str(a.as_str()).ok()),
                         origin,
                         cfg: cfg.clone(),
                         pool,
@@ -322,21 +326,6 @@ fn build_clients(
         .pool_max_idle_per_host(0)
         .build(https);
     (pool, handshakes)
-}
-
-/// The `Host` for requests to `scheme://authority`: the host, and the port
-/// unless it is the scheme's default (what an HTTP client sends).
-fn host_value(scheme: &http::uri::Scheme, authority: &http::uri::Authority) -> Option<HeaderValue> {
-    let default = if *scheme == http::uri::Scheme::HTTPS {
-        443
-    } else {
-        80
-    };
-    let value = match authority.port_u16() {
-        Some(p) if p != default => format!("{}:{p}", authority.host()),
-        _ => authority.host().to_owned(),
-    };
-    HeaderValue::from_str(&value).ok()
 }
 
 /// webpki roots plus the optional extra CA bundle. A CA file that cannot be
@@ -1012,6 +1001,33 @@ use std::future::Future as _;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_host_sent_upstream_spells_a_port_only_when_it_is_not_the_default() {
+        for (url, host) in [
+            ("http://up.test", "up.test"),
+            ("http://up.test:80/base", "up.test"),
+            ("https://up.test:443", "up.test"),
+            ("https://up.test:80", "up.test:80"),
+            ("http://up.test:443", "up.test:443"),
+            ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+            ("http://[::1]:80", "[::1]"),
+            ("http://[::1]:8080", "[::1]:8080"),
+        ] {
+            let cfg = UpstreamConfig {
+                name: "default".into(),
+                url: url.parse().unwrap(),
+                preserve_host: false,
+                connect_timeout: Duration::from_secs(1),
+                response_header_timeout: Duration::from_secs(1),
+                body_idle_timeout: Duration::from_secs(1),
+                ca_file: None,
+            };
+            let ups = Upstreams::new(&HashMap::from([("default".to_owned(), cfg)]));
+            let got = ups.get("default").and_then(|u| u.host.clone());
+            assert_eq!(got, Some(HeaderValue::from_static(host)), "{url}");
+        }
+    }
 
     #[test]
     fn networks_match_both_spellings_of_an_ipv4_address() {

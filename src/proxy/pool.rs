@@ -98,7 +98,7 @@ struct Idle {
 /// An open connection, checked out of the pool or new. Boxed: hyper's
 /// connection state is large, and a connection moves from the pool to the
 /// request, to the answer's body and back on every request.
-pub struct Conn(Box<ConnState>);
+pub type Conn = Box<ConnState>;
 
 pub struct ConnState {
     tx: http1::SendRequest<Body>,
@@ -109,21 +109,8 @@ pub struct ConnState {
     driver: Option<http1::Connection<Io, Body>>,
     /// What moved on its socket.
     io: Arc<IoStats>,
-    /// Exchanges completed on it.
-    served: u64,
-}
-
-impl std::ops::Deref for Conn {
-    type Target = ConnState;
-    fn deref(&self) -> &ConnState {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut ConnState {
-        &mut self.0
-    }
+    /// It carried an exchange before.
+    reused: bool,
 }
 
 impl ConnState {
@@ -137,21 +124,19 @@ impl ConnState {
         self.driver.is_some()
     }
 
-    /// Open, and ready for a request.
-    fn is_idle(&mut self, cx: &mut Context<'_>) -> bool {
-        self.drive(cx) && self.tx.is_ready()
-    }
-
-    /// [`Self::is_idle`] for a connection about to sit in the pool: polled
-    /// with a waker that wakes nobody (a close the upstream sends later
-    /// must not wake the task that last used it).
+    /// Open, and ready for a request. Polled with a waker that wakes
+    /// nobody: the connection is about to sit in the pool, or has just
+    /// come out of it, and a close the upstream sends later must not wake
+    /// the task that last used it.
     fn is_idle_unwatched(&mut self) -> bool {
-        self.is_idle(&mut Context::from_waker(Waker::noop()))
+        self.drive(&mut Context::from_waker(Waker::noop())) && self.tx.is_ready()
     }
+}
 
-    /// It carried an exchange before.
-    pub fn reused(&self) -> bool {
-        self.served > 0
+impl Idle {
+    /// Not expired, open, and ready for a request.
+    fn usable(&mut self) -> bool {
+        self.since.elapsed() < IDLE_TIMEOUT && self.conn.is_idle_unwatched()
     }
 }
 
@@ -194,11 +179,10 @@ impl Pool {
     }
 
     fn take_idle(&self) -> Option<Conn> {
-        let mut cx = Context::from_waker(Waker::noop());
         loop {
             // Checked (and dropped, if it closed) outside the lock.
             let mut idle = self.inner.lock().pop()?;
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.conn.is_idle(&mut cx) {
+            if idle.usable() {
                 return Some(idle.conn);
             }
         }
@@ -218,12 +202,12 @@ impl Pool {
             stats: Arc::clone(&stats),
         });
         let (tx, driver) = self.inner.builder.handshake(io).await?;
-        Ok(Conn(Box::new(ConnState {
+        Ok(Box::new(ConnState {
             tx,
             driver: Some(driver),
             io: stats,
-            served: 0,
-        })))
+            reused: false,
+        }))
     }
 
     /// Sends `req` on `conn` and waits for the answer's head, driving the
@@ -240,7 +224,7 @@ impl Pool {
         req: Request<Body>,
     ) -> Result<Response<Returning>, Failure> {
         let has_body = !req.body().is_end_stream();
-        let reused = conn.reused();
+        let reused = conn.reused;
         let io = Arc::clone(&conn.io);
         io.answered.store(false, Ordering::Release);
         let mut sent = std::pin::pin!(conn.tx.try_send_request(req));
@@ -268,18 +252,17 @@ impl Pool {
         .await;
         match result {
             (Ok(resp), done) => {
-                let conn = match (conn, done) {
-                    (Some(mut conn), Some(true)) => {
-                        conn.served = conn.served.saturating_add(1);
-                        self.put(conn);
-                        None
+                let conn = conn.and_then(|mut conn| {
+                    conn.reused = true;
+                    match done {
+                        Some(true) => {
+                            self.put(conn);
+                            None
+                        }
+                        Some(false) => None,
+                        None => Some(conn),
                     }
-                    (Some(mut conn), None) => {
-                        conn.served = conn.served.saturating_add(1);
-                        Some(conn)
-                    }
-                    _ => None,
-                };
+                });
                 Ok(resp.map(|inner| Returning {
                     inner,
                     conn,
@@ -353,6 +336,14 @@ impl Inner {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Checked under the lock (a poll of an idle connection reads only
+    /// when its socket has something: a close), so the pool never looks
+    /// empty to a checkout meanwhile; closed outside it.
+    fn sweep_now(&self) {
+        let closing: Vec<Idle> = self.lock().extract_if(.., |i| !i.usable()).collect();
+        drop(closing);
+    }
+
     fn put(this: &Arc<Self>, conn: Conn) {
         {
             let mut idle = this.lock();
@@ -400,30 +391,6 @@ async fn sweep(running: Sweeping) {
             return;
         };
         pool.sweep_now();
-    }
-}
-
-impl Inner {
-    /// Checked under the lock (a poll of an idle connection reads only
-    /// when its socket has something: a close), so the pool never looks
-    /// empty to a checkout meanwhile; closed outside it.
-    fn sweep_now(&self) {
-        let mut cx = Context::from_waker(Waker::noop());
-        let closing: Vec<Idle> = {
-            let mut idle = self.lock();
-            let mut keep = Vec::with_capacity(idle.len());
-            let mut close = Vec::new();
-            for mut i in idle.drain(..) {
-                if i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_idle(&mut cx) {
-                    keep.push(i);
-                } else {
-                    close.push(i);
-                }
-            }
-            *idle = keep;
-            close
-        };
-        drop(closing);
     }
 }
 
