@@ -554,22 +554,21 @@ async fn only_real_hosted_endpoints_are_exempt_from_the_route_rules() {
 #[tokio::test]
 async fn a_forward_auth_only_gateway_needs_no_upstream() {
     // An ingress's auth service proxies nothing: no [upstreams] at all.
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(
-        &emu,
-        &up,
+    let gw = TestGateway::spawn_editing(
         &format!(
             "[forward_auth]\nmode = \"nginx\"\ntrusted_callers = [\"127.0.0.1/32\"]\n{ROUTES}"
         ),
-    );
-    let start = toml
-        .find("[upstreams.default]")
-        .expect("base has an upstream");
-    let end = toml[start..].find("\n\n").map_or(toml.len(), |e| start + e);
-    let toml = format!("{}{}", &toml[..start], &toml[end..]);
-    assert!(!toml.contains("[upstreams"), "{toml}");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+        |toml| {
+            let start = toml
+                .find("[upstreams.default]")
+                .expect("base has an upstream");
+            let end = toml[start..].find("\n\n").map_or(toml.len(), |e| start + e);
+            let toml = format!("{}{}", &toml[..start], &toml[end..]);
+            assert!(!toml.contains("[upstreams"), "{toml}");
+            toml
+        },
+    )
+    .await;
     let user = gw.session("U-user", json!({"roles": []}));
     let ask = |uri: &'static str, cookie: Option<String>| {
         let mut r = gw

@@ -153,11 +153,10 @@ async fn a_client_body_framing_error_is_400_not_502() {
 
 #[tokio::test]
 async fn a_chunked_body_over_max_body_bytes_is_413() {
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml =
-        base_toml(&emu, &up, PUBLIC_ALL).replace("[admin]", "max_body_bytes = 1024\n[admin]");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let gw = TestGateway::spawn_editing(PUBLIC_ALL, |toml| {
+        toml.replace("[admin]", "max_body_bytes = 1024\n[admin]")
+    })
+    .await;
     let chunk = "a".repeat(600);
     let req = format!(
         "POST /upload HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\

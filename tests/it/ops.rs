@@ -152,18 +152,16 @@ async fn ready_within_seconds_after_the_key_endpoint_recovers() {
 
 #[tokio::test]
 async fn oversize_headers_get_431_and_slow_headers_are_cut_off() {
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(
-        &emu,
-        &up,
+    let gw = TestGateway::spawn_editing(
         "[[routes]]\npath = \"/**\"\naccess = \"public\"\n",
+        |toml| {
+            toml.replace(
+                "[admin]",
+                "header_read_timeout = \"1s\"\nmax_header_bytes = 8192\n[admin]",
+            )
+        },
     )
-    .replace(
-        "[admin]",
-        "header_read_timeout = \"1s\"\nmax_header_bytes = 8192\n[admin]",
-    );
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    .await;
     let big = "a".repeat(20_000);
     let (status, _) = gw.raw(&raw_get("/x", &format!("X-Big: {big}\r\n"))).await;
     assert_eq!(status, 431);
@@ -334,19 +332,15 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
             });
         }
     });
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(
-        &emu,
-        &up,
+    let gw = TestGateway::spawn_editing(
         &format!(
             "[upstreams.stall]\nurl = \"http://{stall_addr}\"\nbody_idle_timeout = \"1s\"\n\
              [[routes]]\npath = \"/stall/**\"\naccess = \"public\"\nupstream = \"stall\"\n\
              [[routes]]\npath = \"/**\"\naccess = \"public\"\n"
         ),
+        |toml| toml.replace("[admin]", "idle_timeout = \"1s\"\n[admin]"),
     )
-    .replace("[admin]", "idle_timeout = \"1s\"\n[admin]");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    .await;
 
     // A stalled body ends (with an error) instead of holding the client forever;
     // the bytes that did arrive were streamed first.
@@ -379,16 +373,12 @@ async fn idle_keep_alive_connections_and_stalled_bodies_are_closed() {
 /// PINGs used to count as traffic and held such connections for ever.
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed() {
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
     // Longer than the 30 s PING interval the server used to have.
-    let toml = base_toml(
-        &emu,
-        &up,
+    let gw = TestGateway::spawn_editing(
         "[[routes]]\npath = \"/**\"\naccess = \"public\"\n",
+        |toml| toml.replace("[admin]", "idle_timeout = \"32s\"\n[admin]"),
     )
-    .replace("[admin]", "idle_timeout = \"32s\"\n[admin]");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    .await;
     let mut s = tokio::net::TcpStream::connect(gw.handle.addr)
         .await
         .unwrap();

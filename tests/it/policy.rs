@@ -453,11 +453,7 @@ async fn host_routes_and_case_insensitive_paths() {
         200
     );
 
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, "[[routes]]\npath = \"/Admin/**\"\nroles = [\"admin\"]\n[[routes]]\npath = \"/**\"\naccess = \"public\"\n")
-        .replace("public_url = \"http://gw.test\"", "public_url = \"http://gw.test\"\ncase_insensitive_paths = true");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let gw = TestGateway::spawn_editing("[[routes]]\npath = \"/Admin/**\"\nroles = [\"admin\"]\n[[routes]]\npath = \"/**\"\naccess = \"public\"\n", |toml| toml.replace("public_url = \"http://gw.test\"", "public_url = \"http://gw.test\"\ncase_insensitive_paths = true")).await;
     assert_eq!(gw.get("/aDmIn/secret").send().await.unwrap().status(), 401);
     assert_eq!(gw.get("/ADMIN").send().await.unwrap().status(), 401);
     assert_eq!(gw.get("/other").send().await.unwrap().status(), 200);

@@ -44,11 +44,10 @@ async fn forwarded_headers_believed_only_from_trusted_proxies() {
     assert_ne!(rid, "spoofed");
     assert_eq!(rid.len(), 32);
 
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, PUBLIC_ALL)
-        .replace("[admin]", "trusted_proxies = [\"127.0.0.1/32\"]\n[admin]");
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let gw = TestGateway::spawn_editing(PUBLIC_ALL, |toml| {
+        toml.replace("[admin]", "trusted_proxies = [\"127.0.0.1/32\"]\n[admin]")
+    })
+    .await;
     let (_, text) = gw
         .raw(&raw_get("/f", "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: app.example\r\nX-Request-Id: from-proxy\r\n"))
         .await;
@@ -97,13 +96,13 @@ async fn host_is_rewritten_unless_preserved() {
     assert_eq!(h["host"], gw.upstream.addr.unwrap().to_string());
     assert_eq!(h["x-forwarded-host"], "app.example");
 
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace(
-        "response_header_timeout = \"2s\"",
-        "response_header_timeout = \"2s\"\npreserve_host = true",
-    );
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let gw = TestGateway::spawn_editing(PUBLIC_ALL, |toml| {
+        toml.replace(
+            "response_header_timeout = \"2s\"",
+            "response_header_timeout = \"2s\"\npreserve_host = true",
+        )
+    })
+    .await;
     gw.get("/h")
         .header("host", "app.example")
         .send()
@@ -353,13 +352,13 @@ async fn a_clients_authorization_never_passes_for_the_forwarded_token() {
 /// walk (what is left of it is the untrusted client's own text).
 #[tokio::test]
 async fn forwarded_for_entries_with_ports_or_garbage_are_read_safely() {
-    let emu = std::sync::Arc::new(spawn_emulator().await);
-    let up = spawn_upstream().await;
-    let toml = base_toml(&emu, &up, PUBLIC_ALL).replace(
-        "[admin]",
-        "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n[admin]",
-    );
-    let gw = TestGateway::spawn_with(emu, up, &toml).await;
+    let gw = TestGateway::spawn_editing(PUBLIC_ALL, |toml| {
+        toml.replace(
+            "[admin]",
+            "trusted_proxies = [\"127.0.0.1/32\", \"10.0.0.0/8\"]\n[admin]",
+        )
+    })
+    .await;
     for (xff, client) in [
         ("6.6.6.6, 203.0.113.7:5555", "203.0.113.7"),
         ("6.6.6.6, [2001:db8::7]:443", "2001:db8::7"),

@@ -334,9 +334,18 @@ pub fn config(toml: &str) -> Config {
 impl TestGateway {
     /// Emulator + upstream + gateway with `routes_and_tables` appended to the base config.
     pub async fn spawn(routes_and_tables: &str) -> Self {
+        Self::spawn_editing(routes_and_tables, |toml| toml).await
+    }
+
+    /// Like [`Self::spawn`], with the whole config passed through `edit`
+    /// first (to change keys the base config already sets).
+    pub async fn spawn_editing(
+        routes_and_tables: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let emu = Arc::new(spawn_emulator().await);
         let upstream = spawn_upstream().await;
-        let toml = base_toml(&emu, &upstream, routes_and_tables);
+        let toml = edit(base_toml(&emu, &upstream, routes_and_tables));
         Self::spawn_with(emu, upstream, &toml).await
     }
 
